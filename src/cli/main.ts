@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { EXIT } from '../core/errors.js';
+import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { batchToJsonLines, decodeBatch } from '../forward/format.js';
+import { runDaemon } from './run.js';
+
+const program = new Command('edgehaul')
+  .description('edge IoT gateway: MQTT in, durable SQLite buffer, CBOR batches to Kafka')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('run')
+  .description('run the gateway until SIGTERM/SIGINT')
+  .option('-c, --config <file>', 'YAML config file', '/etc/edgehaul/edgehaul.yaml')
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await runDaemon(opts.config);
+  });
+
+program
+  .command('check-config')
+  .description('validate a config file without starting; exit 0 when valid, 78 when not')
+  .argument('[file]', 'YAML config file', '/etc/edgehaul/edgehaul.yaml')
+  .action((file: string) => {
+    try {
+      const loaded = loadConfig(file);
+      process.stdout.write(`${file}: ok (gateway id ${loaded.gatewayId}, ${loaded.config.routes.length} route(s), ingest ${loaded.config.ingest.mode}, buffer ${loaded.bufferPath})\n`);
+      process.exitCode = EXIT.OK;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        for (const p of err.problems) process.stderr.write(`${file}: ${formatProblem(p)} [${err.code}]\n`);
+      } else {
+        process.stderr.write(`${file}: ${(err as Error).message}\n`);
+      }
+      process.exitCode = EXIT.CONFIG;
+    }
+  });
+
+program
+  .command('decode')
+  .description('print the events of one edgehaul Kafka record value (CBOR batch) as JSON lines')
+  .argument('[file]', 'file holding the record value; stdin when absent or "-"')
+  .action((file: string | undefined) => {
+    const bytes = file === undefined || file === '-' ? readFileSync(0) : readFileSync(file);
+    try {
+      for (const line of batchToJsonLines(decodeBatch(bytes))) process.stdout.write(`${line}\n`);
+      process.exitCode = EXIT.OK;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      process.stderr.write(`${e.message}${e.code !== undefined ? ` [${e.code}]` : ''}\n`);
+      process.exitCode = EXIT.FAILURE;
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  } else {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT.FAILURE;
+  }
+}

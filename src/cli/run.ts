@@ -1,0 +1,64 @@
+import { EXIT } from '../core/errors.js';
+import { loadConfig } from '../config/load.js';
+import { Gateway } from '../gateway.js';
+import { createLogger } from '../ops/log.js';
+import { ConfigError, formatProblem } from '../config/load.js';
+
+/** `edgehaul run`: starts the gateway and owns signals and the exit code. */
+export async function runDaemon(configFile: string): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig(configFile);
+  } catch (err) {
+    const log = createLogger('info');
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) log.fatal({ code: err.code, key: p.key, line: p.line, file: configFile }, `config rejected: ${formatProblem(p)}`);
+    } else {
+      log.fatal({ err: (err as Error).message }, 'config rejected');
+    }
+    return EXIT.CONFIG;
+  }
+  const { config } = loaded;
+  const log = createLogger(config.log.level);
+  const gateway = new Gateway(loaded, log);
+
+  let stopping: Promise<number> | null = null;
+  const shutdown = (signal: string): Promise<number> => {
+    // a second signal while stopping does not start a second shutdown
+    if (stopping !== null) return stopping;
+    const deadline = Date.now() + config.shutdown.timeout_secs * 1000;
+    log.info({ signal, timeout_secs: config.shutdown.timeout_secs }, 'shutting down');
+    stopping = gateway.stop(deadline).then(
+      (report) => {
+        if (report.timedOut) {
+          log.warn({ code: 'EH_ERR_SHUTDOWN_TIMEOUT', buffered_events: report.buffered }, 'shutdown deadline passed; buffered events are sent after the next start');
+          return EXIT.SHUTDOWN_TIMEOUT;
+        }
+        log.info({ buffered_events: report.buffered }, 'stopped');
+        return EXIT.OK;
+      },
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, 'shutdown failed');
+        return EXIT.FAILURE;
+      },
+    );
+    return stopping;
+  };
+
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+
+  try {
+    await gateway.start();
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    log.fatal({ code: e.code, err: e.message }, 'start failed');
+    await gateway.stop(Date.now() + 2000).catch(() => undefined);
+    return EXIT.FAILURE;
+  }
+  log.info({ gateway_id: loaded.gatewayId, ingest: gateway.address, kafka: config.kafka.brokers, routes: config.routes.map((r) => r.name) }, 'edgehaul running');
+  const signal = await signalled;
+  return shutdown(signal);
+}

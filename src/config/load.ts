@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { z } from 'zod';
+import { EdgehaulError } from '../core/errors.js';
+import { compileRoutes } from '../transform/router.js';
+import { configSchema, type Config, type Secret } from './schema.js';
+
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `routes[1].topic`. */
+  readonly key: string;
+  /** 1-based line in the YAML file, when the key (or its nearest parent) is in the file. */
+  readonly line: number | null;
+  readonly message: string;
+}
+
+export interface LoadedConfig {
+  readonly config: Readonly<Config>;
+  readonly file: string;
+  /** Resolved gateway id (config, else machine id, else hostname). */
+  readonly gatewayId: string;
+  /** Absolute path of the SQLite buffer. */
+  readonly bufferPath: string;
+}
+
+export class ConfigError extends EdgehaulError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID', file: string, problems: readonly ConfigProblem[]) {
+    super(code, `${file}: ${problems.map(formatProblem).join('; ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.line !== null ? `line ${p.line}: ` : ''}${p.key === '' ? '' : `${p.key}: `}${p.message}`;
+}
+
+export function formatKey(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out === '' ? '' : '.'}${String(part)}`;
+  return out;
+}
+
+/** Parse and validate YAML text. `file` only names the source in messages. */
+export function parseConfig(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError('EH_ERR_CONFIG_YAML', file, doc.errors.map((e) => ({
+      key: '',
+      line: e.linePos?.[0]?.line ?? null,
+      message: (e.message.split("\n")[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ""),
+    })));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const lineOf = (path: readonly PropertyKey[]): number | null => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as unknown[], true);
+      if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+    }
+    return null;
+  };
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError('EH_ERR_CONFIG_INVALID', file, parsed.error.issues.map((i) => issueToProblem(i, lineOf)));
+  }
+  const cfg = parsed.data;
+  const problems: ConfigProblem[] = [];
+  cfg.routes.forEach((route, i) => {
+    try {
+      compileRoutes([route]);
+    } catch (err) {
+      problems.push({ key: formatKey(['routes', i]), line: lineOf(['routes', i]), message: (err as Error).message });
+    }
+  });
+  if (cfg.ingest.client.connections > 1 && cfg.ingest.client.topics.some((t) => t.startsWith('$share/'))) {
+    problems.push({ key: 'ingest.client.topics', line: lineOf(['ingest', 'client', 'topics']), message: 'with connections > 1 the filters are shared by edgehaul itself: list them without $share/' });
+  }
+  if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_INVALID', file, problems);
+  return cfg;
+}
+
+function issueToProblem(issue: z.core.$ZodIssue, lineOf: (path: readonly PropertyKey[]) => number | null): ConfigProblem {
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys;
+    return {
+      key: formatKey(issue.path),
+      line: lineOf([...issue.path, keys[0]!]),
+      message: `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`,
+    };
+  }
+  return { key: formatKey(issue.path), line: lineOf(issue.path), message: issue.message };
+}
+
+/** Read, validate, resolve defaults that depend on the machine, and freeze. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('EH_ERR_CONFIG_READ', file, [{ key: '', line: null, message: (err as Error).message }]);
+  }
+  const config = parseConfig(text, file);
+  return Object.freeze({
+    config: deepFreeze(config),
+    file,
+    gatewayId: config.gateway.id !== '' ? config.gateway.id : machineGatewayId(),
+    bufferPath: resolveStatePath(config.buffer.path, env),
+  });
+}
+
+export function resolveStatePath(path: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (isAbsolute(path)) return path;
+  // systemd's StateDirectory= may list several directories separated by ':'; the first is ours
+  const stateDir = env.STATE_DIRECTORY?.split(':')[0];
+  return resolve(stateDir !== undefined && stateDir !== '' ? stateDir : '.edgehaul', path);
+}
+
+/** Stable per machine: /etc/machine-id survives reboots and hostname changes; fall back to the hostname. */
+export function machineGatewayId(): string {
+  try {
+    const id = readFileSync('/etc/machine-id', 'utf8').trim();
+    if (/^[0-9a-f]{32}$/.test(id)) return `gw-${id.slice(0, 12)}`;
+  } catch {
+    // no machine id (containers, some minimal images): the hostname is the next best stable name
+  }
+  return hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128) || 'gateway';
+}
+
+/** Reads a secret without ever logging its value. */
+export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env): string {
+  if (secret.value !== undefined) return secret.value;
+  if (secret.env !== undefined) {
+    const v = env[secret.env];
+    if (v === undefined) throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `environment variable ${secret.env} is not set`);
+    return v;
+  }
+  const file = secret.file!;
+  const credDir = env.CREDENTIALS_DIRECTORY;
+  const path = isAbsolute(file) || credDir === undefined ? file : resolve(credDir, file);
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `secret file ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

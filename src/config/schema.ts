@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const durationMs = (max: number) => z.number().int().min(0).max(max);
+
+/** A secret given inline (discouraged), from an environment variable or from a file (systemd LoadCredential). */
+export const secretSchema = z.strictObject({
+  value: z.string().optional(),
+  env: z.string().min(1).optional(),
+  file: z.string().min(1).optional(),
+}).refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, {
+  message: 'give exactly one of value, env or file',
+});
+
+export const routeSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  /** MQTT topic filters; `+name` and `#name` capture levels into fields. */
+  match: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Kafka topic for this route's batches. */
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)'),
+  /** Partition key template: `{field}` from captures, `{client_id}` or `{topic}`; events with one key stay in order. */
+  key: z.string().min(1).default('{client_id}'),
+});
+
+export const configSchema = z.strictObject({
+  gateway: z.strictObject({
+    /** Empty: the machine id (/etc/machine-id), else the hostname. */
+    id: z.string().regex(/^[A-Za-z0-9._:-]{0,128}$/, 'letters, digits, . _ : - (at most 128)').default(''),
+  }).prefault({}),
+  ingest: z.strictObject({
+    mode: z.enum(['embedded', 'client']).default('embedded'),
+    max_payload_bytes: z.number().int().min(1).max(268_435_455).default(262_144),
+    embedded: z.strictObject({
+      host: z.string().min(1).default('0.0.0.0'),
+      port: port.default(1883),
+    }).prefault({}),
+    client: z.strictObject({
+      url: z.string().regex(/^(mqtt|mqtts|tcp|tls|ws|wss):\/\//, 'an mqtt:// or mqtts:// URL').default('mqtt://127.0.0.1:1883'),
+      /** Empty: `edgehaul-<gateway id>`; with several connections a suffix `-<n>` is added. */
+      client_id: z.string().default(''),
+      username: z.string().optional(),
+      password: secretSchema.optional(),
+      /** Topic filters to subscribe to (plain MQTT filters); empty: the filters of the routes. */
+      topics: z.array(z.string().min(1)).default([]),
+      qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+      /** Parallel connections; above 1 they share the subscription (`$share/<share_group>/<filter>`). */
+      connections: z.number().int().min(1).max(64).default(1),
+      share_group: z.string().regex(/^[A-Za-z0-9_-]+$/).default('edgehaul'),
+      keepalive_secs: z.number().int().min(0).max(65535).default(30),
+      reconnect_ms: durationMs(600_000).default(2000),
+    }).prefault({}),
+  }).prefault({}),
+  buffer: z.strictObject({
+    /** SQLite file; relative paths resolve against $STATE_DIRECTORY (systemd) or ./.edgehaul */
+    path: z.string().min(1).default('buffer.db'),
+    /** full: every commit survives a power cut. normal: survives a crash of the process, not of the OS. */
+    synchronous: z.enum(['full', 'normal']).default('full'),
+    commit: z.strictObject({
+      /** Extra wait to gather a group commit; 0 commits as soon as the current burst of packets is read. */
+      max_wait_ms: durationMs(1000).default(0),
+      max_events: z.number().int().min(1).max(100_000).default(5000),
+    }).prefault({}),
+  }).prefault({}),
+  kafka: z.strictObject({
+    brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).min(1).default(['127.0.0.1:9092']),
+    client_id: z.string().min(1).default('edgehaul'),
+    compression: z.enum(['none', 'gzip']).default('none'),
+    connection_timeout_ms: durationMs(120_000).default(3000),
+    request_timeout_ms: durationMs(300_000).default(30_000),
+    /** Events per Kafka record (one CBOR batch) at most. */
+    max_events_per_record: z.number().int().min(1).max(100_000).default(1000),
+    /** Events read from the buffer per send at most. */
+    max_events_per_send: z.number().int().min(1).max(1_000_000).default(20_000),
+    /** Wait this long after new events arrive before sending, to fill batches. */
+    linger_ms: durationMs(60_000).default(5),
+    retry: z.strictObject({
+      initial_ms: durationMs(600_000).default(250),
+      max_ms: durationMs(3_600_000).default(30_000),
+    }).prefault({}),
+  }).prefault({}),
+  routes: z.array(routeSchema).min(1).default([
+    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}' },
+  ]),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    /** A `stats` line with counters and buffer depth every so often; 0 turns it off. */
+    stats_interval_secs: z.number().min(0).max(86_400).default(60),
+  }).prefault({}),
+  shutdown: z.strictObject({
+    /** How long SIGTERM may take in all, including flushing to Kafka. */
+    timeout_secs: z.number().min(1).max(600).default(15),
+  }).prefault({}),
+}).superRefine((cfg, ctx) => {
+  const seen = new Set<string>();
+  cfg.routes.forEach((r, i) => {
+    if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `duplicate route name "${r.name}"` });
+    seen.add(r.name);
+  });
+  if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
+    ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+export type Secret = z.infer<typeof secretSchema>;

@@ -1,0 +1,41 @@
+/**
+ * Every error edgehaul raises on purpose has a code made here, so that logs,
+ * exit codes and the README speak the same words. The README lists them all;
+ * test/unit/errors.test.ts checks both directions.
+ */
+export const ERROR_CODES = {
+  EH_ERR_CONFIG_READ: 'the config file cannot be read',
+  EH_ERR_CONFIG_YAML: 'the config file is not valid YAML',
+  EH_ERR_CONFIG_INVALID: 'the config does not match the schema',
+  EH_ERR_CONFIG_SECRET: 'a secret named by the config (env or file) is missing',
+  EH_ERR_STORE_OPEN: 'the buffer database cannot be opened',
+  EH_ERR_STORE_WRITE: 'a buffer commit failed; the affected publishes were not acknowledged',
+  EH_ERR_INGEST_LISTEN: 'the MQTT listener cannot bind its address',
+  EH_ERR_INGEST_OVERSIZE: 'a payload exceeded ingest max_payload_bytes and was dropped',
+  EH_ERR_INGEST_UNROUTED: 'a publish matched no route and was dropped',
+  EH_ERR_UPSTREAM_SEND: 'a batch could not be sent to Kafka; it stays buffered and is retried',
+  EH_ERR_DECODE_FORMAT: 'a Kafka record value is not an edgehaul batch',
+  EH_ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within its deadline',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class EdgehaulError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EdgehaulError';
+    this.code = code;
+  }
+}
+
+/** Process exit codes: the meaning is part of the CLI contract (see README). */
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  SHUTDOWN_TIMEOUT: 3,
+  /** sysexits EX_CONFIG: systemd's RestartPreventExitStatus keeps a broken config from crash-looping */
+  CONFIG: 78,
+} as const;

@@ -1,0 +1,37 @@
+/** What ingest hands to the pipeline: one MQTT PUBLISH as received. */
+export interface InboundMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  /** MQTT client id of the publishing device (embedded mode) or of the upstream broker link (client mode). */
+  readonly clientId: string;
+  /** Milliseconds since the epoch, when the gateway received the message. */
+  readonly receivedAt: number;
+}
+
+/** An event after routing, as it is stored in the buffer and sent upstream. */
+export interface RoutedEvent {
+  readonly route: string;
+  /** Kafka topic the event goes to. */
+  readonly kafkaTopic: string;
+  /** Kafka partition key: events with the same key keep their order. */
+  readonly key: string;
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly receivedAt: number;
+}
+
+/** A stored event: a routed event with its gateway-wide sequence number. */
+export interface SequencedEvent extends RoutedEvent {
+  readonly seq: number;
+}
+
+/**
+ * Called once per inbound message when its fate is durable: committed to the
+ * buffer, or decided by a rule that needs no storage (e.g. unrouted). An error
+ * means the message was not made durable and must not be acknowledged.
+ */
+export type SettleCallback = (err: Error | null) => void;
+
+/** The one entry point ingest calls; the pipeline settles each message exactly once. */
+export type MessageSink = (message: InboundMessage, settle: SettleCallback) => void;

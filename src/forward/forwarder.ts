@@ -1,0 +1,171 @@
+import type { SequencedEvent } from '../core/event.js';
+import type { BufferStore, StoredCommit } from '../buffer/store.js';
+import { LogThrottle, type Logger } from '../ops/log.js';
+import type { Stats } from '../ops/stats.js';
+import { batchHeaders, encodeBatch } from './format.js';
+import type { OutRecord, RecordSink } from './sink.js';
+
+export interface ForwarderOptions {
+  readonly gatewayId: string;
+  readonly maxEventsPerRecord: number;
+  readonly maxEventsPerSend: number;
+  readonly lingerMs: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+}
+
+/**
+ * Reads the oldest commits, sends them as CBOR batches, and deletes them only
+ * after the sink acknowledged every record. One send at a time: per-key order
+ * holds across retries because nothing newer is sent before an older batch is
+ * acknowledged.
+ */
+export class Forwarder {
+  private running = false;
+  private storeClosed = false;
+  private wake: (() => void) | null = null;
+  private interrupt: (() => void) | null = null;
+  private pendingWake = false;
+  private loop: Promise<void> | null = null;
+  private attempt = 0;
+  private readonly throttle = new LogThrottle(30_000);
+
+  constructor(
+    private readonly store: BufferStore,
+    private readonly sink: RecordSink,
+    private readonly options: ForwarderOptions,
+    private readonly stats: Stats,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** New events were committed. */
+  notify(): void {
+    this.pendingWake = true;
+    this.wake?.();
+  }
+
+  /**
+   * Sends what the upstream takes until the buffer is empty or the deadline
+   * passes, then stops. Returns how many events are left in the buffer. After
+   * this, the forwarder never touches the store again, even if a send that was
+   * in flight completes later: those events stay buffered and are sent again
+   * after a restart, with the same sequence numbers.
+   */
+  async stop(deadline: number): Promise<number> {
+    this.running = false;
+    this.wake?.();
+    this.interrupt?.();
+    const remaining = Math.max(0, deadline - Date.now());
+    const drained = this.loop === null ? Promise.resolve() : this.loop;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, remaining)))]);
+    clearTimeout(timer);
+    this.storeClosed = true;
+    await this.sink.close().catch(() => undefined);
+    return this.store.stats().events;
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.storeClosed) return;
+      const commits = this.store.readOldest(this.options.maxEventsPerSend);
+      if (commits.length === 0) {
+        if (!this.running) return;
+        await this.idle();
+        continue;
+      }
+      const ok = await this.sendOnce(commits);
+      if (!ok) {
+        if (!this.running) return;
+        await this.sleep(this.nextBackoff());
+      }
+    }
+  }
+
+  private async sendOnce(commits: StoredCommit[]): Promise<boolean> {
+    const records = this.toRecords(commits);
+    try {
+      await this.sink.send(records);
+    } catch (err) {
+      this.stats.send_errors_total++;
+      const events = commits.reduce((n, c) => n + c.events.length, 0);
+      this.throttle.run('send', (suppressed) => {
+        this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed }, 'batch not delivered; kept in the buffer and retried');
+      });
+      return false;
+    }
+    if (this.storeClosed) return true;
+    this.store.remove(commits.map((c) => c.id));
+    if (this.attempt > 0) this.log.info({ after_attempts: this.attempt }, 'upstream delivering again');
+    this.attempt = 0;
+    for (const r of records) this.stats.sent_bytes_total += r.value.length;
+    this.stats.sent_records_total += records.length;
+    this.stats.sent_events_total += commits.reduce((n, c) => n + c.events.length, 0);
+    return true;
+  }
+
+  /** One record per (topic, route, key), in sequence order, at most maxEventsPerRecord events each. */
+  toRecords(commits: readonly StoredCommit[]): OutRecord[] {
+    const groups = new Map<string, SequencedEvent[]>();
+    for (const c of commits) {
+      for (const e of c.events) {
+        const id = `${e.kafkaTopic}\u0000${e.route}\u0000${e.key}`;
+        let g = groups.get(id);
+        if (g === undefined) groups.set(id, (g = []));
+        g.push(e);
+      }
+    }
+    const records: OutRecord[] = [];
+    const max = this.options.maxEventsPerRecord;
+    for (const events of groups.values()) {
+      for (let i = 0; i < events.length; i += max) {
+        const chunk = events.slice(i, i + max);
+        const first = chunk[0]!;
+        records.push({
+          topic: first.kafkaTopic,
+          key: first.key,
+          value: encodeBatch(this.options.gatewayId, first.route, first.key, chunk),
+          headers: batchHeaders(this.options.gatewayId, first.route, chunk),
+        });
+      }
+    }
+    return records;
+  }
+
+  /** Exponential backoff with full jitter: many gateways reconnecting after an outage do not arrive in step. */
+  private nextBackoff(): number {
+    const cap = Math.min(this.options.retryMaxMs, this.options.retryInitialMs * 2 ** Math.min(this.attempt, 20));
+    this.attempt++;
+    return this.options.retryInitialMs / 2 + Math.random() * (cap - this.options.retryInitialMs / 2);
+  }
+
+  private async idle(): Promise<void> {
+    if (!this.pendingWake) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = null;
+    }
+    this.pendingWake = false;
+    if (this.running && this.options.lingerMs > 0) await this.sleep(this.options.lingerMs);
+  }
+
+  /** Waits, cut short only by stop(): new commits must not shorten a backoff. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.interrupt = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.interrupt = done;
+    });
+  }
+}

@@ -1,0 +1,86 @@
+import { CompressionTypes, Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
+import type { Config } from '../config/schema.js';
+import { LogThrottle, type Logger } from '../ops/log.js';
+import type { OutRecord, RecordSink } from './sink.js';
+
+const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+
+/**
+ * kafkajs producer: idempotent (no duplicates within one producer session),
+ * acks=all, one request in flight so that a retry can never overtake a
+ * later batch. kafkajs' DefaultPartitioner is murmur2 like the Java client, so
+ * a key lands on the same partition as it would from any Java producer.
+ */
+export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onConnected: (up: boolean) => void): RecordSink {
+  const kafkaLog = log.child({ component: 'kafka' });
+  const throttle = new LogThrottle(30_000);
+  const kafka = new Kafka({
+    clientId: kafkaConfig.client_id,
+    brokers: [...kafkaConfig.brokers],
+    connectionTimeout: kafkaConfig.connection_timeout_ms,
+    requestTimeout: kafkaConfig.request_timeout_ms,
+    // the forwarder retries with its own backoff; kafkajs retries only the quick transient cases
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...extra } = entry.log;
+      const level = entry.level <= logLevel.ERROR ? 'warn' : entry.level === logLevel.WARN ? 'warn' : 'debug';
+      throttle.run(`${entry.namespace}:${message}`, (suppressed) => {
+        kafkaLog[level]({ ns: entry.namespace, broker: extra.broker, error: extra.error, suppressed }, `kafkajs: ${message}`);
+      });
+    },
+  });
+  let producer: Producer | null = null;
+
+  async function connected(): Promise<Producer> {
+    if (producer !== null) return producer;
+    const p = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: true,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2000 },
+    });
+    try {
+      await p.connect();
+    } catch (err) {
+      await p.disconnect().catch(() => undefined);
+      throw err;
+    }
+    producer = p;
+    onConnected(true);
+    return p;
+  }
+
+  async function drop(): Promise<void> {
+    const p = producer;
+    producer = null;
+    onConnected(false);
+    if (p !== null) await p.disconnect().catch(() => undefined);
+  }
+
+  return {
+    async send(records: readonly OutRecord[]): Promise<void> {
+      const p = await connected();
+      const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
+      for (const r of records) {
+        let list = byTopic.get(r.topic);
+        if (list === undefined) byTopic.set(r.topic, (list = []));
+        list.push({ key: r.key, value: r.value, headers: r.headers });
+      }
+      try {
+        await p.sendBatch({
+          acks: -1,
+          timeout: kafkaConfig.request_timeout_ms,
+          compression: COMPRESSION[kafkaConfig.compression],
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+      } catch (err) {
+        // a fresh producer on the next attempt: kafkajs does not always recover a producer whose broker went away
+        await drop();
+        throw err;
+      }
+    },
+    close: drop,
+  };
+}

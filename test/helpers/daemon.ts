@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ROOT } from './kafka.js';
+import { waitFor } from './poll.js';
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** The real daemon as a child process: `node dist/src/cli/main.js run --config FILE`. */
+export class Daemon {
+  readonly lines: LogLine[] = [];
+  readonly stderr: string[] = [];
+  private child: ChildProcess | null = null;
+  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  readonly configFile: string;
+
+  constructor(readonly dir: string, config: Record<string, unknown>) {
+    this.configFile = join(dir, 'edgehaul.yaml');
+    writeFileSync(this.configFile, stringify(config));
+  }
+
+  static tempDir(): string {
+    return mkdtempSync(join(tmpdir(), 'edgehaul-test-'));
+  }
+
+  /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. */
+  async start(timeoutMs = 30_000): Promise<string> {
+    const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STATE_DIRECTORY: this.dir },
+    });
+    this.child = child;
+    const from = this.lines.length;
+    let rest = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      rest += chunk;
+      const parts = rest.split('\n');
+      rest = parts.pop()!;
+      for (const p of parts) {
+        if (p.trim() === '') continue;
+        try {
+          this.lines.push(JSON.parse(p) as LogLine);
+        } catch {
+          this.lines.push({ level: 'raw', msg: p });
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let exited = false;
+    void this.exit.then(() => (exited = true));
+    const running = await waitFor('the daemon to report "edgehaul running"', () => {
+      if (exited) throw new Error(`daemon exited during start: ${this.describe()}`);
+      return this.lines.slice(from).find((l) => l.msg === 'edgehaul running');
+    }, timeoutMs);
+    return running.ingest as string;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.exit === null) throw new Error('not started');
+    if (this.running) this.child!.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      this.exit,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`daemon did not exit within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    return result;
+  }
+
+  /** The last "stats" line the daemon logged (it logs one when it stops). */
+  lastStats(): Record<string, number> {
+    const line = [...this.lines].reverse().find((l) => l.msg === 'stats');
+    if (line === undefined) throw new Error('no stats line yet');
+    return line.stats as Record<string, number>;
+  }
+
+  describe(): string {
+    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-2000)}`;
+  }
+}
+
+/** A config for tests: everything on loopback, ephemeral ports, quick retries. */
+export function testConfig(brokers: string[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    gateway: { id: 'gw-test' },
+    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0 } },
+    buffer: { path: 'buffer.db' },
+    kafka: { brokers, retry: { initial_ms: 100, max_ms: 1000 }, connection_timeout_ms: 1000, request_timeout_ms: 10_000 },
+    log: { level: 'info', stats_interval_secs: 0 },
+    shutdown: { timeout_secs: 10 },
+    ...overrides,
+  };
+}

@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { decodeBatch, HEADERS, type Batch } from '../../src/forward/format.js';
+import { waitFor } from './poll.js';
+
+const run = promisify(execFile);
+export const ROOT = resolve(import.meta.dirname, '../../..');
+const SCRIPTS = join(ROOT, 'scripts/kafka');
+
+export interface KafkaBroker {
+  readonly brokers: string[];
+  readonly dir: string;
+  stop(): Promise<void>;
+  /** Starts the stopped broker again, same port and data. */
+  start(): Promise<void>;
+}
+
+/** A broker of this test's own, started with the project's script (its data lives in a temp dir). */
+export async function startKafka(): Promise<KafkaBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-test-kafka-'));
+  const { stdout } = await run('bash', [join(SCRIPTS, 'start.sh'), '--dir', dir], { timeout: 180_000 });
+  const m = /KAFKA_BROKERS=(\S+)/.exec(stdout);
+  if (m === null) throw new Error(`start.sh printed no KAFKA_BROKERS: ${stdout}`);
+  const brokers = [m[1]!];
+  return {
+    brokers,
+    dir,
+    stop: async () => {
+      await run('bash', [join(SCRIPTS, 'stop.sh'), dir], { timeout: 60_000 });
+    },
+    start: async () => {
+      await run('bash', [join(SCRIPTS, 'start.sh'), '--dir', dir, '--keep'], { timeout: 180_000 });
+    },
+  };
+}
+
+/** The run's shared broker (scripts/run-tests sets KAFKA_BROKERS), else one of this test's own. */
+export async function sharedKafka(): Promise<{ brokers: string[]; stop: () => Promise<void> }> {
+  const env = process.env.KAFKA_BROKERS;
+  if (env !== undefined && env !== '') return { brokers: env.split(','), stop: async () => undefined };
+  return startKafka();
+}
+
+export interface ConsumedRecord {
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: string;
+  readonly headers: Record<string, string>;
+  readonly batch: Batch;
+}
+
+/** Reads every record of `topic` from the beginning until `done(records)` holds. */
+export async function consumeUntil(
+  brokers: string[],
+  topic: string,
+  done: (records: readonly ConsumedRecord[]) => boolean,
+  timeoutMs = 60_000,
+): Promise<ConsumedRecord[]> {
+  const kafka = new Kafka({ clientId: 'edgehaul-test', brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `test-${topic}-${process.pid}-${Date.now()}`, retry: { retries: 10 } });
+  const records: ConsumedRecord[] = [];
+  await consumer.connect();
+  try {
+    await waitFor(`topic ${topic} to exist`, async () => {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      return true;
+    }, timeoutMs);
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+        records.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, batch: decodeBatch(message.value!) });
+      },
+    });
+    await waitFor(`records on ${topic}`, () => done(records), timeoutMs, 100);
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
+
+export function eventCount(records: readonly ConsumedRecord[]): number {
+  return records.reduce((n, r) => n + r.batch.events.length, 0);
+}
+
+export { HEADERS };

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, parseConfig, readSecret, resolveStatePath } from '../../../src/config/load.js';
+import { ROOT } from '../../helpers/kafka.js';
+
+function problems(yaml: string): ConfigError['problems'] {
+  try {
+    parseConfig(yaml, 'test.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail('config was accepted');
+}
+
+test('the shipped config is valid and equals the built-in defaults', () => {
+  const shipped = parseConfig(readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8'), 'edgehaul.yaml');
+  assert.deepEqual(shipped, parseConfig('', 'empty.yaml'));
+  assert.equal(shipped.ingest.embedded.port, 1883);
+  assert.equal(shipped.buffer.synchronous, 'full');
+});
+
+test('an unknown key is an error naming the key and its line', () => {
+  const [p, ...more] = problems('kafka:\n  brokers: ["h:1"]\n  compresion: gzip\n');
+  assert.equal(more.length, 0);
+  assert.equal(p!.key, 'kafka');
+  assert.equal(p!.line, 3);
+  assert.match(p!.message, /unknown key "compresion"/);
+});
+
+test('a wrong type names the key path and line', () => {
+  const [p] = problems('ingest:\n  embedded:\n    port: "eighteen"\n');
+  assert.equal(p!.key, 'ingest.embedded.port');
+  assert.equal(p!.line, 3);
+});
+
+test('route errors name the route', () => {
+  const yaml = 'routes:\n  - name: a\n    match: x/#\n    topic: t\n  - name: b\n    match: "dev/+id/#"\n    topic: t\n    key: "{device}"\n';
+  const [p] = problems(yaml);
+  assert.equal(p!.key, 'routes[1]');
+  assert.equal(p!.line, 5);
+  assert.match(p!.message, /route "b": key uses \{device\}/);
+  assert.match(problems('routes:\n  - { name: a, match: "a/#/b", topic: t }\n')[0]!.message, /route "a".*last level/);
+  assert.match(problems('routes:\n  - { name: a, match: "#", topic: "no spaces" }\n')[0]!.key, /routes\[0\]\.topic/);
+  assert.match(problems('routes:\n  - { name: a, match: "#", topic: t }\n  - { name: a, match: "#", topic: u }\n')[0]!.message, /duplicate route name/);
+});
+
+test('YAML syntax errors carry the line', () => {
+  const [p] = problems('a: 1\nb: [\n');
+  assert.equal(typeof p!.line, 'number');
+  assert.throws(() => parseConfig('a: 1\na: 2\n', 'dup.yaml'), (err: unknown) => err instanceof ConfigError && err.code === 'EH_ERR_CONFIG_YAML');
+});
+
+test('secrets come from env or files, and a missing one is a clear error', () => {
+  assert.equal(readSecret({ env: 'EH_TEST_PW' }, { EH_TEST_PW: 's3cret' }), 's3cret');
+  assert.throws(() => readSecret({ env: 'EH_TEST_NOPE' }, {}), /EH_TEST_NOPE is not set/);
+  assert.throws(() => readSecret({ file: 'nope' }, { CREDENTIALS_DIRECTORY: '/nonexistent' }), /cannot be read: ENOENT/);
+  assert.match(problems('ingest:\n  client:\n    password: { env: A, file: b }\n')[0]!.message, /exactly one/);
+});
+
+test('relative buffer paths resolve against STATE_DIRECTORY', () => {
+  assert.equal(resolveStatePath('buffer.db', { STATE_DIRECTORY: '/var/lib/edgehaul' }), '/var/lib/edgehaul/buffer.db');
+  assert.equal(resolveStatePath('/data/b.db', { STATE_DIRECTORY: '/var/lib/edgehaul' }), '/data/b.db');
+});

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import pino from 'pino';
+import type { RoutedEvent } from '../../../src/core/event.js';
+import { openSqliteStore } from '../../../src/buffer/store.js';
+import { decodeBatch } from '../../../src/forward/format.js';
+import { Forwarder } from '../../../src/forward/forwarder.js';
+import type { OutRecord, RecordSink } from '../../../src/forward/sink.js';
+import { Stats } from '../../../src/ops/stats.js';
+import { waitFor } from '../../helpers/poll.js';
+
+const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(String(n)), receivedAt: 1000 + n });
+const silent = pino({ level: 'silent' });
+const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
+
+/** A sink that fails the first `failures` sends, then records what it accepts. */
+class FakeSink implements RecordSink {
+  accepted: OutRecord[] = [];
+  attempts = 0;
+  constructor(private failures: number) {}
+  async send(records: readonly OutRecord[]): Promise<void> {
+    this.attempts++;
+    if (this.failures-- > 0) throw new Error('broker unreachable');
+    this.accepted.push(...records);
+  }
+  async close(): Promise<void> {}
+}
+
+test('events leave the buffer only after the sink accepted them, retried after failures, in per-key order', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  store.append([ev('a', 1), ev('b', 2), ev('a', 3)]);
+  store.append([ev('a', 4), ev('a', 5)]);
+  const sink = new FakeSink(3);
+  const stats = new Stats();
+  const fwd = new Forwarder(store, sink, options, stats, silent);
+  fwd.start();
+  await waitFor('delivery', () => store.stats().events === 0, 5000);
+  assert.equal(sink.attempts, 4);
+  assert.equal(stats.send_errors_total, 3);
+  assert.equal(stats.sent_events_total, 5);
+  const byKey = new Map<string, number[]>();
+  for (const r of sink.accepted) {
+    const b = decodeBatch(r.value);
+    assert.equal(r.key, b.key);
+    assert.ok(b.events.length <= 2, 'max_events_per_record holds');
+    byKey.set(b.key, [...(byKey.get(b.key) ?? []), ...b.events.map((e) => Number(e.payload.toString()))]);
+  }
+  assert.deepEqual(byKey.get('a'), [1, 3, 4, 5]);
+  assert.deepEqual(byKey.get('b'), [2]);
+  assert.equal(await fwd.stop(Date.now() + 1000), 0);
+  store.close();
+});
+
+test('stop() with the sink down returns by the deadline and keeps the events', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  const sink = new FakeSink(Number.POSITIVE_INFINITY);
+  const fwd = new Forwarder(store, sink, { ...options, retryInitialMs: 10_000, retryMaxMs: 10_000 }, new Stats(), silent);
+  fwd.start();
+  store.append([ev('a', 1)]);
+  fwd.notify();
+  await waitFor('a failed attempt', () => sink.attempts > 0, 5000);
+  const started = Date.now();
+  assert.equal(await fwd.stop(Date.now() + 500), 1);
+  assert.ok(Date.now() - started < 2000, 'stop is not held by the backoff');
+  store.close();
+});
