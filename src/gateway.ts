@@ -158,10 +158,8 @@ export class Gateway {
       clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
       username: c.username,
       password: c.password !== undefined ? readSecret(c.password) : undefined,
-      filters: c.topics.length > 0 ? c.topics : this.router.filters,
+      connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.router.filters],
       qos: c.qos,
-      connections: c.connections,
-      shareGroup: c.share_group,
       keepaliveSecs: c.keepalive_secs,
       reconnectMs: c.reconnect_ms,
     }, sink, ingestLog);

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
+import { compileTopicPattern } from '../ingest/topic.js';
 import { compileRoutes } from '../transform/router.js';
 import { configSchema, type Config, type Secret } from './schema.js';
 
@@ -76,9 +77,20 @@ export function parseConfig(text: string, file: string): Config {
       problems.push({ key: formatKey(['routes', i]), line: lineOf(['routes', i]), message: (err as Error).message });
     }
   });
-  if (cfg.ingest.client.connections > 1 && cfg.ingest.client.topics.some((t) => t.startsWith('$share/'))) {
-    problems.push({ key: 'ingest.client.topics', line: lineOf(['ingest', 'client', 'topics']), message: 'with connections > 1 the filters are shared by edgehaul itself: list them without $share/' });
+  const client = cfg.ingest.client;
+  if (client.connections.length > 0 && client.topics.length > 0) {
+    problems.push({ key: 'ingest.client.topics', line: lineOf(['ingest', 'client', 'topics']), message: 'give either topics (one connection) or connections (one filter list per connection), not both' });
   }
+  [...client.topics, ...client.connections.flat()].forEach((filter) => {
+    if (filter.startsWith('$share/')) {
+      problems.push({ key: 'ingest.client', line: lineOf(['ingest', 'client']), message: `"${filter}": shared subscriptions deliver one device's messages over several connections, out of order; split with connections instead` });
+    }
+    try {
+      compileTopicPattern(filter);
+    } catch (err) {
+      problems.push({ key: 'ingest.client', line: lineOf(['ingest', 'client']), message: (err as Error).message });
+    }
+  });
   if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_INVALID', file, problems);
   return cfg;
 }

@@ -43,9 +43,12 @@ export const configSchema = z.strictObject({
       /** Topic filters to subscribe to (plain MQTT filters); empty: the filters of the routes. */
       topics: z.array(z.string().min(1)).default([]),
       qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
-      /** Parallel connections; above 1 they share the subscription (`$share/<share_group>/<filter>`). */
-      connections: z.number().int().min(1).max(64).default(1),
-      share_group: z.string().regex(/^[A-Za-z0-9_-]+$/).default('edgehaul'),
+      /**
+       * Several connections, each with its own filters, to commit in parallel: mqtt.js hands a
+       * connection's next message over only after the previous one was acknowledged. A device's
+       * topics must stay within one entry to keep its order. Empty: one connection with `topics`.
+       */
+      connections: z.array(z.array(z.string().min(1)).min(1)).max(64).default([]),
       keepalive_secs: z.number().int().min(0).max(65535).default(30),
       reconnect_ms: durationMs(600_000).default(2000),
     }).prefault({}),

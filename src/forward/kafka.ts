@@ -24,7 +24,9 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log;
-      const level = entry.level <= logLevel.ERROR ? 'warn' : entry.level === logLevel.WARN ? 'warn' : 'debug';
+      // the forwarder's own retries are bounded on purpose; duplicates they cause carry the same sequence numbers
+      const expected = message.startsWith('Limiting retries for the idempotent producer');
+      const level = expected || entry.level > logLevel.WARN ? 'debug' : 'warn';
       throttle.run(`${entry.namespace}:${message}`, (suppressed) => {
         kafkaLog[level]({ ns: entry.namespace, broker: extra.broker, error: extra.error, suppressed }, `kafkajs: ${message}`);
       });

@@ -8,10 +8,9 @@ export interface ClientOptions {
   readonly clientId: string;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
-  readonly filters: readonly string[];
+  /** One connection per entry, each subscribed to its own filters. */
+  readonly connections: ReadonlyArray<readonly string[]>;
   readonly qos: 0 | 1 | 2;
-  readonly connections: number;
-  readonly shareGroup: string;
   readonly keepaliveSecs: number;
   readonly reconnectMs: number;
 }
@@ -20,17 +19,17 @@ export interface ClientOptions {
  * Client of a broker already on the gateway. A persistent session
  * (clean: false) at QoS 1 makes that broker keep our messages while we are
  * down. mqtt.js sends the PUBACK only after handleMessage's callback, one
- * message at a time per connection; with `connections > 1` the filters are
- * subscribed as a shared subscription so that several commits can be in
- * flight.
+ * message at a time per connection, so several connections with disjoint
+ * filters are how commits run in parallel. (Not MQTT shared subscriptions:
+ * they spread one device's messages over connections and so lose its order;
+ * aedes 1.x does not implement them either.)
  */
 export function createClientIngest(options: ClientOptions, sink: MessageSink, log: Logger): Ingest {
   const clients: MqttClient[] = [];
   let accepting = true;
-  const filters = options.connections > 1 ? options.filters.map((f) => `$share/${options.shareGroup}/${f}`) : [...options.filters];
 
-  function connectOne(index: number): Promise<void> {
-    const clientId = options.connections > 1 ? `${options.clientId}-${index}` : options.clientId;
+  function connectOne(index: number, filters: readonly string[]): Promise<void> {
+    const clientId = options.connections.length > 1 ? `${options.clientId}-${index}` : options.clientId;
     const client = mqtt.connect(options.url, {
       clientId,
       clean: false,
@@ -59,7 +58,7 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
     client.on('connect', (connack) => {
       log.info({ url: redactUrl(options.url), client_id: clientId, session_present: connack.sessionPresent }, 'connected to mqtt broker');
       if (!connack.sessionPresent) {
-        client.subscribe(filters, { qos: options.qos }, (err, granted) => {
+        client.subscribe([...filters], { qos: options.qos }, (err, granted) => {
           if (err) log.error({ err: err.message, filters }, 'subscribe failed');
           else log.info({ granted: granted?.map((g) => `${g.topic}@${g.qos}`) }, 'subscribed');
         });
@@ -82,13 +81,21 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
       return clients.filter((c) => c.connected).length;
     },
     async start() {
-      await Promise.all(Array.from({ length: options.connections }, (_, i) => connectOne(i)));
+      await Promise.all(options.connections.map((filters, i) => connectOne(i, filters)));
     },
     async stopAccepting() {
       accepting = false;
     },
     async close() {
-      await Promise.all(clients.map((c) => c.endAsync(false).catch(() => undefined)));
+      // a clean DISCONNECT keeps the session; if the connection is stuck (a message held since
+      // stopAccepting), give up after a moment: the broker redelivers what we never acknowledged
+      await Promise.all(clients.map(async (c) => {
+        let timer: NodeJS.Timeout | undefined;
+        const graceful = c.endAsync(false).then(() => true, () => false);
+        const ok = await Promise.race([graceful, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000)))]);
+        clearTimeout(timer);
+        if (!ok) await c.endAsync(true).catch(() => undefined);
+      }));
       clients.length = 0;
     },
   };

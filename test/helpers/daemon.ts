@@ -57,9 +57,10 @@ export class Daemon {
     let exited = false;
     void this.exit.then(() => (exited = true));
     const running = await waitFor('the daemon to report "edgehaul running"', () => {
-      if (exited) throw new Error(`daemon exited during start: ${this.describe()}`);
+      if (exited) return 'exited' as const;
       return this.lines.slice(from).find((l) => l.msg === 'edgehaul running');
     }, timeoutMs);
+    if (running === 'exited') throw new Error(`daemon exited during start: ${this.describe()}`);
     return running.ingest as string;
   }
 

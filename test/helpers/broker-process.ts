@@ -1,0 +1,17 @@
+/**
+ * A plain MQTT broker (aedes, in-memory) in a process of its own: the
+ * "broker already on the gateway" for client-mode tests. Prints
+ * `BROKER_PORT=<port>` once listening on an ephemeral loopback port.
+ */
+import { createServer, type AddressInfo } from 'node:net';
+import { Aedes } from 'aedes';
+
+const broker = await Aedes.createBroker({ maxClientsIdLength: 256 });
+const server = createServer(broker.handle);
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`BROKER_PORT=${(server.address() as AddressInfo).port}\n`);
+});
+process.on('SIGTERM', () => {
+  server.close();
+  broker.close(() => process.exit(0));
+});
