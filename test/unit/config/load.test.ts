@@ -64,3 +64,11 @@ test('relative buffer paths resolve against STATE_DIRECTORY', () => {
   assert.equal(resolveStatePath('buffer.db', { STATE_DIRECTORY: '/var/lib/edgehaul' }), '/var/lib/edgehaul/buffer.db');
   assert.equal(resolveStatePath('/data/b.db', { STATE_DIRECTORY: '/var/lib/edgehaul' }), '/data/b.db');
 });
+
+test('client mode: shared subscriptions and topics-with-connections are rejected', () => {
+  assert.match(problems('ingest:\n  client:\n    topics: ["$share/g/devices/#"]\n')[0]!.message, /out of order/);
+  assert.match(problems('ingest:\n  client:\n    topics: ["a/#"]\n    connections: [["b/#"]]\n')[0]!.message, /either topics/);
+  assert.match(problems('ingest:\n  client:\n    connections: [["a/#/b"]]\n')[0]!.message, /last level/);
+  const ok = parseConfig('ingest:\n  mode: client\n  client:\n    connections: [["site/a/#"], ["site/b/#"]]\n', 't.yaml');
+  assert.equal(ok.ingest.client.connections.length, 2);
+});
