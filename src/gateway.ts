@@ -62,6 +62,7 @@ export class Gateway {
       gatewayId,
       maxEventsPerRecord: config.kafka.max_events_per_record,
       maxEventsPerSend: config.kafka.max_events_per_send,
+      maxSendBytes: config.kafka.max_send_bytes,
       lingerMs: config.kafka.linger_ms,
       retryInitialMs: config.kafka.retry.initial_ms,
       retryMaxMs: config.kafka.retry.max_ms,
@@ -70,7 +71,7 @@ export class Gateway {
 
     this.writer = new GroupCommitWriter(
       store,
-      { maxWaitMs: config.buffer.commit.max_wait_ms, maxEvents: config.buffer.commit.max_events },
+      { maxWaitMs: config.buffer.commit.max_wait_ms, maxEvents: config.buffer.commit.max_events, maxBytes: config.buffer.commit.max_bytes },
       (report) => {
         this.stats.commits_total++;
         this.stats.committed_events_total += report.events;

@@ -32,8 +32,8 @@ export interface BufferStats {
 export interface BufferStore {
   /** Commits the events in one transaction and returns the sequence numbers they got. */
   append(events: readonly RoutedEvent[]): { firstSeq: number; lastSeq: number };
-  /** Oldest commits first, whole commits, stopping once maxEvents is reached (at least one commit if any). */
-  readOldest(maxEvents: number, afterId?: number): StoredCommit[];
+  /** Oldest commits first, whole commits, within maxEvents and maxBytes (but at least one commit if any). */
+  readOldest(maxEvents: number, afterId?: number, maxBytes?: number): StoredCommit[];
   /** Removes delivered commits. */
   remove(ids: readonly number[]): void;
   stats(): BufferStats;
@@ -119,15 +119,16 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
       return { firstSeq, lastSeq: nextSeq - 1 };
     },
 
-    readOldest(maxEvents, afterId = 0) {
+    readOldest(maxEvents, afterId = 0, maxBytes = Number.POSITIVE_INFINITY) {
       const out: StoredCommit[] = [];
       let count = 0;
+      let bytes = 0;
       let cursor = afterId;
-      while (count < maxEvents) {
+      while (count < maxEvents && bytes < maxBytes) {
         const rows = selectOldest.all(cursor, 64);
         if (rows.length === 0) break;
         for (const row of rows) {
-          if (count > 0 && count + row.event_count > maxEvents) return out;
+          if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
           const tuples = encoder.decode(row.body) as StoredTuple[];
           const events = tuples.map(([route, kafkaTopic, key, topic, payload, receivedAt], i): SequencedEvent => ({
             seq: row.first_seq + i,
@@ -141,6 +142,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
           out.push({ id: row.id, events, bytes: row.body.length });
           if (!sizes.has(row.id)) sizes.set(row.id, { events: row.event_count, bytes: row.body.length, oldest: events.reduce((m, e) => Math.min(m, e.receivedAt), Infinity) });
           count += row.event_count;
+          bytes += row.body.length;
           cursor = row.id;
         }
       }

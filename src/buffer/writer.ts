@@ -6,6 +6,8 @@ export interface GroupCommitOptions {
   readonly maxWaitMs: number;
   /** Commit at once when this many events are waiting. */
   readonly maxEvents: number;
+  /** Commit at once when this many payload bytes are waiting. */
+  readonly maxBytes: number;
 }
 
 export interface CommitReport {
@@ -25,6 +27,7 @@ export interface CommitReport {
  */
 export class GroupCommitWriter {
   private events: RoutedEvent[] = [];
+  private bytes = 0;
   private settles: SettleCallback[] = [];
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
@@ -41,9 +44,12 @@ export class GroupCommitWriter {
   }
 
   submit(events: readonly RoutedEvent[], settle: SettleCallback): void {
-    for (const e of events) this.events.push(e);
+    for (const e of events) {
+      this.events.push(e);
+      this.bytes += e.payload.length;
+    }
     this.settles.push(settle);
-    if (this.events.length >= this.options.maxEvents) {
+    if (this.events.length >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
       this.flush();
       return;
     }
@@ -63,6 +69,7 @@ export class GroupCommitWriter {
     const settles = this.settles;
     this.events = [];
     this.settles = [];
+    this.bytes = 0;
     const started = performance.now();
     let report: CommitReport | null = null;
     let failure: Error | null = null;

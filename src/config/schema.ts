@@ -62,6 +62,8 @@ export const configSchema = z.strictObject({
       /** Extra wait to gather a group commit; 0 commits as soon as the current burst of packets is read. */
       max_wait_ms: durationMs(1000).default(0),
       max_events: z.number().int().min(1).max(100_000).default(5000),
+      /** Commit at once when this many payload bytes are waiting. */
+      max_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1_048_576),
     }).prefault({}),
   }).prefault({}),
   kafka: z.strictObject({
@@ -74,6 +76,11 @@ export const configSchema = z.strictObject({
     max_events_per_record: z.number().int().min(1).max(100_000).default(1000),
     /** Events read from the buffer per send at most. */
     max_events_per_send: z.number().int().min(1).max(1_000_000).default(20_000),
+    /**
+     * Bytes of record values per produce request at most. Kafka refuses a partition's record
+     * batch above the topic's max.message.bytes (1 MiB by default), so stay below it.
+     */
+    max_send_bytes: z.number().int().min(16_384).max(100 * 1024 * 1024).default(900_000),
     /** Wait this long after new events arrive before sending, to fill batches. */
     linger_ms: durationMs(60_000).default(5),
     retry: z.strictObject({
@@ -99,6 +106,9 @@ export const configSchema = z.strictObject({
     if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `duplicate route name "${r.name}"` });
     seen.add(r.name);
   });
+  if (cfg.ingest.max_payload_bytes > cfg.kafka.max_send_bytes - 4096) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'max_payload_bytes'], message: `must be at most kafka.max_send_bytes - 4096 (${cfg.kafka.max_send_bytes - 4096}): a larger event could never be sent` });
+  }
   if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
     ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
   }

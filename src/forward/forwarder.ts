@@ -9,6 +9,8 @@ export interface ForwarderOptions {
   readonly gatewayId: string;
   readonly maxEventsPerRecord: number;
   readonly maxEventsPerSend: number;
+  /** Record value bytes per sink.send at most (Kafka's max.message.bytes bounds a partition's batch). */
+  readonly maxSendBytes: number;
   readonly lingerMs: number;
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
@@ -74,7 +76,7 @@ export class Forwarder {
   private async run(): Promise<void> {
     for (;;) {
       if (this.storeClosed) return;
-      const commits = this.store.readOldest(this.options.maxEventsPerSend);
+      const commits = this.store.readOldest(this.options.maxEventsPerSend, 0, this.options.maxSendBytes);
       if (commits.length === 0) {
         if (!this.running) return;
         await this.idle();
@@ -91,7 +93,8 @@ export class Forwarder {
   private async sendOnce(commits: StoredCommit[]): Promise<boolean> {
     const records = this.toRecords(commits);
     try {
-      await this.sink.send(records);
+      // in order, one request at a time; the commits are deleted only after the last one
+      for (const request of this.toRequests(records)) await this.sink.send(request);
     } catch (err) {
       this.stats.send_errors_total++;
       const events = commits.reduce((n, c) => n + c.events.length, 0);
@@ -110,7 +113,28 @@ export class Forwarder {
     return true;
   }
 
-  /** One record per (topic, route, key), in sequence order, at most maxEventsPerRecord events each. */
+  /** Groups records into requests of at most maxSendBytes, keeping their order. */
+  toRequests(records: readonly OutRecord[]): OutRecord[][] {
+    const requests: OutRecord[][] = [];
+    let current: OutRecord[] = [];
+    let bytes = 0;
+    for (const r of records) {
+      if (current.length > 0 && bytes + r.value.length > this.options.maxSendBytes) {
+        requests.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(r);
+      bytes += r.value.length;
+    }
+    if (current.length > 0) requests.push(current);
+    return requests;
+  }
+
+  /**
+   * One record per (topic, route, key), in sequence order, at most
+   * maxEventsPerRecord events and about maxSendBytes bytes each.
+   */
   toRecords(commits: readonly StoredCommit[]): OutRecord[] {
     const groups = new Map<string, SequencedEvent[]>();
     for (const c of commits) {
@@ -122,18 +146,31 @@ export class Forwarder {
       }
     }
     const records: OutRecord[] = [];
-    const max = this.options.maxEventsPerRecord;
+    const emit = (chunk: SequencedEvent[]): void => {
+      const first = chunk[0]!;
+      records.push({
+        topic: first.kafkaTopic,
+        key: first.key,
+        value: encodeBatch(this.options.gatewayId, first.route, first.key, chunk),
+        headers: batchHeaders(this.options.gatewayId, first.route, chunk),
+      });
+    };
+    // leaves room for the batch's own fields and each event's tuple around its payload
+    const byteBudget = this.options.maxSendBytes - 2048;
     for (const events of groups.values()) {
-      for (let i = 0; i < events.length; i += max) {
-        const chunk = events.slice(i, i + max);
-        const first = chunk[0]!;
-        records.push({
-          topic: first.kafkaTopic,
-          key: first.key,
-          value: encodeBatch(this.options.gatewayId, first.route, first.key, chunk),
-          headers: batchHeaders(this.options.gatewayId, first.route, chunk),
-        });
+      let chunk: SequencedEvent[] = [];
+      let bytes = 0;
+      for (const e of events) {
+        const size = e.payload.length + e.topic.length + 24;
+        if (chunk.length > 0 && (chunk.length >= this.options.maxEventsPerRecord || bytes + size > byteBudget)) {
+          emit(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(e);
+        bytes += size;
       }
+      if (chunk.length > 0) emit(chunk);
     }
     return records;
   }

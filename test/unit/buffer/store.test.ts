@@ -55,14 +55,14 @@ test('readOldest returns whole commits up to the event limit, and pages after an
 test('the group-commit writer settles every publish after one transaction, and failures are not acknowledged', async () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
   const reports: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000 }, (r) => reports.push(r.events), () => undefined);
+  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, (r) => reports.push(r.events), () => undefined);
   const settled = await Promise.all([1, 2, 3].map((n) => new Promise<Error | null>((resolve) => writer.submit([ev('a', n)], resolve))));
   assert.deepEqual(settled, [null, null, null]);
   assert.deepEqual(reports, [3], 'one commit for the three publishes');
   assert.equal(store.stats().events, 3);
 
   const errors: number[] = [];
-  const failing = new GroupCommitWriter({ ...store, append: () => { throw new Error('disk full'); } }, { maxWaitMs: 1, maxEvents: 1000 }, () => undefined, (_e, n) => errors.push(n));
+  const failing = new GroupCommitWriter({ ...store, append: () => { throw new Error('disk full'); } }, { maxWaitMs: 1, maxEvents: 1000, maxBytes: 1 << 20 }, () => undefined, (_e, n) => errors.push(n));
   const results = await Promise.all([1, 2].map((n) => new Promise<Error | null>((resolve) => failing.submit([ev('b', n)], resolve))));
   assert.ok(results.every((r) => r instanceof Error && r.message === 'disk full'));
   assert.deepEqual(errors, [2]);
@@ -72,10 +72,28 @@ test('the group-commit writer settles every publish after one transaction, and f
 test('the writer commits at once when max_events are waiting', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
   const reports: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 10_000, maxEvents: 2 }, (r) => reports.push(r.events), () => undefined);
+  const writer = new GroupCommitWriter(store, { maxWaitMs: 10_000, maxEvents: 2, maxBytes: 1 << 20 }, (r) => reports.push(r.events), () => undefined);
   writer.submit([ev('a', 1)], () => undefined);
   assert.deepEqual(reports, []);
   writer.submit([ev('a', 2)], () => undefined);
   assert.deepEqual(reports, [2]);
+  store.close();
+});
+
+test('the writer commits at once when max_bytes of payload are waiting, and readOldest honours a byte bound', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
+  const reports: number[] = [];
+  const writer = new GroupCommitWriter(store, { maxWaitMs: 10_000, maxEvents: 1000, maxBytes: 2048 }, (r) => reports.push(r.events), () => undefined);
+  const big = (n: number): RoutedEvent => ({ ...ev('a', n), payload: Buffer.alloc(1000, n) });
+  writer.submit([big(1)], () => undefined);
+  writer.submit([big(2)], () => undefined);
+  assert.deepEqual(reports, []);
+  writer.submit([big(3)], () => undefined);
+  assert.deepEqual(reports, [3]);
+  store.append([big(4)]);
+  store.append([big(5)]);
+  assert.equal(store.readOldest(100, 0, 1500).length, 1, 'only the first commit fits');
+  assert.equal(store.readOldest(100, 0, 100).length, 1, 'at least one commit');
+  assert.equal(store.readOldest(100, 0, 10_000).length, 3);
   store.close();
 });

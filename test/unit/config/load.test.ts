@@ -72,3 +72,7 @@ test('client mode: shared subscriptions and topics-with-connections are rejected
   const ok = parseConfig('ingest:\n  mode: client\n  client:\n    connections: [["site/a/#"], ["site/b/#"]]\n', 't.yaml');
   assert.equal(ok.ingest.client.connections.length, 2);
 });
+
+test('a payload limit that Kafka requests could not carry is rejected', () => {
+  assert.match(problems('ingest:\n  max_payload_bytes: 2000000\n')[0]!.message, /kafka.max_send_bytes/);
+});

@@ -14,7 +14,7 @@ import { waitFor } from '../../helpers/poll.js';
 
 const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(String(n)), receivedAt: 1000 + n });
 const silent = pino({ level: 'silent' });
-const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
+const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, maxSendBytes: 1 << 20, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
 
 /** A sink that fails the first `failures` sends, then records what it accepts. */
 class FakeSink implements RecordSink {
@@ -65,5 +65,22 @@ test('stop() with the sink down returns by the deadline and keeps the events', a
   const started = Date.now();
   assert.equal(await fwd.stop(Date.now() + 500), 1);
   assert.ok(Date.now() - started < 2000, 'stop is not held by the backoff');
+  store.close();
+});
+
+test('records and requests stay under max_send_bytes, in order, so Kafka never refuses a batch as too large', () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  const fwd = new Forwarder(store, new FakeSink(0), { ...options, maxEventsPerRecord: 1000, maxSendBytes: 20_000 }, new Stats(), silent);
+  const events = Array.from({ length: 100 }, (_, i) => ({ ...ev(i % 2 === 0 ? 'a' : 'b', i), seq: i + 1, payload: Buffer.alloc(900, i) }));
+  const records = fwd.toRecords([{ id: 1, events, bytes: 0 }]);
+  const requests = fwd.toRequests(records);
+  for (const r of records) assert.ok(r.value.length <= 20_000, `record of ${r.value.length} B`);
+  for (const q of requests) assert.ok(q.reduce((n, r) => n + r.value.length, 0) <= 20_000);
+  const seqs = requests.flat().flatMap((r) => decodeBatch(r.value).events.map((e) => e.seq));
+  assert.deepEqual([...seqs].sort((x, y) => x - y), events.map((e) => e.seq), 'every event once');
+  for (const key of ['a', 'b']) {
+    const ofKey = requests.flat().filter((r) => r.key === key).flatMap((r) => decodeBatch(r.value).events.map((e) => e.seq));
+    assert.deepEqual(ofKey, [...ofKey].sort((x, y) => x - y), `key ${key} in order`);
+  }
   store.close();
 });
