@@ -31,3 +31,36 @@ export async function runDevice(url: string, device: string, count: number, opts
   acked.sort((a, b) => a - b);
   return { device, acked };
 }
+
+/**
+ * A device that keeps publishing through daemon crashes until `stop()`: on a
+ * lost connection it opens a new one and goes on with the next number (what
+ * was in flight is simply not acknowledged). `acked` fills live.
+ */
+export function startStubbornDevice(url: string, device: string, stop: () => boolean, window = 10): { acked: number[]; finished: Promise<DeviceRun> } {
+  const acked: number[] = [];
+  const run = async (): Promise<DeviceRun> => {
+    let next = 0;
+    while (!stop()) {
+      let client: mqtt.MqttClient;
+      try {
+        client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0, connectTimeout: 2000 });
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // the daemon is restarting: try again shortly
+        continue;
+      }
+      const lost = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      const worker = async (): Promise<void> => {
+        while (!stop() && client.connected) {
+          const n = next++;
+          await client.publishAsync(`devices/${device}/telemetry`, JSON.stringify({ device, n }), { qos: 1 });
+          acked.push(n);
+        }
+      };
+      await Promise.race([Promise.allSettled(Array.from({ length: window }, worker)), lost]);
+      client.end(true);
+    }
+    return { device, acked: [...acked].sort((a, b) => a - b) };
+  };
+  return { acked, finished: run() };
+}
