@@ -85,6 +85,9 @@ export class Gateway {
       },
     );
     forwarder.start();
+    sink.connect().catch((err: unknown) => {
+      this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', brokers: config.kafka.brokers, err: (err as Error).message }, 'kafka not reachable yet; events are buffered and sent once it is');
+    });
 
     this.ingest = this.createIngest(this.sink);
     await this.ingest.start();

@@ -32,10 +32,21 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       });
     },
   });
-  let producer: Producer | null = null;
+  let producer: Promise<Producer> | null = null;
 
-  async function connected(): Promise<Producer> {
-    if (producer !== null) return producer;
+  /** One producer at a time, shared by concurrent callers; a failed connect is forgotten so the next call tries again. */
+  function connected(): Promise<Producer> {
+    if (producer === null) {
+      const attempt = connect();
+      producer = attempt;
+      attempt.catch(() => {
+        if (producer === attempt) producer = null;
+      });
+    }
+    return producer;
+  }
+
+  async function connect(): Promise<Producer> {
     const p = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -49,7 +60,6 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       await p.disconnect().catch(() => undefined);
       throw err;
     }
-    producer = p;
     onConnected(true);
     return p;
   }
@@ -58,10 +68,13 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
     const p = producer;
     producer = null;
     onConnected(false);
-    if (p !== null) await p.disconnect().catch(() => undefined);
+    if (p !== null) await p.then((x) => x.disconnect()).catch(() => undefined);
   }
 
   return {
+    async connect(): Promise<void> {
+      await connected();
+    },
     async send(records: readonly OutRecord[]): Promise<void> {
       const p = await connected();
       const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();

@@ -12,6 +12,8 @@ export interface OutRecord {
  * records may be assumed delivered.
  */
 export interface RecordSink {
+  /** Connects ahead of the first send, so the upstream state is known (and logged) at start. */
+  connect(): Promise<void>;
   send(records: readonly OutRecord[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -21,6 +21,7 @@ class FakeSink implements RecordSink {
   accepted: OutRecord[] = [];
   attempts = 0;
   constructor(private failures: number) {}
+  async connect(): Promise<void> {}
   async send(records: readonly OutRecord[]): Promise<void> {
     this.attempts++;
     if (this.failures-- > 0) throw new Error('broker unreachable');

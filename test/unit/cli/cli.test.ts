@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { encodeBatch } from '../../../src/forward/format.js';
+import { ROOT } from '../../helpers/kafka.js';
+
+const cli = (args: string[], input?: Buffer) =>
+  spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { input, encoding: 'utf8', env: { ...process.env, STATE_DIRECTORY: tmpdir() } });
+
+test('decode prints one JSON line per event, from a file or stdin', () => {
+  const value = encodeBatch('gw-1', 'r', 'dev-1', [
+    { seq: 7, route: 'r', kafkaTopic: 't', key: 'dev-1', topic: 'devices/dev-1/t', payload: Buffer.from('{"t":1}'), receivedAt: 1_700_000_000_000 },
+    { seq: 9, route: 'r', kafkaTopic: 't', key: 'dev-1', topic: 'devices/dev-1/t', payload: Buffer.from('{"t":2}'), receivedAt: 1_700_000_000_005 },
+  ]);
+  const file = join(mkdtempSync(join(tmpdir(), 'edgehaul-cli-')), 'v.cbor');
+  writeFileSync(file, value);
+  for (const result of [cli(['decode', file]), cli(['decode'], value)]) {
+    assert.equal(result.status, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.map((l) => [l.gateway, l.key, l.seq, l.payload]), [['gw-1', 'dev-1', 7, '{"t":1}'], ['gw-1', 'dev-1', 9, '{"t":2}']]);
+  }
+  const bad = cli(['decode'], Buffer.from('not cbor at all'));
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /EH_ERR_DECODE_FORMAT/);
+});
+
+test('check-config exits 0 on a valid file and 78 naming key and line on a broken one; unknown commands exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-cli-'));
+  assert.equal(cli(['check-config', join(ROOT, 'config/edgehaul.yaml')]).status, 0);
+  writeFileSync(join(dir, 'bad.yaml'), 'buffer:\n  synchronous: sometimes\n');
+  const bad = cli(['check-config', join(dir, 'bad.yaml')]);
+  assert.equal(bad.status, 78);
+  assert.match(bad.stderr, /line 2: buffer\.synchronous: .*\[EH_ERR_CONFIG_INVALID\]/);
+  assert.equal(cli(['frobnicate']).status, 2);
+});
