@@ -6,6 +6,12 @@ import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import { batchToJsonLines, decodeBatch } from '../forward/format.js';
 import { runDaemon } from './run.js';
 
+// `edgehaul decode ... | head` closes the pipe early: that is the reader's choice, not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+  throw err;
+});
+
 const program = new Command('edgehaul')
   .description('edge IoT gateway: MQTT in, durable SQLite buffer, CBOR batches to Kafka')
   .exitOverride()

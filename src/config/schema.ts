@@ -82,7 +82,7 @@ export const configSchema = z.strictObject({
      */
     max_send_bytes: z.number().int().min(16_384).max(100 * 1024 * 1024).default(900_000),
     /** Wait this long after new events arrive before sending, to fill batches. */
-    linger_ms: durationMs(60_000).default(5),
+    linger_ms: durationMs(60_000).default(100),
     retry: z.strictObject({
       initial_ms: durationMs(600_000).default(250),
       max_ms: durationMs(3_600_000).default(30_000),
