@@ -1,7 +1,10 @@
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import type { LoadedConfig } from './config/load.js';
 import { readSecret } from './config/load.js';
-import { openSqliteStore, type BufferStore } from './buffer/store.js';
+import { openBuffer } from './buffer/open.js';
+import type { BufferLimits } from './buffer/policy.js';
+import type { BufferStore } from './buffer/store.js';
+import type { Config } from './config/schema.js';
 import { GroupCommitWriter } from './buffer/writer.js';
 import { Forwarder } from './forward/forwarder.js';
 import { createKafkaSink } from './forward/kafka.js';
@@ -31,6 +34,9 @@ export class Gateway {
   private forwarder: Forwarder | null = null;
   private ingest: Ingest | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private storeDamagedAt = 0;
+  private lastHealth: 'ok' | 'degraded' = 'ok';
   private readonly router: Router;
   private readonly throttle = new LogThrottle(10_000);
 
@@ -49,10 +55,17 @@ export class Gateway {
 
   async start(): Promise<void> {
     const { config, gatewayId, bufferPath } = this.loaded;
-    const store = openSqliteStore(bufferPath, { synchronous: config.buffer.synchronous });
+    // the file may exceed the stored bytes by SQLite's page and index overhead; beyond this it refuses writes
+    const opened = openBuffer(bufferPath, { synchronous: config.buffer.synchronous, maxFileBytes: Math.ceil(config.buffer.max_bytes * 1.25) + 8_388_608 }, this.log);
+    const store = opened.store;
     this.store = store;
+    if (opened.quarantined !== null) {
+      this.storeDamagedAt = Date.now();
+      this.stats.store_damaged_total++;
+      this.stats.loss('corrupt', '*', opened.quarantined.events ?? 0);
+    }
     const backlog = store.stats();
-    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events }, 'buffer open');
+    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
     const sink = this.sinkFactory((up) => {
       if (up !== this.stats.upstream_connected) this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
@@ -66,22 +79,34 @@ export class Gateway {
       lingerMs: config.kafka.linger_ms,
       retryInitialMs: config.kafka.retry.initial_ms,
       retryMaxMs: config.kafka.retry.max_ms,
-    }, this.stats, this.log.child({ stage: 'forward' }));
+      maxBytesPerSec: config.kafka.max_bytes_per_sec,
+    }, this.stats, this.log.child({ stage: 'forward' }), () => this.writer?.kick());
     this.forwarder = forwarder;
 
+    const limits = bufferLimits(config);
     this.writer = new GroupCommitWriter(
       store,
       { maxWaitMs: config.buffer.commit.max_wait_ms, maxEvents: config.buffer.commit.max_events, maxBytes: config.buffer.commit.max_bytes },
-      (report) => {
-        this.stats.commits_total++;
-        this.stats.committed_events_total += report.events;
-        forwarder.notify();
-      },
-      (err, messages) => {
-        this.stats.commit_errors_total++;
-        this.throttle.run('commit', (suppressed) => {
-          this.log.error({ code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed }, 'buffer commit failed; publishes not acknowledged');
-        });
+      () => limits,
+      () => forwarder.inFlight,
+      {
+        onCommit: (report) => {
+          this.stats.commits_total++;
+          this.stats.committed_events_total += report.events;
+          forwarder.notify();
+        },
+        onError: (err, messages) => {
+          this.stats.commit_errors_total++;
+          this.throttle.run('commit', (suppressed) => {
+            this.log.error({ code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed }, 'buffer commit failed; publishes not acknowledged');
+          });
+        },
+        onFull: (route, events, how) => {
+          this.stats.loss('dropped_full', route, events);
+          this.throttle.run(`full:${route}:${how}`, (suppressed) => {
+            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, buffered_bytes: store.bytes(), max_bytes: config.buffer.max_bytes }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
+          });
+        },
       },
     );
     forwarder.start();
@@ -92,6 +117,11 @@ export class Gateway {
     this.ingest = this.createIngest(this.sink);
     await this.ingest.start();
 
+    const ttls = config.routes.map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
+    if (ttls.length > 0) {
+      this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
+      this.sweepTimer.unref();
+    }
     const every = config.log.stats_interval_secs;
     if (every > 0) {
       this.statsTimer = setInterval(() => this.logStats(), every * 1000);
@@ -99,10 +129,47 @@ export class Gateway {
     }
   }
 
+  /** Drops events past their route's TTL, counted as expired. Never rows that are being sent. */
+  private expire(ttls: ReadonlyArray<{ route: string; ttlMs: number }>): void {
+    const store = this.store;
+    if (store === null) return;
+    let freed = false;
+    for (const { route, ttlMs } of ttls) {
+      const rows = store.expiredRows(route, Date.now() - ttlMs, this.forwarder?.inFlight);
+      if (rows.length === 0) continue;
+      const removed = store.remove(rows.map((r) => r.id));
+      const events = removed.reduce((n, r) => n + r.events, 0);
+      this.stats.loss('expired', route, events);
+      freed = true;
+      this.throttle.run(`expired:${route}`, (suppressed) => {
+        this.log.warn({ code: 'EH_ERR_BUFFER_EXPIRED', route, events, ttl_secs: ttlMs / 1000, suppressed }, 'events older than the route TTL dropped');
+      });
+    }
+    if (freed) this.writer?.kick();
+  }
+
+  /**
+   * ok, or degraded with the reasons: any loss in the last 5 minutes, Kafka
+   * unreachable with events waiting, the buffer above 80% of its bound, or a
+   * damaged store found at start within the last hour.
+   */
+  health(now = Date.now()): { status: 'ok' | 'degraded'; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.stats.last_loss_at > 0 && now - this.stats.last_loss_at < 300_000) reasons.push('events lost in the last 5 minutes (see lost_events_total)');
+    const buffered = this.store !== null ? safeStats(this.store) : null;
+    if (buffered !== null && buffered.events > 0 && !this.stats.upstream_connected) reasons.push('kafka unreachable; events are waiting');
+    if (buffered !== null && buffered.bytes > 0.8 * this.loaded.config.buffer.max_bytes) reasons.push('buffer above 80% of buffer.max_bytes');
+    if (this.stats.blocked_messages > 0) reasons.push('buffer full: acknowledgements held');
+    if (this.storeDamagedAt > 0 && now - this.storeDamagedAt < 3_600_000) reasons.push('buffer database was damaged at start and moved aside');
+    return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons };
+  }
+
   /** Stops in order within the deadline (ms since epoch). */
   async stop(deadline: number): Promise<ShutdownReport> {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.statsTimer = null;
+    this.sweepTimer = null;
     const errors: unknown[] = [];
     const step = async (name: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
       try {
@@ -115,6 +182,8 @@ export class Gateway {
     await step('stop accepting', () => this.ingest?.stopAccepting());
     // everything already read gets committed and acknowledged before connections close
     await step('final commit', () => this.writer?.flush());
+    // held by a full buffer: not acknowledged, so the devices send them again after the restart
+    await step('release held', () => this.writer?.releaseBlocked(new Error('gateway is shutting down')));
     await step('close ingest', () => this.ingest?.close());
     let buffered = 0;
     await step('flush upstream', async () => {
@@ -172,8 +241,22 @@ export class Gateway {
   private logStats(): void {
     const buffer = this.store !== null ? safeStats(this.store) : null;
     this.stats.connected_clients = this.ingest?.connectedClients ?? 0;
-    this.log.info({ stats: this.stats.snapshot(), buffer }, 'stats');
+    this.stats.blocked_messages = this.writer?.blockedMessages ?? 0;
+    const health = this.health();
+    if (health.status !== this.lastHealth) {
+      this.log[health.status === 'ok' ? 'info' : 'warn']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
+      this.lastHealth = health.status;
+    }
+    this.log.info({ stats: this.stats.snapshot(), buffer, health }, 'stats');
   }
+}
+
+/** The full-buffer policy's view of the config. */
+export function bufferLimits(config: Config): BufferLimits {
+  return {
+    totalBytes: config.buffer.max_bytes,
+    routes: new Map(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null }])),
+  };
 }
 
 function safeStats(store: BufferStore): ReturnType<BufferStore['stats']> | null {

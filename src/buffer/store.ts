@@ -7,46 +7,101 @@ import { EdgehaulError } from '../core/errors.js';
 
 /**
  * The durable buffer: one SQLite file in WAL mode. Each group commit becomes
- * ONE row holding all its events as a CBOR array, so a commit writes about the
- * payload's own size instead of a B-tree entry per event (flash wear), and a
- * delivered commit is deleted with one row delete.
+ * one row per route holding that route's events as a CBOR array, so a commit
+ * writes about the payload's own size instead of a B-tree entry per event
+ * (flash wear), and a delivered commit is deleted with one row delete.
  *
  * Sequence numbers are gateway-wide and never repeat: `next_seq` lives in the
- * same transaction as the row it numbers, so a crash either keeps both or
- * neither.
+ * same transaction as the rows it numbers, so a crash either keeps both or
+ * neither. Within a commit each route's events get a contiguous range, so a
+ * row stores only its first sequence number.
+ *
+ * Evictions (a full buffer's policy) happen in the same transaction as the
+ * insert that needed the room, so a crash can never count a drop that did not
+ * happen or lose room it made.
  */
 export interface StoredCommit {
+  /** Row id: the identity used to remove or evict the commit. */
   readonly id: number;
+  readonly route: string;
+  readonly priority: number;
   readonly events: readonly SequencedEvent[];
   readonly bytes: number;
 }
 
-export interface BufferStats {
+export interface RouteUsage {
   readonly commits: number;
   readonly events: number;
   readonly bytes: number;
-  /** received-at of the oldest buffered event, ms since epoch; null when empty */
+  /** received-at of the route's oldest buffered event, ms since epoch; null when empty */
   readonly oldestReceivedAt: number | null;
 }
 
+export type BufferStats = RouteUsage;
+
+/** Events of one route in one commit. */
+export interface CommitGroup {
+  readonly route: string;
+  readonly priority: number;
+  readonly events: readonly RoutedEvent[];
+}
+
+/** A row removed without delivery, for loss accounting. */
+export interface RemovedRow {
+  readonly id: number;
+  readonly route: string;
+  readonly events: number;
+  readonly bytes: number;
+}
+
+/** A row as eviction planning sees it: no body decoded. */
+export interface RowInfo {
+  readonly id: number;
+  readonly route: string;
+  readonly priority: number;
+  readonly events: number;
+  readonly bytes: number;
+}
+
 export interface BufferStore {
-  /** Commits the events in one transaction and returns the sequence numbers they got. */
-  append(events: readonly RoutedEvent[]): { firstSeq: number; lastSeq: number };
-  /** Oldest commits first, whole commits, within maxEvents and maxBytes (but at least one commit if any). */
-  readOldest(maxEvents: number, afterId?: number, maxBytes?: number): StoredCommit[];
-  /** Removes delivered commits. */
-  remove(ids: readonly number[]): void;
+  /**
+   * One transaction: removes `evict` (rows chosen by the full policy) and
+   * inserts one row per group. Returns the evicted rows as they were and the
+   * sequence range of every group.
+   */
+  commit(groups: readonly CommitGroup[], evict?: readonly number[]): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  /** Next commits to send: highest priority first, then oldest; whole commits within the limits (at least one). */
+  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>): StoredCommit[];
+  /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
+  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip?: ReadonlySet<number>): RowInfo[];
+  /** Rows of `route` whose newest event was received before `cutoffMs`. */
+  expiredRows(route: string, cutoffMs: number, skip?: ReadonlySet<number>): RowInfo[];
+  /** Removes rows (delivered, or expired by the caller); returns what was removed. */
+  remove(ids: readonly number[]): RemovedRow[];
   stats(): BufferStats;
+  usage(): ReadonlyMap<string, RouteUsage>;
+  /** Stored bytes of one route, or of all routes; from memory, free to call. */
+  bytes(route?: string): number;
+  /** Bytes of the database file and its WAL. */
+  fileBytes(): number;
   close(): void;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
 type StoredTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
 
 export interface SqliteStoreOptions {
   synchronous: 'full' | 'normal';
+  /**
+   * Hard cap on the database file (SQLite max_page_count): an insert beyond it
+   * fails and is not acknowledged. The full policy keeps usage well below it;
+   * this only guards the disk if accounting were ever wrong.
+   */
+  maxFileBytes?: number;
+  /** First sequence number of a new database (default 1). */
+  firstSeq?: number;
 }
 
 export function openSqliteStore(path: string, options: SqliteStoreOptions): BufferStore {
@@ -56,17 +111,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
     db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
-      CREATE TABLE IF NOT EXISTS commits (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        first_seq INTEGER NOT NULL,
-        event_count INTEGER NOT NULL,
-        oldest_ms INTEGER NOT NULL,
-        body BLOB NOT NULL
-      ) STRICT;
-      INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ${SCHEMA_VERSION}), ('next_seq', 1);
-    `);
+    // after a checkpoint the WAL is cut back, so a burst does not leave a large file behind
+    db.pragma('journal_size_limit = 8388608');
+    migrate(db, options.firstSeq ?? 1);
+    if (options.maxFileBytes !== undefined) {
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      db.pragma(`max_page_count = ${Math.max(64, Math.ceil(options.maxFileBytes / pageSize))}`);
+    }
   } catch (err) {
     throw new EdgehaulError('EH_ERR_STORE_OPEN', `cannot open buffer ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -74,60 +125,97 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
   const encoder = new Encoder({ useRecords: false, tagUint8Array: false });
   const getNextSeq = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_seq'");
   const setNextSeq = db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'next_seq'");
-  const insertCommit = db.prepare<[number, number, number, Buffer]>('INSERT INTO commits (first_seq, event_count, oldest_ms, body) VALUES (?, ?, ?, ?)');
-  const selectOldest = db.prepare<[number, number], { id: number; first_seq: number; event_count: number; body: Buffer }>(
-    'SELECT id, first_seq, event_count, body FROM commits WHERE id > ? ORDER BY id LIMIT ?',
+  const insertRow = db.prepare<[string, number, number, number, number, number, Buffer]>(
+    'INSERT INTO commits (route, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const deleteCommit = db.prepare<[number]>('DELETE FROM commits WHERE id = ?');
-  const totals = db.prepare<[], { commits: number; events: number | null; bytes: number | null; oldest: number | null }>(
-    'SELECT count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes, min(oldest_ms) AS oldest FROM commits',
+  const selectNext = db.prepare<[number, number, number], { id: number; route: string; priority: number; first_seq: number; event_count: number; body: Buffer }>(
+    `SELECT id, route, priority, first_seq, event_count, body FROM commits
+     WHERE priority < ? OR (priority = ? AND id > ?) ORDER BY priority DESC, id LIMIT 64`,
+  );
+  const infoColumns = 'id, route, priority, event_count AS events, length(body) AS bytes';
+  const oldestOfRoute = db.prepare<[string, number, number], RowInfo>(`SELECT ${infoColumns} FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT ?`);
+  const oldestBelow = db.prepare<[number, number, number, number], RowInfo>(
+    `SELECT ${infoColumns} FROM commits WHERE priority < ? AND (priority > ? OR (priority = ? AND id > ?)) ORDER BY priority, id LIMIT 64`,
+  );
+  const expired = db.prepare<[string, number, number], RowInfo>(`SELECT ${infoColumns} FROM commits WHERE route = ? AND newest_ms < ? AND id > ? ORDER BY id LIMIT 256`);
+  const deleteRow = db.prepare<[number], { route: string; events: number; bytes: number }>(
+    'DELETE FROM commits WHERE id = ? RETURNING route, event_count AS events, length(body) AS bytes',
+  );
+  const oldestOf = db.prepare<[string], { oldest_ms: number }>('SELECT oldest_ms FROM commits WHERE route = ? ORDER BY id LIMIT 1');
+  const perRoute = db.prepare<[], { route: string; commits: number; events: number; bytes: number }>(
+    'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
 
   let nextSeq = getNextSeq.get()!.value;
-  // kept in memory so that stats() costs nothing on the hot path; recomputed from the table at open
-  const initial = totals.get()!;
-  let stats = { commits: initial.commits, events: initial.events ?? 0, bytes: initial.bytes ?? 0 };
-  const oldestRow = db.prepare<[], { oldest_ms: number }>('SELECT oldest_ms FROM commits ORDER BY id LIMIT 1');
-  const sizes = new Map<number, { events: number; bytes: number; oldest: number }>();
+  // usage is kept in memory so that the policy costs nothing on the hot path; computed from the table at open
+  const usage = new Map<string, { commits: number; events: number; bytes: number }>();
+  for (const r of perRoute.all()) usage.set(r.route, { commits: r.commits, events: r.events, bytes: r.bytes });
+  const account = (route: string, commits: number, events: number, bytes: number): void => {
+    const u = usage.get(route) ?? { commits: 0, events: 0, bytes: 0 };
+    u.commits += commits;
+    u.events += events;
+    u.bytes += bytes;
+    if (u.commits === 0) usage.delete(route);
+    else usage.set(route, u);
+  };
 
-  const appendTx = db.transaction((firstSeq: number, events: readonly RoutedEvent[], body: Buffer, oldest: number) => {
-    const info = insertCommit.run(firstSeq, events.length, oldest, body);
-    setNextSeq.run(firstSeq + events.length);
-    return Number(info.lastInsertRowid);
+  const removeRows = (ids: readonly number[]): RemovedRow[] => {
+    const out: RemovedRow[] = [];
+    for (const id of ids) {
+      const row = deleteRow.get(id);
+      if (row !== undefined) out.push({ id, ...row });
+    }
+    return out;
+  };
+
+  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[]) => {
+    const evicted = removeRows(evict);
+    let seq = nextSeq;
+    const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
+    for (const g of groups) {
+      const tuples: StoredTuple[] = g.events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
+      const body = encoder.encode(tuples);
+      let oldest = Number.POSITIVE_INFINITY;
+      let newest = 0;
+      for (const e of g.events) {
+        if (e.receivedAt < oldest) oldest = e.receivedAt;
+        if (e.receivedAt > newest) newest = e.receivedAt;
+      }
+      insertRow.run(g.route, g.priority, seq, g.events.length, oldest, newest, body);
+      inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes: body.length });
+      seq += g.events.length;
+    }
+    setNextSeq.run(seq);
+    return { evicted, inserted, nextSeq: seq };
   });
-  const removeTx = db.transaction((ids: readonly number[]) => {
-    for (const id of ids) deleteCommit.run(id);
-  });
+
+  const removeTx = db.transaction(removeRows);
 
   return {
-    append(events) {
-      if (events.length === 0) throw new Error('append needs at least one event');
-      const tuples: StoredTuple[] = events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
-      const body = encoder.encode(tuples);
-      let oldest = events[0]!.receivedAt;
-      for (const e of events) if (e.receivedAt < oldest) oldest = e.receivedAt;
-      const firstSeq = nextSeq;
-      let id: number;
+    commit(groups, evict = []) {
+      let result: ReturnType<typeof commitTx>;
       try {
-        id = appendTx(firstSeq, events, body, oldest);
+        result = commitTx(groups.filter((g) => g.events.length > 0), evict);
       } catch (err) {
         throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
       }
-      nextSeq = firstSeq + events.length;
-      sizes.set(id, { events: events.length, bytes: body.length, oldest });
-      stats = { commits: stats.commits + 1, events: stats.events + events.length, bytes: stats.bytes + body.length };
-      return { firstSeq, lastSeq: nextSeq - 1 };
+      nextSeq = result.nextSeq;
+      for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
+      for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
+      return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
     },
 
-    readOldest(maxEvents, afterId = 0, maxBytes = Number.POSITIVE_INFINITY) {
+    readNext(maxEvents, maxBytes, skip) {
       const out: StoredCommit[] = [];
       let count = 0;
       let bytes = 0;
-      let cursor = afterId;
+      let cursor = { priority: Number.MAX_SAFE_INTEGER, id: 0 };
       while (count < maxEvents && bytes < maxBytes) {
-        const rows = selectOldest.all(cursor, 64);
+        const rows = selectNext.all(cursor.priority, cursor.priority, cursor.id);
         if (rows.length === 0) break;
         for (const row of rows) {
+          cursor = { priority: row.priority, id: row.id };
+          if (skip?.has(row.id)) continue;
           if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
           const tuples = encoder.decode(row.body) as StoredTuple[];
           const events = tuples.map(([route, kafkaTopic, key, topic, payload, receivedAt], i): SequencedEvent => ({
@@ -139,35 +227,122 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
             payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
             receivedAt,
           }));
-          out.push({ id: row.id, events, bytes: row.body.length });
-          if (!sizes.has(row.id)) sizes.set(row.id, { events: row.event_count, bytes: row.body.length, oldest: events.reduce((m, e) => Math.min(m, e.receivedAt), Infinity) });
+          out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: row.body.length });
           count += row.event_count;
           bytes += row.body.length;
-          cursor = row.id;
         }
       }
       return out;
     },
 
-    remove(ids) {
-      removeTx(ids);
-      for (const id of ids) {
-        const s = sizes.get(id);
-        if (s === undefined) continue;
-        sizes.delete(id);
-        stats = { commits: stats.commits - 1, events: stats.events - s.events, bytes: stats.bytes - s.bytes };
+    oldestRows(filter, limit, skip) {
+      const out: RowInfo[] = [];
+      if ('route' in filter) {
+        let after = 0;
+        while (out.length < limit) {
+          const rows = oldestOfRoute.all(filter.route, after, 64);
+          if (rows.length === 0) break;
+          for (const r of rows) if (!skip?.has(r.id) && out.length < limit) out.push(r);
+          after = rows.at(-1)!.id;
+        }
+        return out;
       }
+      let cursor = { priority: Number.MIN_SAFE_INTEGER, id: 0 };
+      while (out.length < limit) {
+        const rows = oldestBelow.all(filter.belowPriority, cursor.priority, cursor.priority, cursor.id);
+        if (rows.length === 0) break;
+        for (const r of rows) if (!skip?.has(r.id) && out.length < limit) out.push(r);
+        cursor = { priority: rows.at(-1)!.priority, id: rows.at(-1)!.id };
+      }
+      return out;
+    },
+
+    expiredRows(route, cutoffMs, skip) {
+      return expired.all(route, cutoffMs, 0).filter((r) => !skip?.has(r.id));
+    },
+
+    remove(ids) {
+      const removed = removeTx(ids);
+      for (const r of removed) account(r.route, -1, -r.events, -r.bytes);
+      return removed;
     },
 
     stats() {
-      if (stats.commits === 0) return { ...stats, oldestReceivedAt: null };
-      // the oldest row is the one the forwarder reads next: a primary-key lookup, not a scan
-      const row = oldestRow.get();
-      return { ...stats, oldestReceivedAt: row?.oldest_ms ?? null };
+      let commits = 0;
+      let events = 0;
+      let bytes = 0;
+      let oldest: number | null = null;
+      for (const [route, u] of usage) {
+        commits += u.commits;
+        events += u.events;
+        bytes += u.bytes;
+        const o = oldestOf.get(route)?.oldest_ms ?? null;
+        if (o !== null && (oldest === null || o < oldest)) oldest = o;
+      }
+      return { commits, events, bytes, oldestReceivedAt: oldest };
+    },
+
+    bytes(route) {
+      if (route !== undefined) return usage.get(route)?.bytes ?? 0;
+      let total = 0;
+      for (const u of usage.values()) total += u.bytes;
+      return total;
+    },
+
+    usage() {
+      const out = new Map<string, RouteUsage>();
+      for (const [route, u] of usage) out.set(route, { ...u, oldestReceivedAt: oldestOf.get(route)?.oldest_ms ?? null });
+      return out;
+    },
+
+    fileBytes() {
+      const pages = db.pragma('page_count', { simple: true }) as number;
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      return pages * pageSize;
     },
 
     close() {
       if (db.open) db.close();
     },
   };
+}
+
+/** Creates the schema, or brings an older one up to date, in one transaction. */
+function migrate(db: Database.Database, firstSeq: number): void {
+  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT');
+  const version = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").get()?.value ?? 0;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`buffer schema version ${version} is newer than this edgehaul understands (${SCHEMA_VERSION}); upgrade edgehaul`);
+  }
+  if (version === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    if (version === 0) {
+      db.exec(`
+        CREATE TABLE commits (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          route TEXT NOT NULL,
+          priority INTEGER NOT NULL,
+          first_seq INTEGER NOT NULL,
+          event_count INTEGER NOT NULL,
+          oldest_ms INTEGER NOT NULL,
+          newest_ms INTEGER NOT NULL,
+          body BLOB NOT NULL
+        ) STRICT;
+        INSERT INTO meta (key, value) VALUES ('next_seq', ${Math.floor(firstSeq)});
+      `);
+    } else {
+      // version 1 (one row per commit, all routes): keep the rows, mark them with an empty route
+      db.exec(`
+        ALTER TABLE commits ADD COLUMN route TEXT NOT NULL DEFAULT '';
+        ALTER TABLE commits ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE commits ADD COLUMN newest_ms INTEGER NOT NULL DEFAULT 0;
+        UPDATE commits SET newest_ms = oldest_ms;
+      `);
+    }
+    db.exec(`
+      CREATE INDEX IF NOT EXISTS commits_by_priority ON commits (priority DESC, id);
+      CREATE INDEX IF NOT EXISTS commits_by_route ON commits (route, id);
+      INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ${SCHEMA_VERSION});
+    `);
+  })();
 }

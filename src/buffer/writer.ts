@@ -1,5 +1,6 @@
 import type { RoutedEvent, SettleCallback } from '../core/event.js';
-import type { BufferStore } from './store.js';
+import { AdmissionPlan, type BufferLimits } from './policy.js';
+import type { BufferStore, RemovedRow } from './store.js';
 
 export interface GroupCommitOptions {
   /** 0: commit once the packets already read are handed over (setImmediate); otherwise wait up to this long. */
@@ -13,10 +14,23 @@ export interface GroupCommitOptions {
 export interface CommitReport {
   readonly events: number;
   readonly messages: number;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
   readonly durationMs: number;
 }
+
+export interface WriterHooks {
+  onCommit(report: CommitReport): void;
+  onError(err: Error, messages: number): void;
+  /** Events that left the buffer (evicted) or never entered it (dropped new) because the buffer was full. */
+  onFull(route: string, events: number, how: 'evicted_oldest' | 'dropped_newest'): void;
+}
+
+interface Pending {
+  readonly events: readonly RoutedEvent[];
+  readonly settle: SettleCallback;
+}
+
+/** How long held messages wait at most before the writer looks for room again by itself. */
+const BLOCKED_RECHECK_MS = 500;
 
 /**
  * Collects routed events from many publishes and commits them in one
@@ -24,66 +38,116 @@ export interface CommitReport {
  * PUBACK waits for durability. While a commit's fsync blocks the event loop,
  * sockets keep filling, so the next commit naturally takes everything that
  * arrived meanwhile.
+ *
+ * When the buffer is at its bounds, the admission plan decides per message;
+ * a message held by a `block` route keeps its settle callback (and so the
+ * device's PUBACK) until kick() finds room.
  */
 export class GroupCommitWriter {
-  private events: RoutedEvent[] = [];
+  private pending: Pending[] = [];
+  private blocked: Pending[] = [];
+  private events = 0;
   private bytes = 0;
-  private settles: SettleCallback[] = [];
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
+  private recheck: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: BufferStore,
     private readonly options: GroupCommitOptions,
-    private readonly onCommit: (report: CommitReport) => void,
-    private readonly onError: (err: Error, messages: number) => void,
+    private readonly limits: () => BufferLimits,
+    private readonly leased: () => ReadonlySet<number>,
+    private readonly hooks: WriterHooks,
   ) {}
 
-  get pendingMessages(): number {
-    return this.settles.length;
+  /** Messages whose acknowledgement is held because their route blocks on a full buffer. */
+  get blockedMessages(): number {
+    return this.blocked.length;
   }
 
   submit(events: readonly RoutedEvent[], settle: SettleCallback): void {
-    for (const e of events) {
-      this.events.push(e);
-      this.bytes += e.payload.length;
-    }
-    this.settles.push(settle);
-    if (this.events.length >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
+    this.pending.push({ events, settle });
+    this.events += events.length;
+    for (const e of events) this.bytes += e.payload.length;
+    if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
       this.flush();
       return;
     }
+    this.schedule();
+  }
+
+  /** Room was made (delivery, expiry): try the held messages again soon. */
+  kick(): void {
+    if (this.blocked.length > 0) this.schedule();
+  }
+
+  /** Commits what is waiting now; safe to call at any time (shutdown calls it). */
+  flush(): void {
+    this.clearTimers();
+    if (this.pending.length === 0 && this.blocked.length === 0) return;
+    // held messages go first: they arrived first
+    const batch = this.blocked.length > 0 ? [...this.blocked, ...this.pending] : this.pending;
+    this.pending = [];
+    this.blocked = [];
+    this.events = 0;
+    this.bytes = 0;
+
+    const plan = new AdmissionPlan(this.limits(), {
+      bytesOf: (route) => this.store.bytes(route),
+      totalBytes: () => this.store.bytes(),
+      oldestRows: (filter, limit, skip) => this.store.oldestRows(filter, limit, skip),
+    }, this.leased());
+    const taken: Pending[] = [];
+    for (const p of batch) (plan.admit(p.events) ? taken : this.blocked).push(p);
+
+    const started = performance.now();
+    let failure: Error | null = null;
+    let evicted: RemovedRow[] = [];
+    if (!plan.isEmpty) {
+      try {
+        evicted = this.store.commit(plan.commitGroups(), plan.evict).evicted;
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    if (failure !== null) {
+      this.hooks.onError(failure, taken.length);
+    } else {
+      for (const row of evicted) this.hooks.onFull(row.route, row.events, 'evicted_oldest');
+      for (const [route, n] of plan.droppedNewest) this.hooks.onFull(route, n, 'dropped_newest');
+      const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
+      if (taken.length > 0) this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
+    }
+    for (const p of taken) p.settle(failure);
+    if (this.blocked.length > 0 && this.recheck === null) {
+      this.recheck = setTimeout(() => {
+        this.recheck = null;
+        this.flush();
+      }, BLOCKED_RECHECK_MS);
+    }
+  }
+
+  /** Shutdown: held messages are not acknowledged; their devices send them again after the restart. */
+  releaseBlocked(err: Error): void {
+    const held = this.blocked;
+    this.blocked = [];
+    if (this.recheck !== null) clearTimeout(this.recheck);
+    this.recheck = null;
+    for (const p of held) p.settle(err);
+  }
+
+  private schedule(): void {
     if (this.timer !== null || this.immediate !== null) return;
     if (this.options.maxWaitMs === 0) this.immediate = setImmediate(() => this.flush());
     else this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
   }
 
-  /** Commits what is waiting now; safe to call at any time (shutdown calls it). */
-  flush(): void {
+  private clearTimers(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.immediate !== null) clearImmediate(this.immediate);
+    if (this.recheck !== null) clearTimeout(this.recheck);
     this.timer = null;
     this.immediate = null;
-    if (this.settles.length === 0) return;
-    const events = this.events;
-    const settles = this.settles;
-    this.events = [];
-    this.settles = [];
-    this.bytes = 0;
-    const started = performance.now();
-    let report: CommitReport | null = null;
-    let failure: Error | null = null;
-    try {
-      // a publish may be settled by a rule (no events) while others in the group carry events
-      if (events.length > 0) {
-        const { firstSeq, lastSeq } = this.store.append(events);
-        report = { events: events.length, messages: settles.length, firstSeq, lastSeq, durationMs: performance.now() - started };
-      }
-    } catch (err) {
-      failure = err as Error;
-    }
-    if (failure !== null) this.onError(failure, settles.length);
-    else if (report !== null) this.onCommit(report);
-    for (const settle of settles) settle(failure);
+    this.recheck = null;
   }
 }

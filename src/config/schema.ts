@@ -20,6 +20,14 @@ export const routeSchema = z.strictObject({
   topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)'),
   /** Partition key template: `{field}` from captures, `{client_id}` or `{topic}`; events with one key stay in order. */
   key: z.string().min(1).default('{client_id}'),
+  /** Higher first: sent before, and evicts the data of, lower-priority routes. */
+  priority: z.number().int().min(-1000).max(1000).default(0),
+  /** When the buffer (or this route's max_bytes) is full: hold acks, drop the oldest, or drop the new events. */
+  when_full: z.enum(['block', 'drop_oldest', 'drop_newest']).default('block'),
+  /** This route's share of the buffer at most; unset: only buffer.max_bytes applies. */
+  max_bytes: z.number().int().min(4096).optional(),
+  /** Events older than this are dropped (counted as expired); unset: buffer.ttl_secs. */
+  ttl_secs: z.number().int().min(1).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -58,6 +66,10 @@ export const configSchema = z.strictObject({
     path: z.string().min(1).default('buffer.db'),
     /** full: every commit survives a power cut. normal: survives a crash of the process, not of the OS. */
     synchronous: z.enum(['full', 'normal']).default('full'),
+    /** Stored bytes at most (all routes); the database file stays within about 1.1x of it. */
+    max_bytes: z.number().int().min(1_048_576).default(268_435_456),
+    /** Events older than this are dropped (counted as expired); 0: kept until delivered. */
+    ttl_secs: z.number().int().min(0).default(0),
     commit: z.strictObject({
       /** Extra wait to gather a group commit; 0 commits as soon as the current burst of packets is read. */
       max_wait_ms: durationMs(1000).default(0),
@@ -83,13 +95,15 @@ export const configSchema = z.strictObject({
     max_send_bytes: z.number().int().min(16_384).max(100 * 1024 * 1024).default(900_000),
     /** Wait this long after new events arrive before sending, to fill batches. */
     linger_ms: durationMs(60_000).default(100),
+    /** Upload cap for metered links, in record bytes per second; 0: as fast as Kafka takes it. */
+    max_bytes_per_sec: z.number().int().min(0).default(0),
     retry: z.strictObject({
       initial_ms: durationMs(600_000).default(250),
       max_ms: durationMs(3_600_000).default(30_000),
     }).prefault({}),
   }).prefault({}),
   routes: z.array(routeSchema).min(1).default([
-    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}' },
+    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const },
   ]),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -109,6 +123,11 @@ export const configSchema = z.strictObject({
   if (cfg.ingest.max_payload_bytes > cfg.kafka.max_send_bytes - 4096) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'max_payload_bytes'], message: `must be at most kafka.max_send_bytes - 4096 (${cfg.kafka.max_send_bytes - 4096}): a larger event could never be sent` });
   }
+  cfg.routes.forEach((r, i) => {
+    if (r.max_bytes !== undefined && r.max_bytes > cfg.buffer.max_bytes) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'max_bytes'], message: `must be at most buffer.max_bytes (${cfg.buffer.max_bytes})` });
+    }
+  });
   if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
     ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
   }

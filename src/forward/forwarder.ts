@@ -1,3 +1,4 @@
+import { TokenBucket } from 'limiter';
 import type { SequencedEvent } from '../core/event.js';
 import type { BufferStore, StoredCommit } from '../buffer/store.js';
 import { LogThrottle, type Logger } from '../ops/log.js';
@@ -14,6 +15,8 @@ export interface ForwarderOptions {
   readonly lingerMs: number;
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
+  /** Upload cap for metered links, record bytes per second; 0: none. */
+  readonly maxBytesPerSec: number;
 }
 
 /**
@@ -31,6 +34,8 @@ export class Forwarder {
   private loop: Promise<void> | null = null;
   private attempt = 0;
   private readonly throttle = new LogThrottle(30_000);
+  private readonly leased = new Set<number>();
+  private readonly bucket: TokenBucket | null;
 
   constructor(
     private readonly store: BufferStore,
@@ -38,7 +43,18 @@ export class Forwarder {
     private readonly options: ForwarderOptions,
     private readonly stats: Stats,
     private readonly log: Logger,
-  ) {}
+    /** Called after delivered commits left the buffer: room was made. */
+    private readonly onDelivered: () => void = () => undefined,
+  ) {
+    this.bucket = options.maxBytesPerSec > 0
+      ? new TokenBucket({ bucketSize: Math.max(options.maxBytesPerSec, options.maxSendBytes), tokensPerInterval: options.maxBytesPerSec, interval: 'second' })
+      : null;
+  }
+
+  /** Rows being sent right now: not to be evicted or expired under the forwarder's feet. */
+  get inFlight(): ReadonlySet<number> {
+    return this.leased;
+  }
 
   start(): void {
     if (this.running) return;
@@ -76,7 +92,7 @@ export class Forwarder {
   private async run(): Promise<void> {
     for (;;) {
       if (this.storeClosed) return;
-      const commits = this.store.readOldest(this.options.maxEventsPerSend, 0, this.options.maxSendBytes);
+      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes);
       if (commits.length === 0) {
         if (!this.running) return;
         await this.idle();
@@ -92,10 +108,15 @@ export class Forwarder {
 
   private async sendOnce(commits: StoredCommit[]): Promise<boolean> {
     const records = this.toRecords(commits);
+    for (const c of commits) this.leased.add(c.id);
     try {
       // in order, one request at a time; the commits are deleted only after the last one
-      for (const request of this.toRequests(records)) await this.sink.send(request);
+      for (const request of this.toRequests(records)) {
+        if (this.bucket !== null) await this.bucket.removeTokens(request.reduce((n, r) => n + r.value.length, 0));
+        await this.sink.send(request);
+      }
     } catch (err) {
+      this.leased.clear();
       this.stats.send_errors_total++;
       const events = commits.reduce((n, c) => n + c.events.length, 0);
       this.throttle.run('send', (suppressed) => {
@@ -103,8 +124,10 @@ export class Forwarder {
       });
       return false;
     }
+    this.leased.clear();
     if (this.storeClosed) return true;
     this.store.remove(commits.map((c) => c.id));
+    this.onDelivered();
     if (this.attempt > 0) this.log.info({ after_attempts: this.attempt }, 'upstream delivering again');
     this.attempt = 0;
     for (const r of records) this.stats.sent_bytes_total += r.value.length;

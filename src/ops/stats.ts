@@ -1,3 +1,7 @@
+/** Every way an event can leave other than delivery. */
+export const LOSS_REASONS = ['dropped_full', 'expired', 'rejected', 'corrupt', 'dead_letter'] as const;
+export type LossReason = (typeof LOSS_REASONS)[number];
+
 /**
  * The daemon's counters. One object, owned by the gateway, read by the stats
  * log line, the demo and (later) the metrics endpoint. Names follow
@@ -18,8 +22,31 @@ export class Stats {
   dropped_oversize_total = 0;
   connected_clients = 0;
   upstream_connected = false;
+  blocked_messages = 0;
+  store_damaged_total = 0;
+  /** Events that left (or never entered) the buffer other than by delivery: reason -> route -> count. */
+  readonly lost_events_total: Record<LossReason, Record<string, number>> = {
+    dropped_full: {},
+    expired: {},
+    rejected: {},
+    corrupt: {},
+    dead_letter: {},
+  };
+  /** ms since epoch of the last loss of any kind; 0: none since start */
+  last_loss_at = 0;
 
-  snapshot(): Record<string, number | boolean> {
-    return Object.fromEntries(Object.entries(this)) as Record<string, number | boolean>;
+  loss(reason: LossReason, route: string, events: number): void {
+    if (events <= 0) return;
+    const byRoute = this.lost_events_total[reason];
+    byRoute[route] = (byRoute[route] ?? 0) + events;
+    this.last_loss_at = Date.now();
+  }
+
+  lostTotal(): number {
+    return Object.values(this.lost_events_total).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
+  }
+
+  snapshot(): Record<string, unknown> {
+    return JSON.parse(JSON.stringify(this)) as Record<string, unknown>;
   }
 }

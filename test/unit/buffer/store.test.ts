@@ -1,99 +1,111 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import pino from 'pino';
 import type { RoutedEvent } from '../../../src/core/event.js';
-import { openSqliteStore } from '../../../src/buffer/store.js';
-import { GroupCommitWriter } from '../../../src/buffer/writer.js';
+import { openBuffer, seedSequence } from '../../../src/buffer/open.js';
+import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
 
-const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
+const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-store-')), 'b.db');
+const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) => store.commit([{ route, priority, events }]).ranges[0]!;
 
 test('sequence numbers never repeat, across deletes and reopen', () => {
   const path = tempDb();
   let store = openSqliteStore(path, { synchronous: 'full' });
-  assert.deepEqual(store.append([ev('a', 1), ev('b', 2)]), { firstSeq: 1, lastSeq: 2 });
-  assert.deepEqual(store.append([ev('a', 3)]), { firstSeq: 3, lastSeq: 3 });
-  store.remove(store.readOldest(100).map((c) => c.id));
+  assert.deepEqual(put(store, [ev('a', 1), ev('b', 2)]), { route: 'r', firstSeq: 1, lastSeq: 2 });
+  assert.deepEqual(put(store, [ev('a', 3)]), { route: 'r', firstSeq: 3, lastSeq: 3 });
+  store.remove(store.readNext(100, 1e9).map((c) => c.id));
   assert.equal(store.stats().events, 0);
   store.close();
   store = openSqliteStore(path, { synchronous: 'full' });
-  assert.deepEqual(store.append([ev('a', 4)]), { firstSeq: 4, lastSeq: 4 });
+  assert.deepEqual(put(store, [ev('a', 4)]), { route: 'r', firstSeq: 4, lastSeq: 4 });
   store.close();
 });
 
-test('a reopened store holds what was committed, oldest first, with its sequence numbers', () => {
+test('one commit stores one row per route, each with a contiguous sequence range', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
+  const { ranges } = store.commit([
+    { route: 'a', priority: 0, events: [ev('k', 1, 'a'), ev('k', 2, 'a')] },
+    { route: 'b', priority: 5, events: [ev('k', 3, 'b')] },
+  ]);
+  assert.deepEqual(ranges, [{ route: 'a', firstSeq: 1, lastSeq: 2 }, { route: 'b', firstSeq: 3, lastSeq: 3 }]);
+  assert.deepEqual([...store.usage()].map(([r, u]) => [r, u.commits, u.events]), [['a', 1, 2], ['b', 1, 1]]);
+  assert.equal(store.bytes(), store.bytes('a') + store.bytes('b'));
+  store.close();
+});
+
+test('a reopened store holds what was committed, highest priority first then oldest, with its sequence numbers', () => {
   const path = tempDb();
   const store = openSqliteStore(path, { synchronous: 'normal' });
-  store.append([ev('a', 1), ev('b', 2)]);
-  store.append([ev('a', 3)]);
+  put(store, [ev('a', 1), ev('b', 2)]);
+  put(store, [ev('a', 3)]);
+  put(store, [ev('x', 4, 'alarm')], 'alarm', 9);
   store.close();
   const again = openSqliteStore(path, { synchronous: 'normal' });
-  const commits = again.readOldest(100);
+  const commits = again.readNext(100, 1e9);
   assert.deepEqual(commits.flatMap((c) => c.events.map((e) => [e.seq, e.key, e.payload.toString(), e.receivedAt])), [
-    [1, 'a', '{"n":1}', 1001], [2, 'b', '{"n":2}', 1002], [3, 'a', '{"n":3}', 1003],
+    [4, 'x', '{"n":4}', 1004], [1, 'a', '{"n":1}', 1001], [2, 'b', '{"n":2}', 1002], [3, 'a', '{"n":3}', 1003],
   ]);
   const stats = again.stats();
-  assert.equal(stats.events, 3);
-  assert.equal(stats.commits, 2);
+  assert.equal(stats.events, 4);
+  assert.equal(stats.commits, 3);
   assert.equal(stats.oldestReceivedAt, 1001);
   again.close();
 });
 
-test('readOldest returns whole commits up to the event limit, and pages after an id', () => {
+test('readNext returns whole commits within the event and byte limits, and skips rows in flight', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  for (let i = 0; i < 5; i++) store.append([ev('a', 2 * i), ev('a', 2 * i + 1)]);
-  assert.equal(store.readOldest(3).length, 1);
-  assert.equal(store.readOldest(4).length, 2);
-  assert.equal(store.readOldest(1).length, 1, 'at least one commit even if larger than the limit');
-  const first = store.readOldest(4);
-  assert.deepEqual(store.readOldest(100, first.at(-1)!.id).map((c) => c.events[0]!.seq), [5, 7, 9]);
+  for (let i = 0; i < 5; i++) put(store, [ev('a', 2 * i), ev('a', 2 * i + 1)]);
+  assert.equal(store.readNext(3, 1e9).length, 1);
+  assert.equal(store.readNext(4, 1e9).length, 2);
+  assert.equal(store.readNext(1, 1e9).length, 1, 'at least one commit even if larger than the limit');
+  const first = store.readNext(100, 1e9);
+  assert.equal(store.readNext(100, first[0]!.bytes + 1).length, 1, 'byte limit');
+  assert.deepEqual(store.readNext(100, 1e9, new Set([first[0]!.id, first[1]!.id])).map((c) => c.events[0]!.seq), [5, 7, 9]);
   store.close();
 });
 
-test('the group-commit writer settles every publish after one transaction, and failures are not acknowledged', async () => {
+test('evictions happen in the commit that needed the room and are reported as they were', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  const reports: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, (r) => reports.push(r.events), () => undefined);
-  const settled = await Promise.all([1, 2, 3].map((n) => new Promise<Error | null>((resolve) => writer.submit([ev('a', n)], resolve))));
-  assert.deepEqual(settled, [null, null, null]);
-  assert.deepEqual(reports, [3], 'one commit for the three publishes');
-  assert.equal(store.stats().events, 3);
-
-  const errors: number[] = [];
-  const failing = new GroupCommitWriter({ ...store, append: () => { throw new Error('disk full'); } }, { maxWaitMs: 1, maxEvents: 1000, maxBytes: 1 << 20 }, () => undefined, (_e, n) => errors.push(n));
-  const results = await Promise.all([1, 2].map((n) => new Promise<Error | null>((resolve) => failing.submit([ev('b', n)], resolve))));
-  assert.ok(results.every((r) => r instanceof Error && r.message === 'disk full'));
-  assert.deepEqual(errors, [2]);
+  put(store, [ev('a', 1), ev('a', 2)], 'low', 0);
+  put(store, [ev('a', 3)], 'low', 0);
+  const victims = store.oldestRows({ belowPriority: 5 }, 1, new Set());
+  assert.equal(victims.length, 1);
+  const { evicted } = store.commit([{ route: 'high', priority: 5, events: [ev('x', 9, 'high')] }], victims.map((v) => v.id));
+  assert.deepEqual(evicted.map((e) => [e.route, e.events]), [['low', 2]]);
+  assert.equal(store.usage().get('low')!.events, 1);
+  assert.equal(store.usage().get('high')!.events, 1);
+  assert.deepEqual(store.expiredRows('low', 2000, new Set()).map((r) => r.events), [1]);
+  assert.deepEqual(store.expiredRows('low', 1003, new Set()), [], 'newest event not older than the cutoff');
   store.close();
 });
 
-test('the writer commits at once when max_events are waiting', () => {
-  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  const reports: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 10_000, maxEvents: 2, maxBytes: 1 << 20 }, (r) => reports.push(r.events), () => undefined);
-  writer.submit([ev('a', 1)], () => undefined);
-  assert.deepEqual(reports, []);
-  writer.submit([ev('a', 2)], () => undefined);
-  assert.deepEqual(reports, [2]);
+test('a damaged database is moved aside, a fresh one starts, and sequence numbers still never repeat', () => {
+  const path = tempDb();
+  const store = openSqliteStore(path, { synchronous: 'full' });
+  put(store, [ev('a', 1)]);
   store.close();
+  writeFileSync(path, Buffer.concat([Buffer.from('SQLite format 3\u0000'), Buffer.alloc(4096, 0xee)]));
+  const now = 1_800_000_000_000;
+  const opened = openBuffer(path, { synchronous: 'full' }, pino({ level: 'silent' }), () => now);
+  assert.ok(opened.quarantined !== null);
+  assert.match(opened.quarantined.path, /b\.db\.damaged-/);
+  assert.equal(opened.store.stats().events, 0);
+  assert.equal(put(opened.store, [ev('a', 2)]).firstSeq, seedSequence(now));
+  opened.store.close();
+  const reopened = openBuffer(path, { synchronous: 'full' }, pino({ level: 'silent' }));
+  assert.equal(reopened.quarantined, null, 'the fresh database is healthy');
+  reopened.store.close();
 });
 
-test('the writer commits at once when max_bytes of payload are waiting, and readOldest honours a byte bound', () => {
-  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  const reports: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 10_000, maxEvents: 1000, maxBytes: 2048 }, (r) => reports.push(r.events), () => undefined);
-  const big = (n: number): RoutedEvent => ({ ...ev('a', n), payload: Buffer.alloc(1000, n) });
-  writer.submit([big(1)], () => undefined);
-  writer.submit([big(2)], () => undefined);
-  assert.deepEqual(reports, []);
-  writer.submit([big(3)], () => undefined);
-  assert.deepEqual(reports, [3]);
-  store.append([big(4)]);
-  store.append([big(5)]);
-  assert.equal(store.readOldest(100, 0, 1500).length, 1, 'only the first commit fits');
-  assert.equal(store.readOldest(100, 0, 100).length, 1, 'at least one commit');
-  assert.equal(store.readOldest(100, 0, 10_000).length, 3);
+test('max_page_count refuses a write that would grow the file past its cap', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal', maxFileBytes: 600_000 });
+  assert.throws(() => {
+    for (let i = 0; i < 100; i++) store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: Buffer.alloc(20_000, i) }] }]);
+  }, (err: unknown) => (err as { code?: string }).code === 'EH_ERR_STORE_WRITE');
+  assert.ok(store.fileBytes() <= 600_000 + 4096);
   store.close();
 });

@@ -14,7 +14,7 @@ import { waitFor } from '../../helpers/poll.js';
 
 const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(String(n)), receivedAt: 1000 + n });
 const silent = pino({ level: 'silent' });
-const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, maxSendBytes: 1 << 20, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
+const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, maxSendBytes: 1 << 20, maxBytesPerSec: 0, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
 
 /** A sink that fails the first `failures` sends, then records what it accepts. */
 class FakeSink implements RecordSink {
@@ -32,8 +32,8 @@ class FakeSink implements RecordSink {
 
 test('events leave the buffer only after the sink accepted them, retried after failures, in per-key order', async () => {
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
-  store.append([ev('a', 1), ev('b', 2), ev('a', 3)]);
-  store.append([ev('a', 4), ev('a', 5)]);
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 1), ev('b', 2), ev('a', 3)] }]);
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 4), ev('a', 5)] }]);
   const sink = new FakeSink(3);
   const stats = new Stats();
   const fwd = new Forwarder(store, sink, options, stats, silent);
@@ -55,12 +55,42 @@ test('events leave the buffer only after the sink accepted them, retried after f
   store.close();
 });
 
+test('higher-priority commits are sent before an older lower-priority backlog', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  const alarm = (n: number): RoutedEvent => ({ ...ev('x', n), route: 'alarms' });
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 1), ev('a', 2)] }]);
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 3)] }]);
+  store.commit([{ route: 'alarms', priority: 10, events: [alarm(4)] }]);
+  const sink = new FakeSink(0);
+  const fwd = new Forwarder(store, sink, { ...options, maxEventsPerSend: 1 }, new Stats(), silent);
+  fwd.start();
+  await waitFor('delivery', () => store.stats().events === 0, 5000);
+  assert.deepEqual(sink.accepted.map((r) => decodeBatch(r.value).route), ['alarms', 'r', 'r']);
+  await fwd.stop(Date.now() + 1000);
+  store.close();
+});
+
+test('an upload cap holds the forwarder to about max_bytes_per_sec', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  for (let i = 0; i < 6; i++) store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: Buffer.alloc(10_000, i) }] }]);
+  const sink = new FakeSink(0);
+  // 20 kB/s with a 20 kB burst: six 10 kB records need at least (60 - 20) / 20 = 2 s
+  const fwd = new Forwarder(store, sink, { ...options, maxEventsPerSend: 1, maxSendBytes: 20_000, maxBytesPerSec: 20_000 }, new Stats(), silent);
+  const started = Date.now();
+  fwd.start();
+  await waitFor('delivery', () => store.stats().events === 0, 10_000);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 1800, `took ${elapsed} ms`);
+  await fwd.stop(Date.now() + 1000);
+  store.close();
+});
+
 test('stop() with the sink down returns by the deadline and keeps the events', async () => {
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
   const sink = new FakeSink(Number.POSITIVE_INFINITY);
   const fwd = new Forwarder(store, sink, { ...options, retryInitialMs: 10_000, retryMaxMs: 10_000 }, new Stats(), silent);
   fwd.start();
-  store.append([ev('a', 1)]);
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 1)] }]);
   fwd.notify();
   await waitFor('a failed attempt', () => sink.attempts > 0, 5000);
   const started = Date.now();
@@ -73,7 +103,7 @@ test('records and requests stay under max_send_bytes, in order, so Kafka never r
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
   const fwd = new Forwarder(store, new FakeSink(0), { ...options, maxEventsPerRecord: 1000, maxSendBytes: 20_000 }, new Stats(), silent);
   const events = Array.from({ length: 100 }, (_, i) => ({ ...ev(i % 2 === 0 ? 'a' : 'b', i), seq: i + 1, payload: Buffer.alloc(900, i) }));
-  const records = fwd.toRecords([{ id: 1, events, bytes: 0 }]);
+  const records = fwd.toRecords([{ id: 1, route: 'r', priority: 0, events, bytes: 0 }]);
   const requests = fwd.toRequests(records);
   for (const r of records) assert.ok(r.value.length <= 20_000, `record of ${r.value.length} B`);
   for (const q of requests) assert.ok(q.reduce((n, r) => n + r.value.length, 0) <= 20_000);

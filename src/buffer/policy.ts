@@ -1,0 +1,191 @@
+import type { RoutedEvent } from '../core/event.js';
+import type { CommitGroup, RowInfo } from './store.js';
+
+export type FullPolicy = 'block' | 'drop_oldest' | 'drop_newest';
+
+export interface RouteLimits {
+  readonly priority: number;
+  readonly whenFull: FullPolicy;
+  /** Bytes this route may hold at most; null: only the total bound applies. */
+  readonly maxBytes: number | null;
+}
+
+export interface BufferLimits {
+  readonly totalBytes: number;
+  readonly routes: ReadonlyMap<string, RouteLimits>;
+}
+
+/** What the plan needs to look at: current usage and candidate rows (the store). */
+export interface UsageView {
+  bytesOf(route: string): number;
+  totalBytes(): number;
+  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip: ReadonlySet<number>): RowInfo[];
+}
+
+/** Routes unknown to the limits (e.g. rows from before a config change) count as lowest priority, drop_oldest. */
+const UNKNOWN_ROUTE: RouteLimits = { priority: Number.MIN_SAFE_INTEGER, whenFull: 'drop_oldest', maxBytes: null };
+
+/**
+ * The size an event takes in a stored row, estimated before encoding: the
+ * payload and strings plus the CBOR framing. Accounting after the commit uses
+ * the real size; the estimate only has to be close and not lower.
+ */
+export function storedSize(e: RoutedEvent): number {
+  return e.payload.length + e.route.length + e.kafkaTopic.length + e.key.length + e.topic.length + 24;
+}
+
+/**
+ * Decides, message by message and in arrival order, what one group commit
+ * stores, evicts, drops or holds back when the buffer is at its bounds:
+ * 1. room is first made by evicting the oldest rows of lower-priority routes;
+ * 2. then the route's own policy applies: drop_oldest evicts its own oldest
+ *    rows, drop_newest drops the new events, block holds the message (its ack)
+ *    until room is made by delivery or expiry.
+ * A message is taken whole or held whole; once a route holds a message, every
+ * later message touching that route is held too, so order is kept.
+ */
+export class AdmissionPlan {
+  readonly groups = new Map<string, RoutedEvent[]>();
+  readonly evict: number[] = [];
+  /** New events dropped by drop_newest (or that can never fit), per route. */
+  readonly droppedNewest = new Map<string, number>();
+  private readonly evictSet = new Set<number>();
+  private readonly added = new Map<string, number>();
+  private readonly removed = new Map<string, number>();
+  private addedTotal = 0;
+  private removedTotal = 0;
+  private readonly blockedRoutes = new Set<string>();
+
+  constructor(
+    private readonly limits: BufferLimits,
+    private readonly view: UsageView,
+    private readonly leased: ReadonlySet<number>,
+  ) {}
+
+  /** True when the message's events were taken (stored or dropped by policy); false when it is held. */
+  admit(events: readonly RoutedEvent[]): boolean {
+    const byRoute = new Map<string, RoutedEvent[]>();
+    for (const e of events) {
+      let list = byRoute.get(e.route);
+      if (list === undefined) byRoute.set(e.route, (list = []));
+      list.push(e);
+    }
+    for (const route of byRoute.keys()) {
+      if (this.blockedRoutes.has(route)) {
+        for (const r of byRoute.keys()) this.blockedRoutes.add(r);
+        return false;
+      }
+    }
+    const mark = this.save();
+    for (const [route, list] of byRoute) {
+      const outcome = this.place(route, list);
+      if (outcome === 'blocked') {
+        this.restore(mark);
+        for (const r of byRoute.keys()) this.blockedRoutes.add(r);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  get isEmpty(): boolean {
+    return this.groups.size === 0 && this.evict.length === 0;
+  }
+
+  commitGroups(): CommitGroup[] {
+    return [...this.groups].map(([route, events]) => ({ route, priority: this.limitsOf(route).priority, events }));
+  }
+
+  private place(route: string, events: RoutedEvent[]): 'stored' | 'dropped' | 'blocked' {
+    const limits = this.limitsOf(route);
+    const size = events.reduce((n, e) => n + storedSize(e), 0);
+    const routeMax = limits.maxBytes ?? Number.POSITIVE_INFINITY;
+    if (size > routeMax || size > this.limits.totalBytes) return this.dropNewest(route, events); // could never fit
+
+    const overTotal = (): number => this.view.totalBytes() + this.addedTotal - this.removedTotal + size - this.limits.totalBytes;
+    const overRoute = (): number => this.routeBytes(route) + size - routeMax;
+    if (overTotal() > 0) this.evictFrom({ belowPriority: limits.priority }, overTotal);
+    if (overTotal() > 0 || overRoute() > 0) {
+      switch (limits.whenFull) {
+        case 'drop_newest':
+          return this.dropNewest(route, events);
+        case 'block':
+          return 'blocked';
+        case 'drop_oldest':
+          this.evictFrom({ route }, () => Math.max(overTotal(), overRoute()));
+          if (overTotal() > 0 || overRoute() > 0) return this.dropNewest(route, events);
+          break;
+        default: {
+          const never: never = limits.whenFull;
+          throw new Error(`unknown policy ${String(never)}`);
+        }
+      }
+    }
+    let list = this.groups.get(route);
+    if (list === undefined) this.groups.set(route, (list = []));
+    list.push(...events);
+    this.added.set(route, (this.added.get(route) ?? 0) + size);
+    this.addedTotal += size;
+    return 'stored';
+  }
+
+  private evictFrom(filter: { route: string } | { belowPriority: number }, over: () => number): void {
+    const skip = new Set([...this.leased, ...this.evictSet]);
+    while (over() > 0) {
+      const rows = this.view.oldestRows(filter, 16, skip);
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (over() <= 0) return;
+        skip.add(row.id);
+        this.evictSet.add(row.id);
+        this.evict.push(row.id);
+        this.removed.set(row.route, (this.removed.get(row.route) ?? 0) + row.bytes);
+        this.removedTotal += row.bytes;
+      }
+    }
+  }
+
+  private dropNewest(route: string, events: readonly RoutedEvent[]): 'dropped' {
+    this.droppedNewest.set(route, (this.droppedNewest.get(route) ?? 0) + events.length);
+    return 'dropped';
+  }
+
+  private routeBytes(route: string): number {
+    return this.view.bytesOf(route) + (this.added.get(route) ?? 0) - (this.removed.get(route) ?? 0);
+  }
+
+  private limitsOf(route: string): RouteLimits {
+    return this.limits.routes.get(route) ?? UNKNOWN_ROUTE;
+  }
+
+  private save(): { evict: number; added: Map<string, number>; removed: Map<string, number>; addedTotal: number; removedTotal: number; groups: Map<string, number>; dropped: Map<string, number> } {
+    return {
+      evict: this.evict.length,
+      added: new Map(this.added),
+      removed: new Map(this.removed),
+      addedTotal: this.addedTotal,
+      removedTotal: this.removedTotal,
+      groups: new Map([...this.groups].map(([r, l]) => [r, l.length])),
+      dropped: new Map(this.droppedNewest),
+    };
+  }
+
+  private restore(mark: ReturnType<AdmissionPlan['save']>): void {
+    for (const id of this.evict.splice(mark.evict)) this.evictSet.delete(id);
+    replace(this.added, mark.added);
+    replace(this.removed, mark.removed);
+    replace(this.droppedNewest, mark.dropped);
+    this.addedTotal = mark.addedTotal;
+    this.removedTotal = mark.removedTotal;
+    for (const [route, list] of this.groups) {
+      const keep = mark.groups.get(route);
+      if (keep === undefined) this.groups.delete(route);
+      else list.length = keep;
+    }
+  }
+}
+
+function replace<K, V>(target: Map<K, V>, source: Map<K, V>): void {
+  target.clear();
+  for (const [k, v] of source) target.set(k, v);
+}
