@@ -4,6 +4,7 @@ import { readSecret } from './config/load.js';
 import { openBuffer } from './buffer/open.js';
 import type { BufferLimits } from './buffer/policy.js';
 import type { BufferStore } from './buffer/store.js';
+import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import type { Config } from './config/schema.js';
 import { GroupCommitWriter } from './buffer/writer.js';
 import { Forwarder } from './forward/forwarder.js';
@@ -29,12 +30,13 @@ export interface ShutdownReport {
  */
 export class Gateway {
   readonly stats = new Stats();
-  private store: BufferStore | null = null;
+  private store: TieredStore | null = null;
   private writer: GroupCommitWriter | null = null;
   private forwarder: Forwarder | null = null;
   private ingest: Ingest | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private spillTimer: NodeJS.Timeout | null = null;
   private storeDamagedAt = 0;
   private lastHealth: 'ok' | 'degraded' = 'ok';
   private readonly router: Router;
@@ -57,7 +59,7 @@ export class Gateway {
     const { config, gatewayId, bufferPath } = this.loaded;
     // the file may exceed the stored bytes by SQLite's page and index overhead; beyond this it refuses writes
     const opened = openBuffer(bufferPath, { synchronous: config.buffer.synchronous, maxFileBytes: Math.ceil(config.buffer.max_bytes * 1.25) + 8_388_608 }, this.log);
-    const store = opened.store;
+    const store = new TieredStore(opened.store);
     this.store = store;
     if (opened.quarantined !== null) {
       this.storeDamagedAt = Date.now();
@@ -117,6 +119,11 @@ export class Gateway {
     this.ingest = this.createIngest(this.sink);
     await this.ingest.start();
 
+    if (config.routes.some((r) => r.durability === 'memory')) {
+      const spill = { afterMs: config.buffer.memory.spill_after_ms, maxBytes: config.buffer.memory.max_bytes };
+      this.spillTimer = setInterval(() => this.spill(spill), Math.max(100, Math.min(1000, spill.afterMs / 4)));
+      this.spillTimer.unref();
+    }
     const ttls = config.routes.map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
     if (ttls.length > 0) {
       this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
@@ -126,6 +133,18 @@ export class Gateway {
     if (every > 0) {
       this.statsTimer = setInterval(() => this.logStats(), every * 1000);
       this.statsTimer.unref();
+    }
+  }
+
+  /** Memory rows the uplink has not taken in time go to disk. */
+  private spill(options: SpillOptions): void {
+    try {
+      const events = this.store?.spill(options, this.forwarder?.inFlight) ?? 0;
+      this.stats.spilled_events_total += events;
+    } catch (err) {
+      this.throttle.run('spill', (suppressed) => {
+        this.log.error({ code: 'EH_ERR_STORE_WRITE', err: (err as Error).message, suppressed }, 'spilling memory events to disk failed; they stay in memory');
+      });
     }
   }
 
@@ -168,6 +187,8 @@ export class Gateway {
   async stop(deadline: number): Promise<ShutdownReport> {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    if (this.spillTimer !== null) clearInterval(this.spillTimer);
+    this.spillTimer = null;
     this.statsTimer = null;
     this.sweepTimer = null;
     const errors: unknown[] = [];
@@ -188,6 +209,11 @@ export class Gateway {
     let buffered = 0;
     await step('flush upstream', async () => {
       buffered = (await this.forwarder?.stop(deadline)) ?? 0;
+    });
+    // what a memory route still holds goes to disk, so a clean restart loses nothing
+    await step('spill memory', () => {
+      const spilled = this.store?.spillAll() ?? 0;
+      if (spilled > 0) this.log.info({ events: spilled }, 'memory events written to the buffer for the next start');
     });
     await step('close buffer', () => this.store?.close());
     this.logStats();
@@ -255,7 +281,7 @@ export class Gateway {
 export function bufferLimits(config: Config): BufferLimits {
   return {
     totalBytes: config.buffer.max_bytes,
-    routes: new Map(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null }])),
+    routes: new Map(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }])),
   };
 }
 

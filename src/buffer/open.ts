@@ -1,10 +1,10 @@
 import { existsSync, renameSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../ops/log.js';
-import { openSqliteStore, type BufferStore, type SqliteStoreOptions } from './store.js';
+import { openSqliteStore, type SqliteBufferStore, type SqliteStoreOptions } from './store.js';
 
 export interface OpenedBuffer {
-  readonly store: BufferStore;
+  readonly store: SqliteBufferStore;
   /** Where a damaged database was moved, when it was. */
   readonly quarantined: { path: string; reason: string; events: number | null } | null;
 }

@@ -8,6 +8,7 @@ export interface RouteLimits {
   readonly whenFull: FullPolicy;
   /** Bytes this route may hold at most; null: only the total bound applies. */
   readonly maxBytes: number | null;
+  readonly durability?: 'disk' | 'memory';
 }
 
 export interface BufferLimits {
@@ -93,7 +94,10 @@ export class AdmissionPlan {
   }
 
   commitGroups(): CommitGroup[] {
-    return [...this.groups].map(([route, events]) => ({ route, priority: this.limitsOf(route).priority, events }));
+    return [...this.groups].map(([route, events]) => {
+      const limits = this.limitsOf(route);
+      return { route, priority: limits.priority, events, durability: limits.durability ?? 'disk' };
+    });
   }
 
   private place(route: string, events: RoutedEvent[]): 'stored' | 'dropped' | 'blocked' {

@@ -44,6 +44,16 @@ export interface CommitGroup {
   readonly route: string;
   readonly priority: number;
   readonly events: readonly RoutedEvent[];
+  /** memory: kept in RAM (acknowledged without an fsync) until sent or spilled; default disk. */
+  readonly durability?: 'disk' | 'memory';
+}
+
+/** Rows that already have sequence numbers (spilled from memory). */
+export interface SequencedRow {
+  readonly route: string;
+  readonly priority: number;
+  readonly firstSeq: number;
+  readonly events: readonly RoutedEvent[];
 }
 
 /** A row removed without delivery, for loss accounting. */
@@ -87,6 +97,20 @@ export interface BufferStore {
   close(): void;
 }
 
+/** What the memory tier needs of the SQLite store besides BufferStore. */
+export interface SqliteBufferStore extends BufferStore {
+  /**
+   * Hands out `count` sequence numbers without storing events. The persisted
+   * counter is moved ahead in blocks, so this writes to disk about once per
+   * SEQ_RESERVE numbers, and a crash can never lead to a number handed out twice.
+   */
+  allocate(count: number): number;
+  /** Stores rows that already have their sequence numbers; returns their row ids in order. */
+  insertSequenced(rows: readonly SequencedRow[]): number[];
+}
+
+export const SEQ_RESERVE = 100_000;
+
 const SCHEMA_VERSION = 2;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
@@ -104,7 +128,7 @@ export interface SqliteStoreOptions {
   firstSeq?: number;
 }
 
-export function openSqliteStore(path: string, options: SqliteStoreOptions): BufferStore {
+export function openSqliteStore(path: string, options: SqliteStoreOptions): SqliteBufferStore {
   let db: Database.Database;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -147,6 +171,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
   );
 
   let nextSeq = getNextSeq.get()!.value;
+  /** What the database says: no number at or above it was ever handed out. */
+  let ceiling = nextSeq;
   // usage is kept in memory so that the policy costs nothing on the hot path; computed from the table at open
   const usage = new Map<string, { commits: number; events: number; bytes: number }>();
   for (const r of perRoute.all()) usage.set(r.route, { commits: r.commits, events: r.events, bytes: r.bytes });
@@ -185,13 +211,53 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
       inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes: body.length });
       seq += g.events.length;
     }
-    setNextSeq.run(seq);
-    return { evicted, inserted, nextSeq: seq };
+    const newCeiling = Math.max(seq, ceiling);
+    setNextSeq.run(newCeiling);
+    return { evicted, inserted, nextSeq: seq, ceiling: newCeiling };
   });
+
+  const insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) => rows.map((r) => {
+    const tuples: StoredTuple[] = r.events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
+    const body = encoder.encode(tuples);
+    let oldest = Number.POSITIVE_INFINITY;
+    let newest = 0;
+    for (const e of r.events) {
+      if (e.receivedAt < oldest) oldest = e.receivedAt;
+      if (e.receivedAt > newest) newest = e.receivedAt;
+    }
+    const info = insertRow.run(r.route, r.priority, r.firstSeq, r.events.length, oldest, newest, body);
+    return { id: Number(info.lastInsertRowid), route: r.route, events: r.events.length, bytes: body.length };
+  }));
 
   const removeTx = db.transaction(removeRows);
 
   return {
+    allocate(count) {
+      const first = nextSeq;
+      if (first + count > ceiling) {
+        const next = first + count + SEQ_RESERVE;
+        try {
+          setNextSeq.run(next);
+        } catch (err) {
+          throw new EdgehaulError('EH_ERR_STORE_WRITE', `cannot reserve sequence numbers: ${(err as Error).message}`, { cause: err });
+        }
+        ceiling = next;
+      }
+      nextSeq = first + count;
+      return first;
+    },
+
+    insertSequenced(rows) {
+      let inserted: Array<{ id: number; route: string; events: number; bytes: number }>;
+      try {
+        inserted = insertSequencedTx(rows);
+      } catch (err) {
+        throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer spill failed: ${(err as Error).message}`, { cause: err });
+      }
+      for (const r of inserted) account(r.route, 1, r.events, r.bytes);
+      return inserted.map((r) => r.id);
+    },
+
     commit(groups, evict = []) {
       let result: ReturnType<typeof commitTx>;
       try {
@@ -200,6 +266,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Buff
         throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
       }
       nextSeq = result.nextSeq;
+      ceiling = result.ceiling;
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
       return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };

@@ -28,6 +28,8 @@ export const routeSchema = z.strictObject({
   max_bytes: z.number().int().min(4096).optional(),
   /** Events older than this are dropped (counted as expired); unset: buffer.ttl_secs. */
   ttl_secs: z.number().int().min(1).optional(),
+  /** disk: acknowledged after an fsync'd commit. memory: acknowledged from RAM, written only if the uplink falls behind. */
+  durability: z.enum(['disk', 'memory']).default('disk'),
 });
 
 export const configSchema = z.strictObject({
@@ -70,6 +72,13 @@ export const configSchema = z.strictObject({
     max_bytes: z.number().int().min(1_048_576).default(268_435_456),
     /** Events older than this are dropped (counted as expired); 0: kept until delivered. */
     ttl_secs: z.number().int().min(0).default(0),
+    /** For routes with durability: memory. */
+    memory: z.strictObject({
+      /** RAM for events not yet sent; above it, the oldest go to disk. */
+      max_bytes: z.number().int().min(65_536).default(8_388_608),
+      /** Events still unsent after this long go to disk: the uplink is not keeping up. */
+      spill_after_ms: durationMs(3_600_000).default(2000),
+    }).prefault({}),
     commit: z.strictObject({
       /** Extra wait to gather a group commit; 0 commits as soon as the current burst of packets is read. */
       max_wait_ms: durationMs(1000).default(0),
@@ -103,7 +112,7 @@ export const configSchema = z.strictObject({
     }).prefault({}),
   }).prefault({}),
   routes: z.array(routeSchema).min(1).default([
-    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const },
+    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const, durability: 'disk' as const },
   ]),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
