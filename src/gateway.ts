@@ -13,6 +13,7 @@ import type { RecordSink } from './forward/sink.js';
 import { createBrokerIngest } from './ingest/broker.js';
 import { createClientIngest } from './ingest/client.js';
 import type { Ingest } from './ingest/ingest.js';
+import { BacklogMeter, processWriteBytes } from './ops/backlog.js';
 import { LogThrottle, type Logger } from './ops/log.js';
 import { Stats } from './ops/stats.js';
 import { compileRoutes, type Router } from './transform/router.js';
@@ -39,6 +40,7 @@ export class Gateway {
   private spillTimer: NodeJS.Timeout | null = null;
   private storeDamagedAt = 0;
   private lastHealth: 'ok' | 'degraded' = 'ok';
+  private readonly backlog = new BacklogMeter();
   private readonly router: Router;
   private readonly throttle = new LogThrottle(10_000);
 
@@ -268,12 +270,18 @@ export class Gateway {
     const buffer = this.store !== null ? safeStats(this.store) : null;
     this.stats.connected_clients = this.ingest?.connectedClients ?? 0;
     this.stats.blocked_messages = this.writer?.blockedMessages ?? 0;
+    this.stats.disk_written_bytes_total = processWriteBytes() ?? 0;
+    const backlog = buffer === null ? null : this.backlog.sample(Date.now(), {
+      sent: this.stats.sent_events_total,
+      committed: this.stats.committed_events_total,
+      written: processWriteBytes(),
+    }, buffer);
     const health = this.health();
     if (health.status !== this.lastHealth) {
       this.log[health.status === 'ok' ? 'info' : 'warn']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
       this.lastHealth = health.status;
     }
-    this.log.info({ stats: this.stats.snapshot(), buffer, health }, 'stats');
+    this.log.info({ stats: this.stats.snapshot(), buffer, backlog, health }, 'stats');
   }
 }
 

@@ -26,6 +26,8 @@ export class Stats {
   store_damaged_total = 0;
   /** memory-durability events written to disk because the uplink fell behind */
   spilled_events_total = 0;
+  /** bytes the daemon made the kernel write to storage since it started (/proc/self/io) */
+  disk_written_bytes_total = 0;
   /** Events that left (or never entered) the buffer other than by delivery: reason -> route -> count. */
   readonly lost_events_total: Record<LossReason, Record<string, number>> = {
     dropped_full: {},
