@@ -194,29 +194,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     return out;
   };
 
-  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[]) => {
-    const evicted = removeRows(evict);
-    let seq = nextSeq;
-    const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
-    for (const g of groups) {
-      const tuples: StoredTuple[] = g.events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
-      const body = encoder.encode(tuples);
-      let oldest = Number.POSITIVE_INFINITY;
-      let newest = 0;
-      for (const e of g.events) {
-        if (e.receivedAt < oldest) oldest = e.receivedAt;
-        if (e.receivedAt > newest) newest = e.receivedAt;
-      }
-      insertRow.run(g.route, g.priority, seq, g.events.length, oldest, newest, body);
-      inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes: body.length });
-      seq += g.events.length;
-    }
-    const newCeiling = Math.max(seq, ceiling);
-    setNextSeq.run(newCeiling);
-    return { evicted, inserted, nextSeq: seq, ceiling: newCeiling };
-  });
-
-  const insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) => rows.map((r) => {
+  /** Inserts one row; the caller owns the transaction. */
+  const insert = (r: SequencedRow): { id: number; bytes: number } => {
     const tuples: StoredTuple[] = r.events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
     const body = encoder.encode(tuples);
     let oldest = Number.POSITIVE_INFINITY;
@@ -226,8 +205,24 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       if (e.receivedAt > newest) newest = e.receivedAt;
     }
     const info = insertRow.run(r.route, r.priority, r.firstSeq, r.events.length, oldest, newest, body);
-    return { id: Number(info.lastInsertRowid), route: r.route, events: r.events.length, bytes: body.length };
-  }));
+    return { id: Number(info.lastInsertRowid), bytes: body.length };
+  };
+
+  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[]) => {
+    const evicted = removeRows(evict);
+    let seq = nextSeq;
+    const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
+    for (const g of groups) {
+      const { bytes } = insert({ ...g, firstSeq: seq });
+      inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes });
+      seq += g.events.length;
+    }
+    const newCeiling = Math.max(seq, ceiling);
+    setNextSeq.run(newCeiling);
+    return { evicted, inserted, nextSeq: seq, ceiling: newCeiling };
+  });
+
+  const insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) => rows.map((r) => ({ ...insert(r), route: r.route, events: r.events.length })));
 
   const removeTx = db.transaction(removeRows);
 
