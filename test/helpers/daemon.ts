@@ -6,11 +6,9 @@ import { stringify } from 'yaml';
 import { ROOT } from './kafka.js';
 import { waitFor } from './poll.js';
 
-export interface LogLine {
-  level: string;
-  msg: string;
-  [k: string]: unknown;
-}
+import { onJsonLines, type LogLine } from './lines.js';
+
+export type { LogLine };
 
 /** The real daemon as a child process: `node dist/src/cli/main.js run --config FILE`. */
 export class Daemon {
@@ -38,20 +36,7 @@ export class Daemon {
     });
     this.child = child;
     const from = this.lines.length;
-    let rest = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      rest += chunk;
-      const parts = rest.split('\n');
-      rest = parts.pop()!;
-      for (const p of parts) {
-        if (p.trim() === '') continue;
-        try {
-          this.lines.push(JSON.parse(p) as LogLine);
-        } catch {
-          this.lines.push({ level: 'raw', msg: p });
-        }
-      }
-    });
+    onJsonLines(child.stdout!, (line) => this.lines.push(line));
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     let exited = false;

@@ -1,0 +1,112 @@
+/**
+ * The real daemon as a child process for the benchmark: like
+ * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and a tag
+ * argument so that `pgrep -f <tag>` finds it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+import { onJsonLines, type LogLine } from '../../test/helpers/lines.js';
+
+export type { LogLine };
+
+export interface StatsLine {
+  readonly at: number;
+  readonly stats: Record<string, unknown>;
+  /** the buffer totals of the stats line (`events` is what the benchmark reads) */
+  readonly buffer: { events?: unknown; [k: string]: unknown } | null;
+}
+
+export class BenchDaemon {
+  readonly lines: LogLine[] = [];
+  readonly stats: StatsLine[] = [];
+  readonly stderr: string[] = [];
+  readonly configFile: string;
+  private child: ChildProcess | null = null;
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+
+  constructor(
+    readonly root: string,
+    readonly dir: string,
+    config: Record<string, unknown>,
+    private readonly nodeArgs: readonly string[] = [],
+  ) {
+    this.configFile = join(dir, 'edgehaul.yaml');
+    writeFileSync(this.configFile, stringify(config));
+  }
+
+  get pid(): number {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error('daemon not started');
+    return pid;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts and waits for "edgehaul running"; returns the ingest address it reports. */
+  async start(timeoutMs = 30_000): Promise<string> {
+    const child = spawn(process.execPath, [...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STATE_DIRECTORY: this.dir },
+    });
+    this.child = child;
+    onJsonLines(child.stdout!, (line) => {
+      if (line.msg === 'stats') {
+        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'] });
+      } else {
+        this.lines.push(line);
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const running = this.lines.find((l) => l.msg === 'edgehaul running');
+      if (running !== undefined) return String(running.ingest);
+      if (!this.running) throw new Error(`daemon exited during start:\n${this.describe()}`);
+      if (Date.now() > deadline) throw new Error(`daemon not running after ${timeoutMs} ms:\n${this.describe()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** The newest stats line, or null. */
+  lastStats(): StatsLine | null {
+    return this.stats.at(-1) ?? null;
+  }
+
+  /** Waits until `check(stats)` holds for a stats line newer than `since` (epoch ms); null after the deadline. */
+  async waitStats(check: (s: StatsLine) => boolean, timeoutMs: number, since = 0): Promise<StatsLine | null> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.lastStats();
+      if (s !== null && s.at >= since && check(s)) return s;
+      if (!this.running || Date.now() > deadline) return null;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }> {
+    if (this.exited === null) return { code: null, signal: null, killed: false };
+    if (this.running) this.child!.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([this.exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)))]);
+    clearTimeout(timer);
+    if (result !== null) return { ...result, killed: false };
+    this.child!.kill('SIGKILL');
+    return { ...(await this.exited), killed: true };
+  }
+
+  /** warn/error/fatal lines, for the report */
+  problems(): LogLine[] {
+    return this.lines.filter((l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal' || l.level === 'raw');
+  }
+
+  describe(): string {
+    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-2000)}`;
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Kafka side of the benchmark: a topic whose record timestamps are the
+ * broker's append time (message.timestamp.type=LogAppendTime), so the time an
+ * event reached Kafka can be read afterwards without a consumer competing for
+ * CPU during the run; and a counting consumer that reads a topic up to its
+ * high watermarks and tallies events in the decoded batches.
+ */
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { decodeBatch } from '../../src/forward/format.js';
+
+export function kafkaClient(brokers: string[]): Kafka {
+  return new Kafka({ clientId: 'edgehaul-bench', brokers, logLevel: logLevel.NOTHING, retry: { retries: 8 } });
+}
+
+/** Creates the topic with LogAppendTime timestamps; returns the timestamp type Kafka reports for it. */
+export async function createBenchTopic(admin: Admin, topic: string, partitions: number): Promise<string> {
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{
+      topic,
+      numPartitions: partitions,
+      replicationFactor: 1,
+      configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+    }],
+  });
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['message.timestamp.type'] }] });
+  return described.resources[0]?.configEntries.find((e) => e.configName === 'message.timestamp.type')?.configValue ?? 'unknown';
+}
+
+export interface KafkaTally {
+  readonly records: number;
+  readonly events: number;
+  readonly distinctSeqs: number;
+  readonly duplicates: number;
+  readonly decodeErrors: number;
+  /** sum of record value sizes */
+  readonly valueBytes: number;
+  /** sum of key and header (name + value) sizes */
+  readonly keyHeaderBytes: number;
+  /** broker append time (epoch ms) of the first and last record */
+  readonly firstAppendAt: number | null;
+  readonly lastAppendAt: number | null;
+  /** events per append-time millisecond bucket, for windowed rates: [epoch ms, events] */
+  readonly arrivals: Array<[number, number]>;
+  /** the consumer reached every partition's high watermark */
+  readonly complete: boolean;
+  readonly consumeMs: number;
+}
+
+/** Events whose append time lies in [from, to). */
+export function eventsBetween(t: KafkaTally, from: number, to: number): number {
+  let n = 0;
+  for (const [at, events] of t.arrivals) if (at >= from && at < to) n += events;
+  return n;
+}
+
+/**
+ * Reads the whole topic (nothing may be producing to it any more) up to the
+ * high watermarks taken at the start, bounded by timeoutMs.
+ */
+export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number): Promise<KafkaTally> {
+  const started = Date.now();
+  const admin = kafka.admin();
+  await admin.connect();
+  const highs = new Map<number, bigint>();
+  try {
+    for (const p of await admin.fetchTopicOffsets(topic)) highs.set(p.partition, BigInt(p.high));
+  } finally {
+    await admin.disconnect();
+  }
+  const next = new Map<number, bigint>();
+  for (const p of highs.keys()) next.set(p, 0n);
+  const reached = (): boolean => [...highs].every(([p, high]) => (next.get(p) ?? 0n) >= high);
+
+  const seqs = new Set<number>();
+  const arrivals = new Map<number, number>();
+  let records = 0;
+  let events = 0;
+  let duplicates = 0;
+  let decodeErrors = 0;
+  let valueBytes = 0;
+  let keyHeaderBytes = 0;
+  let first: number | null = null;
+  let last: number | null = null;
+
+  if (!reached()) {
+    const consumer = kafka.consumer({ groupId: `edgehaul-bench-${topic}-${process.pid}`, maxWaitTimeInMs: 100, maxBytes: 64 * 1024 * 1024 });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      let done: () => void = () => undefined;
+      const finished = new Promise<void>((r) => (done = r));
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            records++;
+            const at = Number(m.timestamp);
+            if (first === null || at < first) first = at;
+            if (last === null || at > last) last = at;
+            keyHeaderBytes += m.key?.length ?? 0;
+            for (const [k, v] of Object.entries(m.headers ?? {})) keyHeaderBytes += Buffer.byteLength(k) + (Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v ?? '')));
+            if (m.value === null) {
+              decodeErrors++;
+              continue;
+            }
+            valueBytes += m.value.length;
+            try {
+              const b = decodeBatch(m.value);
+              events += b.events.length;
+              arrivals.set(at, (arrivals.get(at) ?? 0) + b.events.length);
+              for (const e of b.events) {
+                if (seqs.has(e.seq)) duplicates++;
+                else seqs.add(e.seq);
+              }
+            } catch {
+              decodeErrors++;
+            }
+            next.set(batch.partition, BigInt(m.offset) + 1n);
+          }
+          if (reached()) done();
+        },
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([finished, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+    }
+  }
+  return {
+    records,
+    events,
+    distinctSeqs: seqs.size,
+    duplicates,
+    decodeErrors,
+    valueBytes,
+    keyHeaderBytes,
+    firstAppendAt: first,
+    lastAppendAt: last,
+    arrivals: [...arrivals].sort((a, b) => a[0] - b[0]),
+    complete: reached(),
+    consumeMs: Date.now() - started,
+  };
+}
