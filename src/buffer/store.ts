@@ -114,7 +114,10 @@ export const SEQ_RESERVE = 100_000;
 const SCHEMA_VERSION = 2;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
-type StoredTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
+// Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
+type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number];
+/** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
+type LegacyTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
 
 export interface SqliteStoreOptions {
   synchronous: 'full' | 'normal';
@@ -149,11 +152,11 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const encoder = new Encoder({ useRecords: false, tagUint8Array: false });
   const getNextSeq = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_seq'");
   const setNextSeq = db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'next_seq'");
-  const insertRow = db.prepare<[string, number, number, number, number, number, Buffer]>(
-    'INSERT INTO commits (route, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  const insertRow = db.prepare<[string, string, number, number, number, number, number, Buffer]>(
+    'INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const selectNext = db.prepare<[number, number, number], { id: number; route: string; priority: number; first_seq: number; event_count: number; body: Buffer }>(
-    `SELECT id, route, priority, first_seq, event_count, body FROM commits
+  const selectNext = db.prepare<[number, number, number], { id: number; route: string; kafka_topic: string; priority: number; first_seq: number; event_count: number; body: Buffer }>(
+    `SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits
      WHERE priority < ? OR (priority = ? AND id > ?) ORDER BY priority DESC, id LIMIT 64`,
   );
   const infoColumns = 'id, route, priority, event_count AS events, length(body) AS bytes';
@@ -196,7 +199,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
   /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
-    const tuples: StoredTuple[] = r.events.map((e) => [e.route, e.kafkaTopic, e.key, e.topic, e.payload, e.receivedAt]);
+    const tuples: StoredTuple[] = r.events.map((e) => [e.key, e.topic, e.payload, e.receivedAt]);
     const body = encoder.encode(tuples);
     let oldest = Number.POSITIVE_INFINITY;
     let newest = 0;
@@ -204,7 +207,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       if (e.receivedAt < oldest) oldest = e.receivedAt;
       if (e.receivedAt > newest) newest = e.receivedAt;
     }
-    const info = insertRow.run(r.route, r.priority, r.firstSeq, r.events.length, oldest, newest, body);
+    const info = insertRow.run(r.route, r.events[0]?.kafkaTopic ?? '', r.priority, r.firstSeq, r.events.length, oldest, newest, body);
     return { id: Number(info.lastInsertRowid), bytes: body.length };
   };
 
@@ -279,16 +282,11 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
           cursor = { priority: row.priority, id: row.id };
           if (skip?.has(row.id)) continue;
           if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
-          const tuples = encoder.decode(row.body) as StoredTuple[];
-          const events = tuples.map(([route, kafkaTopic, key, topic, payload, receivedAt], i): SequencedEvent => ({
-            seq: row.first_seq + i,
-            route,
-            kafkaTopic,
-            key,
-            topic,
-            payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-            receivedAt,
-          }));
+          const tuples = encoder.decode(row.body) as Array<StoredTuple | LegacyTuple>;
+          const events = tuples.map((t, i): SequencedEvent => {
+            const [route, kafkaTopic, key, topic, payload, receivedAt] = t.length === 6 ? t : [row.route, row.kafka_topic, ...t];
+            return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), receivedAt };
+          });
           out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: row.body.length });
           count += row.event_count;
           bytes += row.body.length;
@@ -383,6 +381,7 @@ function migrate(db: Database.Database, firstSeq: number): void {
         CREATE TABLE commits (
           id INTEGER PRIMARY KEY AUTOINCREMENT,
           route TEXT NOT NULL,
+          kafka_topic TEXT NOT NULL,
           priority INTEGER NOT NULL,
           first_seq INTEGER NOT NULL,
           event_count INTEGER NOT NULL,
@@ -396,6 +395,7 @@ function migrate(db: Database.Database, firstSeq: number): void {
       // version 1 (one row per commit, all routes): keep the rows, mark them with an empty route
       db.exec(`
         ALTER TABLE commits ADD COLUMN route TEXT NOT NULL DEFAULT '';
+        ALTER TABLE commits ADD COLUMN kafka_topic TEXT NOT NULL DEFAULT '';
         ALTER TABLE commits ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE commits ADD COLUMN newest_ms INTEGER NOT NULL DEFAULT 0;
         UPDATE commits SET newest_ms = oldest_ms;

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import { batchToJsonLines, decodeBatch } from '../forward/format.js';
+import { runInspect } from './inspect.js';
 import { runDaemon } from './run.js';
 
 // `edgehaul decode ... | head` closes the pipe early: that is the reader's choice, not an error
@@ -58,6 +59,15 @@ program
       process.stderr.write(`${e.message}${e.code !== undefined ? ` [${e.code}]` : ''}\n`);
       process.exitCode = EXIT.FAILURE;
     }
+  });
+
+program
+  .command('inspect')
+  .description('show what the buffer holds per route, read-only (safe while the daemon runs)')
+  .option('-c, --config <file>', 'YAML config file', '/etc/edgehaul/edgehaul.yaml')
+  .option('--json', 'print one JSON object')
+  .action((opts: { config: string; json?: boolean }) => {
+    process.exitCode = runInspect(opts.config, opts.json === true);
   });
 
 try {

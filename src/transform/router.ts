@@ -40,31 +40,46 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router {
   });
 
   const filters = [...new Set(compiled.flatMap((r) => r.patterns.map((p) => p.mqttFilter)))];
+  const usesClientId = routes.some((r) => templateFields(r.key).includes('client_id'));
+
+  // devices publish to the same few topics over and over: matching and key building are done once per topic
+  const cache = new Map<string, ReadonlyArray<{ route: string; kafkaTopic: string; key: string }>>();
+  const resolve = (topic: string, clientId: string): ReadonlyArray<{ route: string; kafkaTopic: string; key: string }> => {
+    const cacheKey = usesClientId ? `${clientId}\u0000${topic}` : topic;
+    let hit = cache.get(cacheKey);
+    if (hit === undefined) {
+      const found: Array<{ route: string; kafkaTopic: string; key: string }> = [];
+      for (const r of compiled) {
+        for (const p of r.patterns) {
+          const fields = p.match(topic);
+          if (fields === null) continue;
+          found.push({ route: r.name, kafkaTopic: r.kafkaTopic, key: r.key({ ...fields, client_id: clientId, topic }) });
+          break;
+        }
+      }
+      if (cache.size >= ROUTE_CACHE_SIZE) cache.clear();
+      cache.set(cacheKey, (hit = found));
+    }
+    return hit;
+  };
 
   return {
     filters,
     route(message: InboundMessage): RoutedEvent[] {
-      const out: RoutedEvent[] = [];
-      for (const r of compiled) {
-        for (const p of r.patterns) {
-          const fields = p.match(message.topic);
-          if (fields === null) continue;
-          const all = { ...fields, client_id: message.clientId, topic: message.topic };
-          out.push({
-            route: r.name,
-            kafkaTopic: r.kafkaTopic,
-            key: r.key(all),
-            topic: message.topic,
-            payload: message.payload,
-            receivedAt: message.receivedAt,
-          });
-          break;
-        }
-      }
-      return out;
+      return resolve(message.topic, message.clientId).map((r) => ({
+        route: r.route,
+        kafkaTopic: r.kafkaTopic,
+        key: r.key,
+        topic: message.topic,
+        payload: message.payload,
+        receivedAt: message.receivedAt,
+      }));
     },
   };
 }
+
+/** Distinct topics (per client, when keys use {client_id}) remembered; cleared when full. */
+const ROUTE_CACHE_SIZE = 10_000;
 
 function captures(filter: string): string[] {
   return filter.split('/').flatMap((level) => ((level.startsWith('+') || level.startsWith('#')) && level.length > 1 ? [level.slice(1)] : []));

@@ -109,3 +109,22 @@ test('max_page_count refuses a write that would grow the file past its cap', () 
   assert.ok(store.fileBytes() <= 600_000 + 4096);
   store.close();
 });
+
+test('a version 1 buffer (one row per commit, route in every event) is migrated and still read', async () => {
+  const path = tempDb();
+  const { default: Database } = await import('better-sqlite3');
+  const { Encoder } = await import('cbor-x');
+  const v1 = new Database(path);
+  v1.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+    CREATE TABLE commits (id INTEGER PRIMARY KEY AUTOINCREMENT, first_seq INTEGER NOT NULL, event_count INTEGER NOT NULL, oldest_ms INTEGER NOT NULL, body BLOB NOT NULL) STRICT;
+    INSERT INTO meta VALUES ('schema_version', 1), ('next_seq', 8);`);
+  const body = new Encoder({ useRecords: false, tagUint8Array: false }).encode([['r', 'kt', 'k1', 'd/k1', Buffer.from('a'), 1001], ['r2', 'kt2', 'k2', 'd/k2', Buffer.from('b'), 1002]]);
+  v1.prepare('INSERT INTO commits (first_seq, event_count, oldest_ms, body) VALUES (6, 2, 1001, ?)').run(body);
+  v1.close();
+  const store = openSqliteStore(path, { synchronous: 'normal' });
+  assert.deepEqual(store.readNext(10, 1e9).flatMap((c) => c.events.map((e) => [e.seq, e.route, e.kafkaTopic, e.key, e.payload.toString()])), [
+    [6, 'r', 'kt', 'k1', 'a'], [7, 'r2', 'kt2', 'k2', 'b'],
+  ]);
+  assert.equal(put(store, [ev('k', 1)]).firstSeq, 8);
+  store.close();
+});
