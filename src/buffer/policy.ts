@@ -56,6 +56,7 @@ export class AdmissionPlan {
   private addedTotal = 0;
   private removedTotal = 0;
   private readonly blockedRoutes = new Set<string>();
+  private readonly candidates = new Map<string, RowInfo[]>();
 
   constructor(
     private readonly limits: BufferLimits,
@@ -134,18 +135,24 @@ export class AdmissionPlan {
   }
 
   private evictFrom(filter: { route: string } | { belowPriority: number }, over: () => number): void {
-    const skip = new Set([...this.leased, ...this.evictSet]);
+    // candidates are fetched in pages and kept for the whole group commit: a flood of small
+    // messages on a full buffer must not rescan the table once per message
+    const key = 'route' in filter ? `r:${filter.route}` : `p:${filter.belowPriority}`;
+    let queue = this.candidates.get(key);
+    if (queue === undefined) this.candidates.set(key, (queue = []));
     while (over() > 0) {
-      const rows = this.view.oldestRows(filter, 16, skip);
-      if (rows.length === 0) return;
-      for (const row of rows) {
-        if (over() <= 0) return;
-        skip.add(row.id);
-        this.evictSet.add(row.id);
-        this.evict.push(row.id);
-        this.removed.set(row.route, (this.removed.get(row.route) ?? 0) + row.bytes);
-        this.removedTotal += row.bytes;
+      let row = queue.shift();
+      while (row !== undefined && this.evictSet.has(row.id)) row = queue.shift();
+      if (row === undefined) {
+        const page = this.view.oldestRows(filter, 256, new Set([...this.leased, ...this.evictSet]));
+        if (page.length === 0) return;
+        queue.push(...page);
+        continue;
       }
+      this.evictSet.add(row.id);
+      this.evict.push(row.id);
+      this.removed.set(row.route, (this.removed.get(row.route) ?? 0) + row.bytes);
+      this.removedTotal += row.bytes;
     }
   }
 
@@ -175,6 +182,8 @@ export class AdmissionPlan {
   }
 
   private restore(mark: ReturnType<AdmissionPlan['save']>): void {
+    // rows taken back become candidates again on the next page fetch
+    this.candidates.clear();
     for (const id of this.evict.splice(mark.evict)) this.evictSet.delete(id);
     replace(this.added, mark.added);
     replace(this.removed, mark.removed);
