@@ -111,6 +111,9 @@ export interface SqliteBufferStore extends BufferStore {
 
 export const SEQ_RESERVE = 100_000;
 
+/** How long delivered rows wait for the next commit to carry their delete before getting a transaction of their own. */
+const DELETE_FLUSH_MS = 250;
+
 const SCHEMA_VERSION = 2;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
@@ -168,7 +171,9 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const deleteRow = db.prepare<[number], { route: string; events: number; bytes: number }>(
     'DELETE FROM commits WHERE id = ? RETURNING route, event_count AS events, length(body) AS bytes',
   );
-  const oldestOf = db.prepare<[string], { oldest_ms: number }>('SELECT oldest_ms FROM commits WHERE route = ? ORDER BY id LIMIT 1');
+  const oldestOf = db.prepare<[string, number], { id: number; oldest_ms: number }>('SELECT id, oldest_ms FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT 16');
+  const sizeOf = db.prepare<[number], { route: string; events: number; bytes: number }>('SELECT route, event_count AS events, length(body) AS bytes FROM commits WHERE id = ?');
+  const deleteById = db.prepare<[number]>('DELETE FROM commits WHERE id = ?');
   const perRoute = db.prepare<[], { route: string; commits: number; events: number; bytes: number }>(
     'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
@@ -186,6 +191,41 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     u.bytes += bytes;
     if (u.commits === 0) usage.delete(route);
     else usage.set(route, u);
+  };
+
+  /**
+   * Delivered rows are deleted in the next commit's transaction rather than in
+   * one of their own: in FULL mode that saves an fsync per send and rewrites
+   * the same b-tree pages once instead of twice (flash wear). Until then they
+   * are invisible to every read. A crash before the delete means the rows are
+   * sent again after the restart, with the same sequence numbers.
+   */
+  const pendingDeletes = new Set<number>();
+  let deleteTimer: NodeJS.Timeout | null = null;
+  const applyDeletes = (): void => {
+    for (const id of pendingDeletes) deleteById.run(id);
+  };
+  const deletesTx = db.transaction(applyDeletes);
+  const flushDeletes = (): void => {
+    if (deleteTimer !== null) clearTimeout(deleteTimer);
+    deleteTimer = null;
+    if (pendingDeletes.size === 0 || !db.open) return;
+    try {
+      deletesTx();
+      pendingDeletes.clear();
+    } catch {
+      // kept pending: the next commit or flush tries again; the rows stay invisible meanwhile
+    }
+  };
+  const hidden = (skip?: ReadonlySet<number>) => (id: number): boolean => pendingDeletes.has(id) || (skip?.has(id) ?? false);
+  const firstLive = (route: string): number | null => {
+    let after = 0;
+    for (;;) {
+      const rows = oldestOf.all(route, after);
+      if (rows.length === 0) return null;
+      for (const r of rows) if (!pendingDeletes.has(r.id)) return r.oldest_ms;
+      after = rows.at(-1)!.id;
+    }
   };
 
   const removeRows = (ids: readonly number[]): RemovedRow[] => {
@@ -212,6 +252,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   };
 
   const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[]) => {
+    applyDeletes();
     const evicted = removeRows(evict);
     let seq = nextSeq;
     const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
@@ -227,7 +268,6 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
   const insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) => rows.map((r) => ({ ...insert(r), route: r.route, events: r.events.length })));
 
-  const removeTx = db.transaction(removeRows);
 
   return {
     allocate(count) {
@@ -265,12 +305,16 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       }
       nextSeq = result.nextSeq;
       ceiling = result.ceiling;
+      pendingDeletes.clear();
+      if (deleteTimer !== null) clearTimeout(deleteTimer);
+      deleteTimer = null;
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
       return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
     },
 
     readNext(maxEvents, maxBytes, skip) {
+      const isHidden = hidden(skip);
       const out: StoredCommit[] = [];
       let count = 0;
       let bytes = 0;
@@ -280,7 +324,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         if (rows.length === 0) break;
         for (const row of rows) {
           cursor = { priority: row.priority, id: row.id };
-          if (skip?.has(row.id)) continue;
+          if (isHidden(row.id)) continue;
           if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
           const tuples = encoder.decode(row.body) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
@@ -296,13 +340,14 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     },
 
     oldestRows(filter, limit, skip) {
+      const isHidden = hidden(skip);
       const out: RowInfo[] = [];
       if ('route' in filter) {
         let after = 0;
         while (out.length < limit) {
           const rows = oldestOfRoute.all(filter.route, after, 64);
           if (rows.length === 0) break;
-          for (const r of rows) if (!skip?.has(r.id) && out.length < limit) out.push(r);
+          for (const r of rows) if (!isHidden(r.id) && out.length < limit) out.push(r);
           after = rows.at(-1)!.id;
         }
         return out;
@@ -311,19 +356,32 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       while (out.length < limit) {
         const rows = oldestBelow.all(filter.belowPriority, cursor.priority, cursor.priority, cursor.id);
         if (rows.length === 0) break;
-        for (const r of rows) if (!skip?.has(r.id) && out.length < limit) out.push(r);
+        for (const r of rows) if (!isHidden(r.id) && out.length < limit) out.push(r);
         cursor = { priority: rows.at(-1)!.priority, id: rows.at(-1)!.id };
       }
       return out;
     },
 
     expiredRows(route, cutoffMs, skip) {
-      return expired.all(route, cutoffMs, 0).filter((r) => !skip?.has(r.id));
+      const isHidden = hidden(skip);
+      return expired.all(route, cutoffMs, 0).filter((r) => !isHidden(r.id));
     },
 
     remove(ids) {
-      const removed = removeTx(ids);
-      for (const r of removed) account(r.route, -1, -r.events, -r.bytes);
+      const removed: RemovedRow[] = [];
+      for (const id of ids) {
+        if (pendingDeletes.has(id)) continue;
+        const row = sizeOf.get(id);
+        if (row === undefined) continue;
+        pendingDeletes.add(id);
+        account(row.route, -1, -row.events, -row.bytes);
+        removed.push({ id, ...row });
+      }
+      // an idle link still gets its deletes written soon
+      if (pendingDeletes.size > 0 && deleteTimer === null) {
+        deleteTimer = setTimeout(flushDeletes, DELETE_FLUSH_MS);
+        deleteTimer.unref();
+      }
       return removed;
     },
 
@@ -336,7 +394,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         commits += u.commits;
         events += u.events;
         bytes += u.bytes;
-        const o = oldestOf.get(route)?.oldest_ms ?? null;
+        const o = firstLive(route);
         if (o !== null && (oldest === null || o < oldest)) oldest = o;
       }
       return { commits, events, bytes, oldestReceivedAt: oldest };
@@ -351,7 +409,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
     usage() {
       const out = new Map<string, RouteUsage>();
-      for (const [route, u] of usage) out.set(route, { ...u, oldestReceivedAt: oldestOf.get(route)?.oldest_ms ?? null });
+      for (const [route, u] of usage) out.set(route, { ...u, oldestReceivedAt: firstLive(route) });
       return out;
     },
 
@@ -362,6 +420,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     },
 
     close() {
+      flushDeletes();
       if (db.open) db.close();
     },
   };

@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { openBuffer, seedSequence } from '../../../src/buffer/open.js';
 import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
+import { waitFor } from '../../helpers/poll.js';
 
 const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-store-')), 'b.db');
@@ -126,5 +127,33 @@ test('a version 1 buffer (one row per commit, route in every event) is migrated 
     [6, 'r', 'kt', 'k1', 'a'], [7, 'r2', 'kt2', 'k2', 'b'],
   ]);
   assert.equal(put(store, [ev('k', 1)]).firstSeq, 8);
+  store.close();
+});
+
+test('delivered rows vanish from reads at once and are deleted with the next commit, or soon after on an idle link', async () => {
+  const path = tempDb();
+  const { default: Database } = await import('better-sqlite3');
+  const rowsOnDisk = (): number => {
+    const peek = new Database(path, { readonly: true });
+    try {
+      return (peek.prepare('SELECT count(*) AS n FROM commits').get() as { n: number }).n;
+    } finally {
+      peek.close();
+    }
+  };
+  const store = openSqliteStore(path, { synchronous: 'full' });
+  put(store, [ev('a', 1)]);
+  put(store, [ev('a', 2)]);
+  const first = store.readNext(1, 1e9)[0]!;
+  assert.deepEqual(store.remove([first.id]).map((r) => r.events), [1]);
+  assert.deepEqual(store.remove([first.id]), [], 'removing twice counts once');
+  assert.deepEqual(store.readNext(10, 1e9).map((c) => c.events[0]!.seq), [2]);
+  assert.equal(store.stats().events, 1);
+  assert.equal(store.stats().oldestReceivedAt, 1002);
+  assert.equal(rowsOnDisk(), 2, 'not deleted yet');
+  put(store, [ev('a', 3)]);
+  assert.equal(rowsOnDisk(), 2, 'deleted in the commit that followed: 2 and 3 remain');
+  store.remove([store.readNext(1, 1e9)[0]!.id]);
+  await waitFor('the idle flush to delete the row', () => rowsOnDisk() === 1, 5000);
   store.close();
 });
