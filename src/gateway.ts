@@ -231,6 +231,7 @@ export class Gateway {
     };
     if (message.payload.length > this.loaded.config.ingest.max_payload_bytes) {
       this.stats.dropped_oversize_total++;
+      this.stats.loss('rejected', '-', 1);
       this.throttle.run(`oversize:${message.clientId}`, (suppressed) => {
         this.log.warn({ code: 'EH_ERR_INGEST_OVERSIZE', client_id: message.clientId, topic: message.topic, bytes: message.payload.length, limit: this.loaded.config.ingest.max_payload_bytes, suppressed }, 'payload too large; dropped and counted');
       });
