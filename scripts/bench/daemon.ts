@@ -17,6 +17,8 @@ export interface StatsLine {
   readonly stats: Record<string, unknown>;
   /** the buffer totals of the stats line (`events` is what the benchmark reads) */
   readonly buffer: { events?: unknown; [k: string]: unknown } | null;
+  /** the backlog figures of the stats line (send_rate, receive_rate, drain_eta_secs, disk_bytes_per_event, ...) */
+  readonly backlog?: { [k: string]: unknown } | null;
 }
 
 export class BenchDaemon {
@@ -57,7 +59,7 @@ export class BenchDaemon {
     this.child = child;
     onJsonLines(child.stdout!, (line) => {
       if (line.msg === 'stats') {
-        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'] });
+        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'] });
       } else {
         this.lines.push(line);
       }

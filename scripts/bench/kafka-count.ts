@@ -54,11 +54,15 @@ export function eventsBetween(t: KafkaTally, from: number, to: number): number {
   return n;
 }
 
+/** One decoded event and the broker append time of its record (epoch ms). */
+export type OnEvent = (event: ReturnType<typeof decodeBatch>['events'][number], appendAt: number) => void;
+
 /**
  * Reads the whole topic (nothing may be producing to it any more) up to the
- * high watermarks taken at the start, bounded by timeoutMs.
+ * high watermarks taken at the start, bounded by timeoutMs. `onEvent`, if
+ * given, sees every decoded event (duplicates included).
  */
-export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number): Promise<KafkaTally> {
+export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number, onEvent?: OnEvent): Promise<KafkaTally> {
   const started = Date.now();
   const admin = kafka.admin();
   await admin.connect();
@@ -112,6 +116,7 @@ export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number)
               for (const e of b.events) {
                 if (seqs.has(e.seq)) duplicates++;
                 else seqs.add(e.seq);
+                onEvent?.(e, at);
               }
             } catch {
               decodeErrors++;

@@ -3,7 +3,7 @@
  * memory, and bytes the process caused to be written to storage.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticks: number | null = null;
 function clockTicks(): number {
@@ -176,4 +176,47 @@ export class RssSampler {
   peak(pid: number): number {
     return this.peaks.get(pid) ?? 0;
   }
+}
+
+/**
+ * CPU seconds so far of every process on the machine that is not one of
+ * `roots` or their descendants (e.g. a test run next to the benchmark); take
+ * two readings and `foreignCpuSecs` gives what they used in between.
+ */
+export function foreignCpu(roots: readonly number[]): Map<number, number> {
+  const procs: Array<{ pid: number; ppid: number; cpu: number }> = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return new Map();
+  }
+  for (const e of entries) {
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs.push({ pid: Number(e), ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / clockTicks() });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const ours = new Set(roots);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of procs) {
+      if (!ours.has(p.pid) && ours.has(p.ppid)) {
+        ours.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return new Map(procs.filter((p) => !ours.has(p.pid)).map((p) => [p.pid, p.cpu]));
+}
+
+/** CPU seconds foreign processes used between two foreignCpu() readings (processes that exited meanwhile are missed). */
+export function foreignCpuSecs(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): number {
+  let n = 0;
+  for (const [pid, cpu] of after) n += Math.max(0, cpu - (before.get(pid) ?? 0));
+  return n;
 }

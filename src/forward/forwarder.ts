@@ -98,12 +98,32 @@ export class Forwarder {
         await this.idle();
         continue;
       }
-      const ok = await this.sendOnce(commits);
+      // connect before leasing: while Kafka is unreachable the rows must stay evictable
+      // by the full-buffer policy, oldest first, instead of being held by doomed attempts
+      const ok = (await this.connect(commits)) && (await this.sendOnce(commits));
       if (!ok) {
         if (!this.running) return;
         await this.sleep(this.nextBackoff());
       }
     }
+  }
+
+  private async connect(commits: readonly StoredCommit[]): Promise<boolean> {
+    try {
+      await this.sink.connect();
+      return true;
+    } catch (err) {
+      this.failed(err, commits);
+      return false;
+    }
+  }
+
+  private failed(err: unknown, commits: readonly StoredCommit[]): void {
+    this.stats.send_errors_total++;
+    const events = commits.reduce((n, c) => n + c.events.length, 0);
+    this.throttle.run('send', (suppressed) => {
+      this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed }, 'batch not delivered; kept in the buffer and retried');
+    });
   }
 
   private async sendOnce(commits: StoredCommit[]): Promise<boolean> {
@@ -117,11 +137,7 @@ export class Forwarder {
       }
     } catch (err) {
       this.leased.clear();
-      this.stats.send_errors_total++;
-      const events = commits.reduce((n, c) => n + c.events.length, 0);
-      this.throttle.run('send', (suppressed) => {
-        this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed }, 'batch not delivered; kept in the buffer and retried');
-      });
+      this.failed(err, commits);
       return false;
     }
     this.leased.clear();

@@ -1,0 +1,402 @@
+/**
+ * Process plumbing shared by benchmark entry points (durability.ts): child
+ * process tracking and cleanup (checked with pgrep), the project's own Kafka
+ * (scripts/kafka/start.sh / stop.sh), load generator processes (load.ts),
+ * free ports, and small report helpers. (e2e.ts predates it and keeps its own
+ * copies of the same functions.)
+ */
+import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { mergeHistograms, percentile, type HistogramData } from './histogram.js';
+import { kafkaClient } from './kafka-count.js';
+import type { DeviceTally, FromLoad, LoadResult, LoadSpec, ToLoad } from './load.js';
+
+const run = promisify(execFile);
+export const ROOT = resolve(import.meta.dirname, '../../..');
+
+// ---------------------------------------------------------------- logging
+
+let logStart = Date.now();
+export function resetLogClock(): void {
+  logStart = Date.now();
+}
+export function log(msg: string): void {
+  process.stderr.write(`[bench +${((Date.now() - logStart) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+export const sleepUntil = (epochMs: number): Promise<void> => sleep(epochMs - Date.now());
+
+// ---------------------------------------------------------------- child processes
+
+const children = new Set<ChildProcess>();
+
+export function track<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** SIGTERM to every tracked child still running, SIGKILL after 5 s. */
+export async function killChildren(): Promise<void> {
+  const list = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  if (list.length === 0) return;
+  const exits = list.map((c) => new Promise<void>((r) => c.once('exit', () => r())));
+  for (const c of list) c.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
+  for (const c of list) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+/** PIDs of processes whose command line contains `pattern` (our temp dir), excluding this process. */
+export function pgrep(pattern: string): Array<{ pid: number; cmd: string }> {
+  try {
+    const out = execFileSync('pgrep', ['-af', pattern], { encoding: 'utf8' });
+    return out.split('\n').filter((l) => l.trim() !== '').map((l) => {
+      const sp = l.indexOf(' ');
+      return { pid: Number(l.slice(0, sp)), cmd: l.slice(sp + 1) };
+    }).filter((p) => p.pid !== process.pid);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+/** Kills, by pid, whatever still has our temp dir in its command line (nothing should); returns what survived. */
+export async function reapLeftovers(tmpRoot: string): Promise<Array<{ pid: number; cmd: string }>> {
+  let left = pgrep(tmpRoot);
+  if (left.length > 0) {
+    log(`leftover processes, killing: ${left.map((p) => `${p.pid} ${p.cmd.slice(0, 80)}`).join('; ')}`);
+    for (const p of left) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(500);
+    left = pgrep(tmpRoot);
+  }
+  log(`pgrep -f ${tmpRoot}: ${left.length === 0 ? 'no processes left' : `${left.length} still running`}`);
+  return left;
+}
+
+// ---------------------------------------------------------------- kafka
+
+export interface KafkaHandle {
+  readonly brokers: string[];
+  readonly pid: number | null;
+  readonly version: string | null;
+  stop(): Promise<void>;
+}
+
+/** scripts/kafka/stop.sh: idempotent, does nothing when no broker runs in dir. */
+export async function stopKafka(dir: string): Promise<void> {
+  await run('bash', [join(ROOT, 'scripts/kafka/stop.sh'), dir], { timeout: 90_000 }).catch((err: Error) => {
+    process.stderr.write(`kafka stop.sh failed: ${err.message}\n`);
+  });
+}
+
+export async function startKafka(dir: string): Promise<KafkaHandle> {
+  mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+  const stop = (): Promise<void> => stopKafka(dir);
+  let stdout: string;
+  try {
+    ({ stdout } = await run('bash', [join(ROOT, 'scripts/kafka/start.sh'), '--dir', dir], { timeout: 240_000 }));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const m = /KAFKA_BROKERS=(\S+)/.exec(stdout);
+  if (m === null) {
+    await stop();
+    throw new Error(`start.sh printed no KAFKA_BROKERS: ${stdout}`);
+  }
+  const h = existingKafka(dir);
+  log(`Kafka ${h.version ?? '?'} on ${m[1]} (pid ${h.pid}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { ...h, brokers: [m[1]!], stop };
+}
+
+/** A broker started earlier with scripts/kafka/start.sh --dir DIR (not stopped by us). */
+export function existingKafka(dir: string): KafkaHandle {
+  const env = readFileSync(join(dir, 'broker.env'), 'utf8');
+  const pid = Number(/KAFKA_PID=(\d+)/.exec(env)?.[1] ?? NaN);
+  return {
+    brokers: [/KAFKA_BROKERS=(\S+)/.exec(env)?.[1] ?? ''],
+    pid: Number.isFinite(pid) ? pid : null,
+    version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null,
+    stop: async () => undefined,
+  };
+}
+
+/** A fresh broker answers the first idempotent producer with "coordinator is loading" for a moment; absorb that here. */
+export async function warmKafka(brokers: string[]): Promise<void> {
+  const producer = kafkaClient(brokers).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  const t0 = Date.now();
+  try {
+    await producer.connect();
+    await producer.send({ topic: 'eh.bench.warmup', acks: -1, messages: [{ key: 'warmup', value: 'warmup' }] });
+    log(`Kafka warm-up (idempotent producer + one record) ${Date.now() - t0} ms`);
+  } catch (err) {
+    log(`Kafka warm-up failed (continuing): ${(err as Error).message}`);
+  } finally {
+    await producer.disconnect().catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------- ports
+
+/** A port that was free a moment ago on 127.0.0.1 (the daemon must keep one port across a restart). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => res(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------- load generators
+
+export interface LoadRun {
+  /** epoch ms the publishers start */
+  readonly at: number;
+  readonly measureFrom: number;
+  readonly measureTo: number;
+  readonly pids: number[];
+  readonly done: Promise<LoadResult[]>;
+  /** ends the publishing phase now (the generators then wait for outstanding PUBACKs and report) */
+  stop(): void;
+  /** publishes and PUBACKs of all processes, from their last progress messages */
+  progress(): { sent: number; acked: number };
+}
+
+/**
+ * Forks one load.ts per spec, waits until all are connected, starts them
+ * together (150 ms later), returns at once. `tag` goes on their command line
+ * so that pgrep finds them.
+ */
+export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun> {
+  const latest = specs.map(() => ({ sent: 0, acked: 0 }));
+  const procs = specs.map((spec, i) => {
+    const child = track(fork(join(ROOT, 'dist/scripts/bench/load.js'), [JSON.stringify(spec), tag], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    let onReady: () => void = () => undefined;
+    let onFail: (err: Error) => void = () => undefined;
+    const ready = new Promise<void>((res, rej) => {
+      onReady = res;
+      onFail = rej;
+    });
+    const result = new Promise<LoadResult>((res, rej) => {
+      child.on('message', (m: FromLoad) => {
+        if (m.type === 'ready') onReady();
+        else if (m.type === 'progress') latest[i] = { sent: m.sent, acked: m.acked };
+        else if (m.type === 'result') {
+          latest[i] = { sent: m.result.sent, acked: m.result.acked };
+          res(m.result);
+        } else if (m.type === 'error') {
+          const err = new Error(`load generator failed: ${m.message}`);
+          onFail(err);
+          rej(err);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        const err = new Error(`load generator exited (${code ?? signal}) before reporting`);
+        onFail(err);
+        rej(err);
+      });
+    });
+    result.catch(() => undefined);
+    return { child, ready, result };
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      Promise.all(procs.map((p) => p.ready)),
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('load generators not ready within 30 s')), 30_000))),
+    ]);
+  } catch (err) {
+    for (const p of procs) p.child.kill('SIGKILL');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const at = Date.now() + 150;
+  for (const p of procs) p.child.send({ type: 'start', at } satisfies ToLoad);
+  const measureFrom = at + specs[0]!.warmupMs;
+  return {
+    at,
+    measureFrom,
+    measureTo: measureFrom + specs[0]!.durationMs,
+    pids: procs.map((p) => p.child.pid!),
+    done: Promise.all(procs.map((p) => p.result)),
+    stop: () => {
+      for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' } satisfies ToLoad);
+    },
+    progress: () => latest.reduce((a, b) => ({ sent: a.sent + b.sent, acked: a.acked + b.acked }), { sent: 0, acked: 0 }),
+  };
+}
+
+/** Splits devices round-robin over `procs` groups (no empty group). */
+export function splitDevices(names: readonly string[], procs: number): string[][] {
+  const groups: string[][] = Array.from({ length: Math.max(1, Math.min(procs, names.length)) }, () => []);
+  names.forEach((d, i) => groups[i % groups.length]!.push(d));
+  return groups;
+}
+
+export interface LoadSummary {
+  readonly processes: number;
+  readonly sent: number;
+  readonly acked: number;
+  readonly ackedInWindow: number;
+  readonly ackedPerSec: number;
+  readonly unacked: number;
+  readonly payloadBytesPerEvent: number | null;
+  readonly latencyMs: { p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number; mean: number | null; samples: number };
+  readonly startedAt: number;
+  readonly stoppedAt: number;
+  readonly lastAckAt: number;
+  readonly resent: number;
+  readonly disconnects: number;
+  readonly reconnects: number;
+  readonly maxOwed: number;
+  readonly cpuSecs: number;
+  readonly errors: string[];
+}
+
+export function summariseLoad(results: LoadResult[], windowMs: number): LoadSummary {
+  const hist: HistogramData = mergeHistograms(results.map((r) => r.latency));
+  const sent = results.reduce((n, r) => n + r.sent, 0);
+  return {
+    processes: results.length,
+    sent,
+    acked: results.reduce((n, r) => n + r.acked, 0),
+    ackedInWindow: results.reduce((n, r) => n + r.ackedInWindow, 0),
+    ackedPerSec: results.reduce((n, r) => n + r.ackedInWindow, 0) / (windowMs / 1000),
+    unacked: results.reduce((n, r) => n + r.unacked, 0),
+    payloadBytesPerEvent: sent > 0 ? results.reduce((n, r) => n + r.payloadBytes, 0) / sent : null,
+    latencyMs: {
+      p50: percentile(hist, 0.5),
+      p90: percentile(hist, 0.9),
+      p99: percentile(hist, 0.99),
+      p999: percentile(hist, 0.999),
+      max: hist.maxMs,
+      mean: hist.count > 0 ? hist.sumMs / hist.count : null,
+      samples: hist.count,
+    },
+    startedAt: Math.min(...results.map((r) => r.startedAt)),
+    stoppedAt: Math.max(...results.map((r) => r.stoppedAt)),
+    lastAckAt: Math.max(...results.map((r) => r.lastAckAt)),
+    resent: results.reduce((n, r) => n + r.resent, 0),
+    disconnects: results.reduce((n, r) => n + r.disconnects, 0),
+    reconnects: results.reduce((n, r) => n + r.reconnects, 0),
+    maxOwed: Math.max(...results.map((r) => r.maxOwed)),
+    cpuSecs: results.reduce((n, r) => n + (r.cpuUserMs + r.cpuSystemMs) / 1000, 0),
+    errors: results.flatMap((r) => r.errors),
+  };
+}
+
+/**
+ * Checks that every acknowledged reading is in Kafka: readings n = 0..next-1
+ * of each device, minus those never acknowledged. Feed it the payloads read
+ * from Kafka with `see`, then `report`.
+ */
+export class AckedCheck {
+  private readonly seen = new Map<string, Uint8Array>();
+  private readonly tallies = new Map<string, DeviceTally>();
+  private unparsable = 0;
+  private foreign = 0;
+
+  constructor(tallies: readonly DeviceTally[]) {
+    for (const t of tallies) {
+      this.tallies.set(t.device, t);
+      this.seen.set(t.device, new Uint8Array(t.next));
+    }
+  }
+
+  /** One payload from Kafka (a load.ts reading: JSON with device and n). */
+  see(payload: Uint8Array): void {
+    let r: { device?: unknown; n?: unknown };
+    try {
+      r = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as typeof r;
+    } catch {
+      this.unparsable++;
+      return;
+    }
+    const marks = typeof r.device === 'string' ? this.seen.get(r.device) : undefined;
+    if (marks === undefined || typeof r.n !== 'number' || r.n < 0 || r.n >= marks.length) {
+      this.foreign++;
+      return;
+    }
+    if (marks[r.n]! < 255) marks[r.n]!++;
+  }
+
+  report(): { acked: number; found: number; missing: number; missingSample: string[]; duplicateReadings: number; unackedButFound: number; unparsable: number; foreign: number } {
+    let acked = 0;
+    let found = 0;
+    let missing = 0;
+    let dups = 0;
+    let unackedButFound = 0;
+    const sample: string[] = [];
+    for (const [device, t] of this.tallies) {
+      const marks = this.seen.get(device)!;
+      const unacked = new Set(t.unacked);
+      for (let n = 0; n < t.next; n++) {
+        const m = marks[n]!;
+        if (m > 1) dups += m - 1;
+        if (unacked.has(n)) {
+          if (m > 0) unackedButFound++;
+          continue;
+        }
+        acked++;
+        if (m > 0) found++;
+        else {
+          missing++;
+          if (sample.length < 10) sample.push(`${device}#${n}`);
+        }
+      }
+    }
+    return { acked, found, missing, missingSample: sample, duplicateReadings: dups, unackedButFound, unparsable: this.unparsable, foreign: this.foreign };
+  }
+}
+
+// ---------------------------------------------------------------- report helpers
+
+export const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US'));
+export const fix = (n: number | null | undefined, d = 1): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
+export const mib = (b: number | null | undefined, d = 1): string => (b === null || b === undefined || !Number.isFinite(b) ? '-' : (b / 1048576).toFixed(d));
+
+/** fsyncs per second of a 4 KiB write in `dir`, for the record: the disk's commit ceiling. */
+export function fsyncProbe(dir: string, ms = 1000): number {
+  const file = join(dir, 'fsync-probe.bin');
+  const fd = openSync(file, 'w');
+  const buf = Buffer.alloc(4096, 1);
+  let n = 0;
+  const t0 = Date.now();
+  try {
+    while (Date.now() - t0 < ms) {
+      writeSync(fd, buf);
+      fsyncSync(fd);
+      n++;
+    }
+  } finally {
+    closeSync(fd);
+    unlinkSync(file);
+  }
+  return n / ((Date.now() - t0) / 1000);
+}
+
+export function gitInfo(): { head: string | null; dirtyFiles: number | null } {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter((l) => l.trim() !== '').length;
+    return { head, dirtyFiles: dirty };
+  } catch {
+    return { head: null, dirtyFiles: null };
+  }
+}
