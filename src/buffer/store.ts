@@ -11,10 +11,11 @@ import { EdgehaulError } from '../core/errors.js';
  * writes about the payload's own size instead of a B-tree entry per event
  * (flash wear), and a delivered commit is deleted with one row delete.
  *
- * Sequence numbers are gateway-wide and never repeat: `next_seq` lives in the
- * same transaction as the rows it numbers, so a crash either keeps both or
- * neither. Within a commit each route's events get a contiguous range, so a
- * row stores only its first sequence number.
+ * Sequence numbers are gateway-wide and never repeat: the rows themselves
+ * carry the numbers they used, and `meta.next_seq` is written in the same
+ * transaction as any delete, so at every commit point the larger of the two is
+ * above every number ever handed out. Within a commit each route's events get
+ * a contiguous range, so a row stores only its first sequence number.
  *
  * Evictions (a full buffer's policy) happen in the same transaction as the
  * insert that needed the room, so a crash can never count a drop that did not
@@ -111,7 +112,7 @@ export interface SqliteBufferStore extends BufferStore {
 
 export const SEQ_RESERVE = 100_000;
 
-/** How long delivered rows wait for the next commit to carry their delete before getting a transaction of their own. */
+/** Delivered rows are deleted at most this often, by a commit that comes along or by a transaction of their own. */
 const DELETE_FLUSH_MS = 250;
 
 const SCHEMA_VERSION = 2;
@@ -178,9 +179,15 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
 
-  let nextSeq = getNextSeq.get()!.value;
-  /** What the database says: no number at or above it was ever handed out. */
-  let ceiling = nextSeq;
+  /**
+   * `meta.next_seq` is written only by transactions that delete rows (and by
+   * allocate): an insert-only commit leaves the evidence in its own rows, so the
+   * next number is the larger of the two. That keeps a page write out of most
+   * commits.
+   */
+  let ceiling = getNextSeq.get()!.value;
+  const maxEnd = db.prepare<[], { v: number | null }>('SELECT max(first_seq + event_count) AS v FROM commits').get()?.v ?? 0;
+  let nextSeq = Math.max(ceiling, maxEnd);
   // usage is kept in memory so that the policy costs nothing on the hot path; computed from the table at open
   const usage = new Map<string, { commits: number; events: number; bytes: number }>();
   for (const r of perRoute.all()) usage.set(r.route, { commits: r.commits, events: r.events, bytes: r.bytes });
@@ -201,17 +208,23 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
    * sent again after the restart, with the same sequence numbers.
    */
   const pendingDeletes = new Set<number>();
+  let pendingSince = 0;
   let deleteTimer: NodeJS.Timeout | null = null;
   const applyDeletes = (): void => {
     for (const id of pendingDeletes) deleteById.run(id);
   };
-  const deletesTx = db.transaction(applyDeletes);
+  const deletesTx = db.transaction(() => {
+    applyDeletes();
+    const next = Math.max(nextSeq, ceiling);
+    setNextSeq.run(next);
+    return next;
+  });
   const flushDeletes = (): void => {
     if (deleteTimer !== null) clearTimeout(deleteTimer);
     deleteTimer = null;
     if (pendingDeletes.size === 0 || !db.open) return;
     try {
-      deletesTx();
+      ceiling = deletesTx();
       pendingDeletes.clear();
     } catch {
       // kept pending: the next commit or flush tries again; the rows stay invisible meanwhile
@@ -251,8 +264,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     return { id: Number(info.lastInsertRowid), bytes: body.length };
   };
 
-  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[]) => {
-    applyDeletes();
+  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean) => {
+    if (withDeletes) applyDeletes();
     const evicted = removeRows(evict);
     let seq = nextSeq;
     const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
@@ -261,8 +274,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes });
       seq += g.events.length;
     }
-    const newCeiling = Math.max(seq, ceiling);
-    setNextSeq.run(newCeiling);
+    // rows that go take their evidence of the numbers handed out with them: write it down
+    const deleting = withDeletes || evict.length > 0;
+    const newCeiling = deleting ? Math.max(seq, ceiling) : ceiling;
+    if (deleting) setNextSeq.run(newCeiling);
     return { evicted, inserted, nextSeq: seq, ceiling: newCeiling };
   });
 
@@ -297,17 +312,21 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     },
 
     commit(groups, evict = []) {
+      // deletes ride along at most every DELETE_FLUSH_MS: fewer transactions that touch the index and meta pages
+      const withDeletes = pendingDeletes.size > 0 && Date.now() - pendingSince >= DELETE_FLUSH_MS;
       let result: ReturnType<typeof commitTx>;
       try {
-        result = commitTx(groups.filter((g) => g.events.length > 0), evict);
+        result = commitTx(groups.filter((g) => g.events.length > 0), evict, withDeletes);
       } catch (err) {
         throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
       }
       nextSeq = result.nextSeq;
       ceiling = result.ceiling;
-      pendingDeletes.clear();
-      if (deleteTimer !== null) clearTimeout(deleteTimer);
-      deleteTimer = null;
+      if (withDeletes) {
+        pendingDeletes.clear();
+        if (deleteTimer !== null) clearTimeout(deleteTimer);
+        deleteTimer = null;
+      }
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
       return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
@@ -373,6 +392,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         if (pendingDeletes.has(id)) continue;
         const row = sizeOf.get(id);
         if (row === undefined) continue;
+        if (pendingDeletes.size === 0) pendingSince = Date.now();
         pendingDeletes.add(id);
         account(row.route, -1, -row.events, -row.bytes);
         removed.push({ id, ...row });
@@ -438,7 +458,7 @@ function migrate(db: Database.Database, firstSeq: number): void {
     if (version === 0) {
       db.exec(`
         CREATE TABLE commits (
-          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          id INTEGER PRIMARY KEY,
           route TEXT NOT NULL,
           kafka_topic TEXT NOT NULL,
           priority INTEGER NOT NULL,
@@ -462,7 +482,6 @@ function migrate(db: Database.Database, firstSeq: number): void {
     }
     db.exec(`
       CREATE INDEX IF NOT EXISTS commits_by_priority ON commits (priority DESC, id);
-      CREATE INDEX IF NOT EXISTS commits_by_route ON commits (route, id);
       INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ${SCHEMA_VERSION});
     `);
   })();

@@ -124,9 +124,12 @@ function readFigures(db: Database.Database, path: string): { schemaVersion: numb
             min(oldest_ms) AS oldest, min(${priority}) AS pmin, max(${priority}) AS pmax
      FROM commits GROUP BY ${route}`,
   ).all() as Array<{ route: string; commits: number; events: number; bytes: number; oldest: number; pmin: number; pmax: number }>;
+  // the daemon writes meta.next_seq only with deletes; the rows carry the numbers used since
+  const rowsEnd = (db.prepare('SELECT max(first_seq + event_count) AS v FROM commits').get() as { v: number | null }).v;
+  const metaNext = meta('next_seq');
   return {
     schemaVersion: meta('schema_version'),
-    nextSeq: meta('next_seq'),
+    nextSeq: metaNext === null && rowsEnd === null ? null : Math.max(metaNext ?? 0, rowsEnd ?? 0),
     routes: rows.map((r) => ({
       route: r.route,
       priority: r.pmax,

@@ -365,7 +365,7 @@ const damages: Damage[] = [
   {
     name: 'one index page overwritten, the events table intact',
     region: (db, _size, pageSize) => {
-      const root = (db.prepare("SELECT rootpage AS v FROM sqlite_schema WHERE name = 'commits_by_route'").get() as { v: number }).v;
+      const root = (db.prepare("SELECT rootpage AS v FROM sqlite_schema WHERE name = 'commits_by_priority'").get() as { v: number }).v;
       return { offset: (root - 1) * pageSize, length: pageSize };
     },
     countable: true,
