@@ -63,8 +63,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
-import { Decoder } from 'cbor-x';
+import { openSqliteStore } from '../../src/buffer/store.js';
 import { BenchDaemon, type StatsLine } from './daemon.js';
 import {
   AckedCheck, existingKafka, fix, freePort, fsyncProbe, gitInfo, int, killChildren, log, mib, reapLeftovers, resetLogClock, ROOT,
@@ -264,32 +263,30 @@ function fileBytes(dir: string): { db: number; wal: number; shm: number } {
   return { db: size('buffer.db'), wal: size('buffer.db-wal'), shm: size('buffer.db-shm') };
 }
 
-/** What the buffer file holds after the daemon exited: events, and every payload fed to `see`. */
+/** What the buffer file holds after the daemon exited: events, and every payload fed to `see` (read through the store itself). */
 function readBuffer(dir: string, see?: (payload: Uint8Array) => void): { rows: number; events: number; bodyBytes: number } {
   const file = join(dir, 'buffer.db');
   if (!existsSync(file)) return { rows: 0, events: 0, bodyBytes: 0 };
-  const db = new Database(file, { readonly: true });
+  const store = openSqliteStore(file, { synchronous: 'normal' });
   try {
-    const decoder = new Decoder({ useRecords: false });
     let rows = 0;
     let events = 0;
     let bodyBytes = 0;
-    for (const row of db.prepare<[], { event_count: number; body: Buffer }>('SELECT event_count, body FROM commits ORDER BY id').iterate()) {
-      rows++;
-      events += row.event_count;
-      bodyBytes += row.body.length;
-      if (see !== undefined) {
-        // the stored tuple layout is the store's business: take each event's byte string, wherever it is
-        const tuples = decoder.decode(row.body) as unknown[][];
-        for (const t of tuples) {
-          const payload = t.find((x): x is Uint8Array => x instanceof Uint8Array);
-          if (payload !== undefined) see(payload);
-        }
+    const seen = new Set<number>();
+    for (;;) {
+      const commits = store.readNext(100_000, 64 * 1024 * 1024, seen);
+      if (commits.length === 0) break;
+      for (const c of commits) {
+        seen.add(c.id);
+        rows++;
+        events += c.events.length;
+        bodyBytes += c.bytes;
+        if (see !== undefined) for (const e of c.events) see(e.payload);
       }
     }
     return { rows, events, bodyBytes };
   } finally {
-    db.close();
+    store.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { Encoder } from 'cbor-x';
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
@@ -256,7 +257,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
     const tuples: StoredTuple[] = r.events.map((e) => [e.key, e.topic, e.payload, e.receivedAt]);
-    const body = encoder.encode(tuples);
+    const body = pack(encoder.encode(tuples));
     let oldest = Number.POSITIVE_INFINITY;
     let newest = 0;
     for (const e of r.events) {
@@ -348,7 +349,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
           cursor = { priority: row.priority, id: row.id };
           if (isHidden(row.id)) continue;
           if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
-          const tuples = encoder.decode(row.body) as Array<StoredTuple | LegacyTuple>;
+          const tuples = encoder.decode(unpack(row.body)) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
             const [route, kafkaTopic, key, topic, payload, receivedAt] = t.length === 6 ? t : [row.route, row.kafka_topic, ...t];
             return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), receivedAt };
@@ -447,6 +448,26 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       if (db.open) db.close();
     },
   };
+}
+
+/**
+ * Readings of one device repeat their field names and most of their values, so
+ * a row compresses to a fraction of its size: less flash written per event and
+ * more backlog in the same bound. A compressed body starts with 0x00, which no
+ * plain body does (a plain body is a CBOR array, 0x80-0x9f).
+ */
+const COMPRESSED = 0x00;
+const COMPRESS_FROM_BYTES = 256;
+
+function pack(body: Buffer): Buffer {
+  if (body.length < COMPRESS_FROM_BYTES) return body;
+  const deflated = deflateRawSync(body, { level: 1 });
+  if (deflated.length + 1 >= body.length) return body;
+  return Buffer.concat([Buffer.of(COMPRESSED), deflated]);
+}
+
+function unpack(body: Buffer): Buffer {
+  return body[0] === COMPRESSED ? inflateRawSync(body.subarray(1)) : body;
 }
 
 /** Creates the schema, or brings an older one up to date, in one transaction. */
