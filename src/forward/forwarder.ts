@@ -92,15 +92,27 @@ export class Forwarder {
   private async run(): Promise<void> {
     for (;;) {
       if (this.storeClosed) return;
-      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes);
-      if (commits.length === 0) {
+      if (this.store.bytes() === 0) {
         if (!this.running) return;
         await this.idle();
         continue;
       }
-      // connect before leasing: while Kafka is unreachable the rows must stay evictable
-      // by the full-buffer policy, oldest first, instead of being held by doomed attempts
-      const ok = (await this.connect(commits)) && (await this.sendOnce(commits));
+      // connect before reading: while Kafka is unreachable nothing is decoded again and again,
+      // and the rows stay evictable by the full-buffer policy, oldest first
+      if (!(await this.connect())) {
+        if (!this.running) return;
+        await this.sleep(this.nextBackoff());
+        continue;
+      }
+      if (this.storeClosed) return;
+      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes);
+      if (commits.length === 0) {
+        // accounting says there is something, but nothing is readable (rows being deleted): wait for news
+        if (!this.running) return;
+        await this.idle();
+        continue;
+      }
+      const ok = await this.sendOnce(commits);
       if (!ok) {
         if (!this.running) return;
         await this.sleep(this.nextBackoff());
@@ -108,19 +120,18 @@ export class Forwarder {
     }
   }
 
-  private async connect(commits: readonly StoredCommit[]): Promise<boolean> {
+  private async connect(): Promise<boolean> {
     try {
       await this.sink.connect();
       return true;
     } catch (err) {
-      this.failed(err, commits);
+      this.failed(err, this.store.stats().events);
       return false;
     }
   }
 
-  private failed(err: unknown, commits: readonly StoredCommit[]): void {
+  private failed(err: unknown, events: number): void {
     this.stats.send_errors_total++;
-    const events = commits.reduce((n, c) => n + c.events.length, 0);
     this.throttle.run('send', (suppressed) => {
       this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed }, 'batch not delivered; kept in the buffer and retried');
     });
@@ -137,7 +148,7 @@ export class Forwarder {
       }
     } catch (err) {
       this.leased.clear();
-      this.failed(err, commits);
+      this.failed(err, commits.reduce((n, c) => n + c.events.length, 0));
       return false;
     }
     this.leased.clear();
