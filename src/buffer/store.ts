@@ -28,6 +28,7 @@ export interface StoredCommit {
   readonly route: string;
   readonly priority: number;
   readonly events: readonly SequencedEvent[];
+  /** Size of the events as stored, before compression: what reading and sending them takes. */
   readonly bytes: number;
 }
 
@@ -348,15 +349,18 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         for (const row of rows) {
           cursor = { priority: row.priority, id: row.id };
           if (isHidden(row.id)) continue;
-          if (count > 0 && (count + row.event_count > maxEvents || bytes + row.body.length > maxBytes)) return out;
-          const tuples = encoder.decode(unpack(row.body)) as Array<StoredTuple | LegacyTuple>;
+          if (count > 0 && count + row.event_count > maxEvents) return out;
+          // the limit is on what the events take once decoded: a compressed row may hold ten times its size
+          const raw = unpack(row.body);
+          if (count > 0 && bytes + raw.length > maxBytes) return out;
+          const tuples = encoder.decode(raw) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
             const [route, kafkaTopic, key, topic, payload, receivedAt] = t.length === 6 ? t : [row.route, row.kafka_topic, ...t];
             return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), receivedAt };
           });
-          out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: row.body.length });
+          out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: raw.length });
           count += row.event_count;
-          bytes += row.body.length;
+          bytes += raw.length;
         }
       }
       return out;

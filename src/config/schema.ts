@@ -80,8 +80,12 @@ export const configSchema = z.strictObject({
       spill_after_ms: durationMs(3_600_000).default(2000),
     }).prefault({}),
     commit: z.strictObject({
-      /** Extra wait to gather a group commit; 0 commits as soon as the current burst of packets is read. */
-      max_wait_ms: durationMs(1000).default(0),
+      /**
+       * How long a group commit gathers events. Each commit rewrites a few SQLite pages whatever it
+       * holds, so this is the trade between PUBACK latency and flash writes per event; 0 commits as
+       * soon as the current burst of packets is read.
+       */
+      max_wait_ms: durationMs(1000).default(10),
       max_events: z.number().int().min(1).max(100_000).default(5000),
       /** Commit at once when this many payload bytes are waiting. */
       max_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1_048_576),
