@@ -90,7 +90,12 @@ export class Gateway {
     const limits = bufferLimits(config);
     this.writer = new GroupCommitWriter(
       store,
-      { maxWaitMs: config.buffer.commit.max_wait_ms, maxEvents: config.buffer.commit.max_events, maxBytes: config.buffer.commit.max_bytes },
+      {
+        maxWaitMs: config.buffer.commit.max_wait_ms,
+        maxEvents: config.buffer.commit.max_events,
+        maxBytes: config.buffer.commit.max_bytes,
+        ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
+      },
       () => limits,
       () => forwarder.inFlight,
       {

@@ -9,6 +9,12 @@ export interface GroupCommitOptions {
   readonly maxEvents: number;
   /** Commit at once when this many payload bytes are waiting. */
   readonly maxBytes: number;
+  /**
+   * Commit at once when this many messages are waiting: in client mode each
+   * connection hands over one message at a time, so once every connection has
+   * one waiting, waiting longer only adds latency.
+   */
+  readonly maxMessages?: number;
 }
 
 export interface CommitReport {
@@ -69,7 +75,7 @@ export class GroupCommitWriter {
     this.pending.push({ events, settle });
     this.events += events.length;
     for (const e of events) this.bytes += e.payload.length;
-    if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
+    if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes || this.pending.length >= (this.options.maxMessages ?? Number.POSITIVE_INFINITY)) {
       this.flush();
       return;
     }

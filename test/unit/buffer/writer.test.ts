@@ -6,14 +6,14 @@ import { test } from 'node:test';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { storedSize, type BufferLimits, type FullPolicy } from '../../../src/buffer/policy.js';
 import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
-import { GroupCommitWriter, type CommitReport } from '../../../src/buffer/writer.js';
+import { GroupCommitWriter, type CommitReport, type GroupCommitOptions } from '../../../src/buffer/writer.js';
 import { waitFor } from '../../helpers/poll.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-writer-')), 'b.db');
 const ev = (route: string, n: number, bytes = 100): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.alloc(bytes, n % 256), receivedAt: 1000 + n });
 const EVENT = storedSize(ev('r', 0));
 
-function harness(limits: BufferLimits, options = { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }) {
+function harness(limits: BufferLimits, options: GroupCommitOptions = { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }) {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
   const commits: CommitReport[] = [];
   const errors: number[] = [];
@@ -127,5 +127,14 @@ test('an event larger than its bound can never fit: dropped and counted, never h
   assert.equal(await h.submit([ev('r', 1, 5000)]), null);
   assert.deepEqual(h.lost, [['r', 1, 'dropped_newest']]);
   assert.equal(h.writer.blockedMessages, 0);
+  h.store.close();
+});
+
+test('with maxMessages (client mode), the commit does not wait once every connection has a message waiting', () => {
+  const h = harness(roomy, { maxWaitMs: 10_000, maxEvents: 1000, maxBytes: 1 << 20, maxMessages: 2 });
+  h.writer.submit([ev('r', 1)], () => undefined);
+  assert.equal(h.commits.length, 0);
+  h.writer.submit([ev('r', 2)], () => undefined);
+  assert.equal(h.commits.length, 1);
   h.store.close();
 });
