@@ -93,6 +93,7 @@ export class Gateway {
       {
         maxWaitMs: config.buffer.commit.max_wait_ms,
         maxEvents: config.buffer.commit.max_events,
+        minEvents: config.buffer.commit.min_events,
         maxBytes: config.buffer.commit.max_bytes,
         ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
       },

@@ -7,6 +7,12 @@ export interface GroupCommitOptions {
   readonly maxWaitMs: number;
   /** Commit at once when this many events are waiting. */
   readonly maxEvents: number;
+  /**
+   * Enough for an efficient commit: once this many events wait, commit as soon as the packets
+   * already read are handed over instead of waiting maxWaitMs. A busy gateway never waits; a
+   * quiet one gathers up to maxWaitMs so that a commit is not a few events on many pages.
+   */
+  readonly minEvents?: number;
   /** Commit at once when this many payload bytes are waiting. */
   readonly maxBytes: number;
   /**
@@ -79,7 +85,8 @@ export class GroupCommitWriter {
       this.flush();
       return;
     }
-    this.schedule();
+    if (this.events >= (this.options.minEvents ?? Number.POSITIVE_INFINITY)) this.scheduleImmediate();
+    else this.schedule();
   }
 
   /** Room was made (delivery, expiry): try the held messages again soon. */
@@ -140,6 +147,13 @@ export class GroupCommitWriter {
     if (this.recheck !== null) clearTimeout(this.recheck);
     this.recheck = null;
     for (const p of held) p.settle(err);
+  }
+
+  private scheduleImmediate(): void {
+    if (this.immediate !== null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.immediate = setImmediate(() => this.flush());
   }
 
   private schedule(): void {

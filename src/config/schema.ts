@@ -86,6 +86,8 @@ export const configSchema = z.strictObject({
        * soon as the current burst of packets is read.
        */
       max_wait_ms: durationMs(1000).default(10),
+      /** Once this many events wait, commit without waiting max_wait_ms: a busy gateway never waits. */
+      min_events: z.number().int().min(1).max(100_000).default(64),
       max_events: z.number().int().min(1).max(100_000).default(5000),
       /** Commit at once when this many payload bytes are waiting. */
       max_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1_048_576),

@@ -138,3 +138,12 @@ test('with maxMessages (client mode), the commit does not wait once every connec
   assert.equal(h.commits.length, 1);
   h.store.close();
 });
+
+test('once min_events wait, the commit does not wait max_wait_ms', async () => {
+  const h = harness(roomy, { maxWaitMs: 60_000, maxEvents: 1000, maxBytes: 1 << 20, minEvents: 3 });
+  const settled = Promise.all([1, 2, 3].map((n) => h.submit([ev('r', n)])));
+  assert.equal(h.commits.length, 0, 'not synchronously: the rest of the socket read joins the commit');
+  assert.deepEqual(await settled, [null, null, null]);
+  assert.deepEqual(h.commits.map((c) => c.events), [3]);
+  h.store.close();
+});
