@@ -45,6 +45,7 @@ import { consumeAll, createBenchTopic, eventsBetween, kafkaClient, type KafkaTal
 import type { FromLoad, LoadResult, LoadSpec, ToLoad } from './load.js';
 import { CpuProbe, RssSampler, snapshot } from './procstat.js';
 import { formatSummary, summarise, type ProfileSummary } from './profile-summary.js';
+import { fsyncProbe, gitInfo, killChildren, log, pgrep, resetLogClock, stopKafka, track, warmKafka } from './harness.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -139,36 +140,6 @@ function parseOptions(): Options {
 
 const children = new Set<ChildProcess>();
 
-function track<T extends ChildProcess>(child: T): T {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function killChildren(): Promise<void> {
-  const list = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
-  if (list.length === 0) return;
-  const exits = list.map((c) => new Promise<void>((r) => c.once('exit', () => r())));
-  for (const c of list) c.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
-  clearTimeout(timer);
-  for (const c of list) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-
-/** PIDs of processes whose command line contains `pattern` (our temp dir), excluding this process. */
-function pgrep(pattern: string): Array<{ pid: number; cmd: string }> {
-  try {
-    const out = execFileSync('pgrep', ['-af', pattern], { encoding: 'utf8' });
-    return out.split('\n').filter((l) => l.trim() !== '').map((l) => {
-      const sp = l.indexOf(' ');
-      return { pid: Number(l.slice(0, sp)), cmd: l.slice(sp + 1) };
-    }).filter((p) => p.pid !== process.pid);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-}
-
 /** Kills whatever still has our temp dir in its command line (nothing should); returns what survived. */
 async function reapLeftovers(tmpRoot: string): Promise<Array<{ pid: number; cmd: string }>> {
   let left = pgrep(tmpRoot);
@@ -197,13 +168,6 @@ interface KafkaHandle {
   stop(): Promise<void>;
 }
 
-/** scripts/kafka/stop.sh: idempotent, does nothing when no broker runs in dir. */
-async function stopKafka(dir: string): Promise<void> {
-  await run('bash', [join(ROOT, 'scripts/kafka/stop.sh'), dir], { timeout: 90_000 }).catch((err: Error) => {
-    process.stderr.write(`kafka stop.sh failed: ${err.message}\n`);
-  });
-}
-
 async function startKafka(dir: string): Promise<KafkaHandle> {
   mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
@@ -224,25 +188,6 @@ async function startKafka(dir: string): Promise<KafkaHandle> {
   const pid = Number(/KAFKA_PID=(\d+)/.exec(env)?.[1] ?? NaN);
   log(`Kafka ${/KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? '?'} on ${m[1]} (pid ${pid}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return { brokers: [m[1]!], pid: Number.isFinite(pid) ? pid : null, version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null, stop };
-}
-
-/**
- * A fresh broker answers the first idempotent producer with "coordinator is
- * loading" for a moment; let that happen here rather than inside the first
- * measured scenario.
- */
-async function warmKafka(brokers: string[]): Promise<void> {
-  const producer = kafkaClient(brokers).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
-  const t0 = Date.now();
-  try {
-    await producer.connect();
-    await producer.send({ topic: 'eh.bench.warmup', acks: -1, messages: [{ key: 'warmup', value: 'warmup' }] });
-    log(`Kafka warm-up (idempotent producer + one record) ${Date.now() - t0} ms`);
-  } catch (err) {
-    log(`Kafka warm-up failed (continuing): ${(err as Error).message}`);
-  } finally {
-    await producer.disconnect().catch(() => undefined);
-  }
 }
 
 // ---------------------------------------------------------------- load generators
@@ -423,11 +368,6 @@ interface FailedScenario {
 type ScenarioResult = AedesResult | EdgehaulResult | FailedScenario;
 
 // ---------------------------------------------------------------- scenarios
-
-let logStart = Date.now();
-function log(msg: string): void {
-  process.stderr.write(`[bench +${((Date.now() - logStart) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
-}
 
 async function aedesInprocess(opts: Options, qos: 0 | 1, durationMs: number, warmupMs: number, kafka: KafkaHandle, tag: string): Promise<AedesResult> {
   const broker = await Aedes.createBroker({ maxClientsIdLength: 256 });
@@ -749,40 +689,11 @@ function table(results: ScenarioResult[], opts: Options): string {
   return out.join('\n');
 }
 
-function fsyncProbe(dir: string, ms = 1000): number {
-  const file = join(dir, 'fsync-probe.bin');
-  const fd = openSync(file, 'w');
-  const buf = Buffer.alloc(4096, 1);
-  let n = 0;
-  const t0 = Date.now();
-  try {
-    while (Date.now() - t0 < ms) {
-      writeSync(fd, buf);
-      fsyncSync(fd);
-      n++;
-    }
-  } finally {
-    closeSync(fd);
-    unlinkSync(file);
-  }
-  return n / ((Date.now() - t0) / 1000);
-}
-
-function gitInfo(): { head: string | null; dirtyFiles: number | null } {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter((l) => l.trim() !== '').length;
-    return { head, dirtyFiles: dirty };
-  } catch {
-    return { head: null, dirtyFiles: null };
-  }
-}
-
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
   const opts = parseOptions();
-  logStart = Date.now();
+  resetLogClock();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '');
   const tmpRoot = mkdtempSync(join(tmpdir(), 'edgehaul-bench-'));
   const resultsDir = join(ROOT, 'scripts/bench/results');
