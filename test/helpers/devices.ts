@@ -37,7 +37,14 @@ export async function runDevice(url: string, device: string, count: number, opts
  * lost connection it opens a new one and goes on with the next number (what
  * was in flight is simply not acknowledged). `acked` fills live.
  */
-export function startStubbornDevice(url: string, device: string, stop: () => boolean, window = 10): { acked: number[]; finished: Promise<DeviceRun> } {
+export function startStubbornDevice(
+  url: string,
+  device: string,
+  stop: () => boolean,
+  opts: { window?: number; payload?: (n: number) => string } = {},
+): { acked: number[]; finished: Promise<DeviceRun> } {
+  const window = opts.window ?? 10;
+  const payload = opts.payload ?? ((n: number) => JSON.stringify({ device, n }));
   const acked: number[] = [];
   const run = async (): Promise<DeviceRun> => {
     let next = 0;
@@ -46,14 +53,15 @@ export function startStubbornDevice(url: string, device: string, stop: () => boo
       try {
         client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0, connectTimeout: 2000 });
       } catch {
-        await new Promise((r) => setTimeout(r, 100)); // the daemon is restarting: try again shortly
+        // refused at once while the daemon restarts: a short pause keeps the retry from spinning
+        await new Promise((r) => setTimeout(r, 100));
         continue;
       }
       const lost = new Promise<void>((resolve) => client.once('close', () => resolve()));
       const worker = async (): Promise<void> => {
         while (!stop() && client.connected) {
           const n = next++;
-          await client.publishAsync(`devices/${device}/telemetry`, JSON.stringify({ device, n }), { qos: 1 });
+          await client.publishAsync(`devices/${device}/telemetry`, payload(n), { qos: 1 });
           acked.push(n);
         }
       };

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
-import type { DeviceRun } from './devices.js';
+import { startStubbornDevice, type DeviceRun } from './devices.js';
 
 /** `{"device":..,"n":..,"pad":"xxx"}` of about `bytes` bytes (at least the bare reading). */
 export function paddedReading(device: string, n: number, bytes: number): string {
@@ -16,31 +15,6 @@ export function paddedReading(device: string, n: number, bytes: number): string 
  * lost. `acked` fills live.
  */
 export function startLoadDevice(url: string, device: string, stop: () => boolean, opts: { window?: number; payloadBytes?: number } = {}): { acked: number[]; finished: Promise<DeviceRun> } {
-  const window = opts.window ?? 10;
   const bytes = opts.payloadBytes ?? 0;
-  const acked: number[] = [];
-  const run = async (): Promise<DeviceRun> => {
-    let next = 0;
-    while (!stop()) {
-      let client: mqtt.MqttClient;
-      try {
-        client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0, connectTimeout: 2000 });
-      } catch {
-        await new Promise((r) => setTimeout(r, 100)); // not listening (yet): try again shortly
-        continue;
-      }
-      const lost = new Promise<void>((resolve) => client.once('close', () => resolve()));
-      const worker = async (): Promise<void> => {
-        while (!stop() && client.connected) {
-          const n = next++;
-          await client.publishAsync(`devices/${device}/telemetry`, paddedReading(device, n, bytes), { qos: 1 });
-          acked.push(n);
-        }
-      };
-      await Promise.race([Promise.allSettled(Array.from({ length: window }, worker)), lost]);
-      client.end(true);
-    }
-    return { device, acked: [...acked].sort((a, b) => a - b) };
-  };
-  return { acked, finished: run() };
+  return startStubbornDevice(url, device, stop, { window: opts.window ?? 10, payload: (n) => paddedReading(device, n, bytes) });
 }
