@@ -2,7 +2,7 @@ import type { InboundMessage, MessageSink, SettleCallback } from './core/event.j
 import type { LoadedConfig } from './config/load.js';
 import { readSecret } from './config/load.js';
 import { openBuffer } from './buffer/open.js';
-import type { BufferLimits } from './buffer/policy.js';
+import type { BufferLimits, RouteLimits } from './buffer/policy.js';
 import type { BufferStore } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import type { Config } from './config/schema.js';
@@ -16,7 +16,7 @@ import type { Ingest } from './ingest/ingest.js';
 import { BacklogMeter, processWriteBytes } from './ops/backlog.js';
 import { LogThrottle, type Logger } from './ops/log.js';
 import { Stats } from './ops/stats.js';
-import { compileRoutes, type Router } from './transform/router.js';
+import { DEAD_LETTER_ROUTE, Pipeline, type Outcome } from './transform/pipeline.js';
 
 export interface ShutdownReport {
   /** events still in the buffer, to be sent after the next start */
@@ -41,7 +41,8 @@ export class Gateway {
   private storeDamagedAt = 0;
   private lastHealth: 'ok' | 'degraded' = 'ok';
   private readonly backlog = new BacklogMeter();
-  private readonly router: Router;
+  private readonly pipeline: Pipeline;
+  private tickTimer: NodeJS.Timeout | null = null;
   private readonly throttle = new LogThrottle(10_000);
 
   constructor(
@@ -50,7 +51,19 @@ export class Gateway {
     private readonly sinkFactory: (onConnected: (up: boolean) => void) => RecordSink = (onConnected) =>
       createKafkaSink(loaded.config.kafka, log, onConnected),
   ) {
-    this.router = compileRoutes(loaded.config.routes);
+    const dl = loaded.config.dead_letters;
+    this.pipeline = new Pipeline(loaded.config.routes, { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
+      dropped: (route, step) => {
+        const k = `${route}/${step}`;
+        this.stats.transform_dropped_total[k] = (this.stats.transform_dropped_total[k] ?? 0) + 1;
+      },
+      deadLetter: (route, step, reason) => {
+        this.stats.loss('dead_letter', route, 1);
+        this.throttle.run(`dead:${route}:${step}`, (suppressed) => {
+          this.log.warn({ code: 'EH_ERR_TRANSFORM_FAILED', route, step, reason, suppressed }, 'transform step failed; the input is a dead letter');
+        });
+      },
+    });
   }
 
   get address(): string {
@@ -68,6 +81,7 @@ export class Gateway {
       this.stats.store_damaged_total++;
       this.stats.loss('corrupt', '*', opened.quarantined.events ?? 0);
     }
+    this.pipeline.restore(opened.store.loadStates());
     const backlog = store.stats();
     this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
@@ -95,6 +109,7 @@ export class Gateway {
         maxEvents: config.buffer.commit.max_events,
         minEvents: config.buffer.commit.min_events,
         maxBytes: config.buffer.commit.max_bytes,
+        keepDeadLetters: config.dead_letters.keep,
         ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
       },
       () => limits,
@@ -117,6 +132,8 @@ export class Gateway {
             this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, buffered_bytes: store.bytes(), max_bytes: config.buffer.max_bytes }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
           });
         },
+        checkpoints: () => this.pipeline.checkpoints(),
+        checkpointsLost: (states) => this.pipeline.checkpointsLost(states),
       },
     );
     forwarder.start();
@@ -137,11 +154,40 @@ export class Gateway {
       this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
       this.sweepTimer.unref();
     }
+    if (config.routes.some((r) => r.steps.some((st) => 'window' in st))) {
+      // windows close on time even when no new event comes
+      this.tickTimer = setInterval(() => this.tick(), WINDOW_TICK_MS);
+      this.tickTimer.unref();
+      this.tick();
+    }
     const every = config.log.stats_interval_secs;
     if (every > 0) {
       this.statsTimer = setInterval(() => this.logStats(), every * 1000);
       this.statsTimer.unref();
     }
+  }
+
+  /**
+   * Closed windows' aggregates go to the buffer; their commit also checkpoints
+   * the emptied windows, so a crash either keeps the window open (and closes it
+   * again after the restart) or has stored its aggregate, never neither.
+   */
+  private tick(): void {
+    const due = this.pipeline.nextDue();
+    if (due === null || due > Date.now() || this.writer === null) return;
+    const out = this.pipeline.tick(Date.now());
+    this.stats.transform_window_events_total += out.events.filter((e) => e.route !== DEAD_LETTER_ROUTE).length;
+    this.submitGenerated(out);
+  }
+
+  /** Events no device waits for (window aggregates): a failed commit is retried until it holds. */
+  private submitGenerated(out: Outcome): void {
+    if (out.events.length === 0 && out.deadLetters.length === 0) return;
+    const settle = (err: Error | null): void => {
+      if (err === null || this.writer === null) return;
+      setTimeout(() => this.writer?.submit(out.events, settle, out.deadLetters), 1000).unref();
+    };
+    this.writer!.submit(out.events, settle, out.deadLetters);
   }
 
   /** Memory rows the uplink has not taken in time go to disk. */
@@ -196,7 +242,9 @@ export class Gateway {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     if (this.spillTimer !== null) clearInterval(this.spillTimer);
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
     this.spillTimer = null;
+    this.tickTimer = null;
     this.statsTimer = null;
     this.sweepTimer = null;
     const errors: unknown[] = [];
@@ -243,15 +291,17 @@ export class Gateway {
       });
       return acked(null);
     }
-    const events = this.router.route(message);
-    if (events.length === 0) {
+    const out = this.pipeline.process(message);
+    if (out.matched === 0) {
       this.stats.dropped_unrouted_total++;
       this.throttle.run(`unrouted:${message.topic}`, (suppressed) => {
         this.log.warn({ code: 'EH_ERR_INGEST_UNROUTED', client_id: message.clientId, topic: message.topic, suppressed }, 'no route matches this topic; dropped and counted');
       });
       return acked(null);
     }
-    this.writer!.submit(events, acked);
+    // every route's steps took it out on purpose (filter, deadband, dedupe): nothing to make durable
+    if (out.events.length === 0 && out.deadLetters.length === 0 && !out.stateful) return acked(null);
+    this.writer!.submit(out.events, acked, out.deadLetters);
   };
 
   private createIngest(sink: MessageSink): Ingest {
@@ -266,7 +316,7 @@ export class Gateway {
       clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
       username: c.username,
       password: c.password !== undefined ? readSecret(c.password) : undefined,
-      connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.router.filters],
+      connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
       qos: c.qos,
       keepaliveSecs: c.keepalive_secs,
       reconnectMs: c.reconnect_ms,
@@ -294,11 +344,16 @@ export class Gateway {
 
 /** The full-buffer policy's view of the config. */
 export function bufferLimits(config: Config): BufferLimits {
-  return {
-    totalBytes: config.buffer.max_bytes,
-    routes: new Map(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }])),
-  };
+  const routes = new Map<string, RouteLimits>(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }]));
+  // dead letters wait below every route and make room first
+  routes.set(DEAD_LETTER_ROUTE, { priority: DEAD_LETTER_PRIORITY, whenFull: 'drop_oldest', maxBytes: config.dead_letters.max_bytes, durability: 'disk' });
+  return { totalBytes: config.buffer.max_bytes, routes };
 }
+
+/** Below the lowest priority a route may have (-1000). */
+const DEAD_LETTER_PRIORITY = -1001;
+/** How often open windows are checked for their end. */
+const WINDOW_TICK_MS = 250;
 
 function safeStats(store: BufferStore): ReturnType<BufferStore['stats']> | null {
   try {

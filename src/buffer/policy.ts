@@ -94,10 +94,27 @@ export class AdmissionPlan {
     return this.groups.size === 0 && this.evict.length === 0;
   }
 
+  /**
+   * One group per route, Kafka topic and priority: a stored row names one
+   * Kafka topic and is sent by its priority (a transform's route step may set
+   * both per event; by default they are the route's).
+   */
   commitGroups(): CommitGroup[] {
-    return [...this.groups].map(([route, events]) => {
+    return [...this.groups].flatMap(([route, events]) => {
       const limits = this.limitsOf(route);
-      return { route, priority: limits.priority, events, durability: limits.durability ?? 'disk' };
+      const durability = limits.durability ?? 'disk';
+      const first = events[0];
+      if (events.every((e) => e.kafkaTopic === first?.kafkaTopic && e.priority === first?.priority)) {
+        return [{ route, priority: first?.priority ?? limits.priority, events, durability }];
+      }
+      const split = new Map<string, RoutedEvent[]>();
+      for (const e of events) {
+        const k = `${e.priority ?? limits.priority}\u0000${e.kafkaTopic}`;
+        let list = split.get(k);
+        if (list === undefined) split.set(k, (list = []));
+        list.push(e);
+      }
+      return [...split.values()].map((list) => ({ route, priority: list[0]!.priority ?? limits.priority, events: list, durability }));
     });
   }
 

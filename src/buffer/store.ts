@@ -76,13 +76,48 @@ export interface RowInfo {
   readonly bytes: number;
 }
 
+/** An input a transform step could not process, kept for `edgehaul inspect`. */
+export interface DeadLetterRecord {
+  readonly at: number;
+  readonly route: string;
+  /** `<index>:<kind>` of the step that failed, e.g. `0:decode` */
+  readonly step: string;
+  readonly reason: string;
+  readonly topic: string;
+  readonly clientId: string;
+  /** The payload as received, cut to DEAD_LETTER_PAYLOAD_BYTES here (the Kafka copy is whole). */
+  readonly payload: Buffer;
+}
+
+/** A transform step's checkpoint (open windows); null state removes it. */
+export interface StateRecord {
+  readonly route: string;
+  readonly step: number;
+  readonly state: Buffer | null;
+}
+
+/** Written in the same transaction as a commit's rows. */
+export interface CommitExtras {
+  readonly deadLetters?: readonly DeadLetterRecord[];
+  /** How many dead letters the table keeps at most (the oldest go). */
+  readonly keepDeadLetters?: number;
+  readonly states?: readonly StateRecord[];
+}
+
+export const DEAD_LETTER_PAYLOAD_BYTES = 4096;
+
 export interface BufferStore {
   /**
-   * One transaction: removes `evict` (rows chosen by the full policy) and
-   * inserts one row per group. Returns the evicted rows as they were and the
-   * sequence range of every group.
+   * One transaction: removes `evict` (rows chosen by the full policy),
+   * inserts one row per group, and writes the extras (dead letters, transform
+   * checkpoints). Returns the evicted rows as they were and the sequence range
+   * of every group.
    */
-  commit(groups: readonly CommitGroup[], evict?: readonly number[]): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  /** The newest dead letters first. */
+  recentDeadLetters(limit: number): DeadLetterRecord[];
+  /** Every stored transform checkpoint. */
+  loadStates(): StateRecord[];
   /** Next commits to send: highest priority first, then oldest; whole commits within the limits (at least one). */
   readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>): StoredCommit[];
   /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
@@ -117,11 +152,12 @@ export const SEQ_RESERVE = 100_000;
 /** Delivered rows are deleted at most this often, by a commit that comes along or by a transaction of their own. */
 const DELETE_FLUSH_MS = 250;
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
 // Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
-type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number];
+// A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output).
+type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 1];
 /** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
 type LegacyTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
 
@@ -180,6 +216,29 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const oldestOf = db.prepare<[string, number], { id: number; oldest_ms: number }>('SELECT id, oldest_ms FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT 16');
   const sizeOf = db.prepare<[number], { route: string; events: number; bytes: number }>('SELECT route, event_count AS events, length(body) AS bytes FROM commits WHERE id = ?');
   const deleteById = db.prepare<[number]>('DELETE FROM commits WHERE id = ?');
+  const insertDeadLetter = db.prepare<[number, string, string, string, string, string, Buffer]>(
+    'INSERT INTO dead_letters (at, route, step, reason, topic, client_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const trimDeadLetters = db.prepare<[number]>('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?');
+  const selectDeadLetters = db.prepare<[number], { at: number; route: string; step: string; reason: string; topic: string; client_id: string; payload: Buffer }>(
+    'SELECT at, route, step, reason, topic, client_id, payload FROM dead_letters ORDER BY id DESC LIMIT ?',
+  );
+  const upsertState = db.prepare<[string, number, Buffer]>('INSERT OR REPLACE INTO transform_state (route, step, state) VALUES (?, ?, ?)');
+  const deleteState = db.prepare<[string, number]>('DELETE FROM transform_state WHERE route = ? AND step = ?');
+  const selectStates = db.prepare<[], { route: string; step: number; state: Buffer }>('SELECT route, step, state FROM transform_state');
+  const writeExtras = (extras: CommitExtras | undefined): void => {
+    if (extras === undefined) return;
+    const letters = extras.deadLetters ?? [];
+    for (const d of letters) {
+      const payload = d.payload.length > DEAD_LETTER_PAYLOAD_BYTES ? d.payload.subarray(0, DEAD_LETTER_PAYLOAD_BYTES) : d.payload;
+      insertDeadLetter.run(d.at, d.route, d.step, d.reason, d.topic, d.clientId, payload);
+    }
+    if (letters.length > 0) trimDeadLetters.run(extras.keepDeadLetters ?? 1000);
+    for (const st of extras.states ?? []) {
+      if (st.state === null) deleteState.run(st.route, st.step);
+      else upsertState.run(st.route, st.step, st.state);
+    }
+  };
   const perRoute = db.prepare<[], { route: string; commits: number; events: number; bytes: number }>(
     'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
@@ -257,7 +316,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
   /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
-    const tuples: StoredTuple[] = r.events.map((e) => [e.key, e.topic, e.payload, e.receivedAt]);
+    const tuples: StoredTuple[] = r.events.map((e) => (e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt]));
     const body = pack(encoder.encode(tuples));
     let oldest = Number.POSITIVE_INFINITY;
     let newest = 0;
@@ -269,8 +328,9 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     return { id: Number(info.lastInsertRowid), bytes: body.length };
   };
 
-  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean) => {
+  const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean, extras: CommitExtras | undefined) => {
     if (withDeletes) applyDeletes();
+    writeExtras(extras);
     const evicted = removeRows(evict);
     let seq = nextSeq;
     const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
@@ -316,12 +376,12 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       return inserted.map((r) => r.id);
     },
 
-    commit(groups, evict = []) {
+    commit(groups, evict = [], extras) {
       // deletes ride along at most every DELETE_FLUSH_MS: fewer transactions that touch the index and meta pages
       const withDeletes = pendingDeletes.size > 0 && Date.now() - pendingSince >= DELETE_FLUSH_MS;
       let result: ReturnType<typeof commitTx>;
       try {
-        result = commitTx(groups.filter((g) => g.events.length > 0), evict, withDeletes);
+        result = commitTx(groups.filter((g) => g.events.length > 0), evict, withDeletes, extras);
       } catch (err) {
         throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
       }
@@ -355,8 +415,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
           if (count > 0 && bytes + raw.length > maxBytes) return out;
           const tuples = encoder.decode(raw) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
-            const [route, kafkaTopic, key, topic, payload, receivedAt] = t.length === 6 ? t : [row.route, row.kafka_topic, ...t];
-            return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), receivedAt };
+            if (t.length === 6) {
+              const [route, kafkaTopic, key, topic, payload, receivedAt] = t;
+              return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: asBuffer(payload), receivedAt };
+            }
+            const [key, topic, payload, receivedAt, encoded] = t;
+            const e: SequencedEvent = { seq: row.first_seq + i, route: row.route, kafkaTopic: row.kafka_topic, key, topic, payload: asBuffer(payload), receivedAt };
+            return encoded === 1 ? { ...e, encoded: true } : e;
           });
           out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: raw.length });
           count += row.event_count;
@@ -411,6 +476,14 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         deleteTimer.unref();
       }
       return removed;
+    },
+
+    recentDeadLetters(limit) {
+      return selectDeadLetters.all(limit).map((r) => ({ at: r.at, route: r.route, step: r.step, reason: r.reason, topic: r.topic, clientId: r.client_id, payload: r.payload }));
+    },
+
+    loadStates() {
+      return selectStates.all();
     },
 
     stats() {
@@ -472,6 +545,10 @@ function pack(body: Buffer): Buffer {
   return Buffer.concat([Buffer.of(COMPRESSED), deflated]);
 }
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function unpack(body: Buffer): Buffer {
   return body[0] === COMPRESSED ? inflateRawSync(body.subarray(1)) : body;
 }
@@ -485,7 +562,9 @@ function migrate(db: Database.Database, firstSeq: number): void {
   }
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
-    if (version === 0) {
+    if (version >= 2) {
+      // version 2 lacked the dead letters and transform checkpoints only
+    } else if (version === 0) {
       db.exec(`
         CREATE TABLE commits (
           id INTEGER PRIMARY KEY,
@@ -511,6 +590,22 @@ function migrate(db: Database.Database, firstSeq: number): void {
       `);
     }
     db.exec(`
+      CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        step TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        payload BLOB NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS transform_state (
+        route TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (route, step)
+      ) STRICT, WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS commits_by_priority ON commits (priority DESC, id);
       INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ${SCHEMA_VERSION});
     `);

@@ -1,6 +1,6 @@
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
 import { storedSize } from './policy.js';
-import type { BufferStats, BufferStore, CommitGroup, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
+import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
 
 interface MemoryRow {
   readonly id: number;
@@ -40,12 +40,13 @@ export class TieredStore implements BufferStore {
 
   constructor(private readonly disk: SqliteBufferStore, private readonly now: () => number = Date.now) {}
 
-  commit(groups: readonly CommitGroup[], evict: readonly number[] = []): ReturnType<BufferStore['commit']> {
+  commit(groups: readonly CommitGroup[], evict: readonly number[] = [], extras?: CommitExtras): ReturnType<BufferStore['commit']> {
     const diskGroups = groups.filter((g) => g.durability !== 'memory');
     const memoryGroups = groups.filter((g) => g.durability === 'memory' && g.events.length > 0);
     const evictedFromMemory = this.removeMemory(evict.filter((id) => id < 0));
     const diskEvict = evict.filter((id) => id > 0);
-    const result = diskGroups.length > 0 || diskEvict.length > 0 ? this.disk.commit(diskGroups, diskEvict) : { evicted: [], ranges: [] };
+    const hasExtras = extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
+    const result = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [] };
     const ranges = [...result.ranges];
     for (const g of memoryGroups) {
       const firstSeq = this.disk.allocate(g.events.length);
@@ -176,6 +177,14 @@ export class TieredStore implements BufferStore {
 
   fileBytes(): number {
     return this.disk.fileBytes();
+  }
+
+  recentDeadLetters(limit: number): DeadLetterRecord[] {
+    return this.disk.recentDeadLetters(limit);
+  }
+
+  loadStates(): ReturnType<BufferStore['loadStates']> {
+    return this.disk.loadStates();
   }
 
   close(): void {

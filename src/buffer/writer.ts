@@ -1,6 +1,6 @@
 import type { RoutedEvent, SettleCallback } from '../core/event.js';
 import { AdmissionPlan, type BufferLimits } from './policy.js';
-import type { BufferStore, RemovedRow } from './store.js';
+import type { BufferStore, DeadLetterRecord, RemovedRow, StateRecord } from './store.js';
 
 export interface GroupCommitOptions {
   /** 0: commit once the packets already read are handed over (setImmediate); otherwise wait up to this long. */
@@ -21,6 +21,8 @@ export interface GroupCommitOptions {
    * one waiting, waiting longer only adds latency.
    */
   readonly maxMessages?: number;
+  /** Dead letters the store keeps for inspection at most. */
+  readonly keepDeadLetters?: number;
 }
 
 export interface CommitReport {
@@ -34,11 +36,20 @@ export interface WriterHooks {
   onError(err: Error, messages: number): void;
   /** Events that left the buffer (evicted) or never entered it (dropped new) because the buffer was full. */
   onFull(route: string, events: number, how: 'evicted_oldest' | 'dropped_newest'): void;
+  /**
+   * Transform checkpoints that changed since the last commit; written in the
+   * commit's transaction, so the inputs acknowledged by it and their share of
+   * open windows become durable together.
+   */
+  checkpoints?(): StateRecord[];
+  /** The commit that carried these checkpoints failed: offer them again with the next one. */
+  checkpointsLost?(states: readonly StateRecord[]): void;
 }
 
 interface Pending {
   readonly events: readonly RoutedEvent[];
   readonly settle: SettleCallback;
+  readonly deadLetters?: readonly DeadLetterRecord[] | undefined;
 }
 
 /** How long held messages wait at most before the writer looks for room again by itself. */
@@ -77,8 +88,13 @@ export class GroupCommitWriter {
     return this.blocked.length;
   }
 
-  submit(events: readonly RoutedEvent[], settle: SettleCallback): void {
-    this.pending.push({ events, settle });
+  /**
+   * `events` may be empty when the message only fed transform state or became a
+   * dead letter: it is then acknowledged with the commit that makes that durable.
+   */
+  submit(events: readonly RoutedEvent[], settle: SettleCallback, deadLetters?: readonly DeadLetterRecord[]): void {
+    this.pending.push({ events, settle, deadLetters });
+    if (events.length === 0) this.events++; // still a commit's worth of work
     this.events += events.length;
     for (const e of events) this.bytes += e.payload.length;
     if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes || this.pending.length >= (this.options.maxMessages ?? Number.POSITIVE_INFINITY)) {
@@ -116,11 +132,14 @@ export class GroupCommitWriter {
     const started = performance.now();
     let failure: Error | null = null;
     let evicted: RemovedRow[] = [];
-    if (!plan.isEmpty) {
+    const deadLetters = taken.flatMap((p) => p.deadLetters ?? []);
+    const states = this.hooks.checkpoints?.() ?? [];
+    if (!plan.isEmpty || deadLetters.length > 0 || states.length > 0) {
       try {
-        evicted = this.store.commit(plan.commitGroups(), plan.evict).evicted;
+        evicted = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters }).evicted;
       } catch (err) {
         failure = err as Error;
+        if (states.length > 0) this.hooks.checkpointsLost?.(states);
       }
     }
     if (failure !== null) {

@@ -253,7 +253,10 @@ const age = (oldest: number | null, now: number): { oldest_age_ms: number | null
 
 /** A dead-letter cell as JSON can carry it: blobs as their size, not their bytes. */
 function cellValue(v: unknown): unknown {
-  if (Buffer.isBuffer(v)) return { blob_bytes: v.length };
+  if (Buffer.isBuffer(v)) {
+    const text = printable(v);
+    return text !== null ? { blob_bytes: v.length, text } : { blob_bytes: v.length, base64: v.toString('base64') };
+  }
   if (typeof v === 'bigint') return v.toString();
   return v;
 }
@@ -294,11 +297,26 @@ export function reportToJson(report: InspectReport, maxBytes: number | null, now
 /** A dead-letter cell for a terminal line: epoch-ms times as ISO, blobs as their size, long text cut. */
 function cellText(column: string, v: unknown): string {
   if (v === null || v === undefined) return '-';
-  if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
+  if (Buffer.isBuffer(v)) {
+    const text = printable(v);
+    if (text === null) return `<${v.length} bytes>`;
+    return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+  }
   if (typeof v === 'number' && /(^|_)(time|ts|at|ms)$|_at$|_ms$/i.test(column) && v > 1e12 && v < 1e14) return new Date(v).toISOString();
   const s = String(v);
   const cut = s.length > 80 ? `${s.slice(0, 77)}...` : s;
   return /[\s"=]/.test(cut) || cut === '' ? JSON.stringify(cut) : cut;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** A payload that is text without control characters (JSON, numbers), else null. */
+function printable(bytes: Buffer): string | null {
+  try {
+    const s = strictUtf8.decode(bytes);
+    return /[\u0000-\u0008\u000e-\u001f\u007f]/.test(s) ? null : s;
+  } catch {
+    return null;
+  }
 }
 
 /** The terminal form. */

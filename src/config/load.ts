@@ -5,7 +5,8 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
 import { compileTopicPattern } from '../ingest/topic.js';
-import { compileRoutes } from '../transform/router.js';
+import { Pipeline } from '../transform/pipeline.js';
+import { StepConfigError } from '../transform/step.js';
 import { configSchema, type Config, type Secret } from './schema.js';
 
 export interface ConfigProblem {
@@ -72,9 +73,11 @@ export function parseConfig(text: string, file: string): Config {
   const problems: ConfigProblem[] = [];
   cfg.routes.forEach((route, i) => {
     try {
-      compileRoutes([route]);
+      // compiles the filters, the key and every step (expressions included), as the daemon will
+      new Pipeline([route], { gatewayId: 'check', deadLetterTopic: null });
     } catch (err) {
-      problems.push({ key: formatKey(['routes', i]), line: lineOf(['routes', i]), message: (err as Error).message });
+      const path = err instanceof StepConfigError ? ['routes', i, ...err.path] : ['routes', i];
+      problems.push({ key: formatKey(path), line: lineOf(path), message: (err as Error).message });
     }
   });
   const client = cfg.ingest.client;

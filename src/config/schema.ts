@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { stepSchema } from '../transform/steps/index.js';
 
 const port = z.number().int().min(0).max(65535);
 const durationMs = (max: number) => z.number().int().min(0).max(max);
@@ -30,6 +31,8 @@ export const routeSchema = z.strictObject({
   ttl_secs: z.number().int().min(1).optional(),
   /** disk: acknowledged after an fsync'd commit. memory: acknowledged from RAM, written only if the uplink falls behind. */
   durability: z.enum(['disk', 'memory']).default('disk'),
+  /** Transform steps, in order (README "Transform reference"); none: the payload is forwarded as received. */
+  steps: z.array(stepSchema).default([]),
 });
 
 export const configSchema = z.strictObject({
@@ -118,8 +121,17 @@ export const configSchema = z.strictObject({
     }).prefault({}),
   }).prefault({}),
   routes: z.array(routeSchema).min(1).default([
-    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const, durability: 'disk' as const },
+    { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const, durability: 'disk' as const, steps: [] },
   ]),
+  dead_letters: z.strictObject({
+    /** Send dead letters to Kafka (besides keeping the newest for `edgehaul inspect`). */
+    forward: z.boolean().default(true),
+    topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)').default('edgehaul.deadletters'),
+    /** Buffer bytes dead letters may hold while waiting for Kafka; the oldest go first. */
+    max_bytes: z.number().int().min(65_536).default(16_777_216),
+    /** Dead letters kept for `edgehaul inspect --dead-letters` (payloads cut to 4 KiB). */
+    keep: z.number().int().min(0).max(100_000).default(1000),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     /** A `stats` line with counters and buffer depth every so often; 0 turns it off. */
@@ -137,6 +149,9 @@ export const configSchema = z.strictObject({
   });
   if (cfg.ingest.max_payload_bytes > cfg.kafka.max_send_bytes - 4096) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'max_payload_bytes'], message: `must be at most kafka.max_send_bytes - 4096 (${cfg.kafka.max_send_bytes - 4096}): a larger event could never be sent` });
+  }
+  if (cfg.dead_letters.max_bytes > cfg.buffer.max_bytes) {
+    ctx.addIssue({ code: 'custom', path: ['dead_letters', 'max_bytes'], message: `must be at most buffer.max_bytes (${cfg.buffer.max_bytes})` });
   }
   cfg.routes.forEach((r, i) => {
     if (r.max_bytes !== undefined && r.max_bytes > cfg.buffer.max_bytes) {

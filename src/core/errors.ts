@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   EH_ERR_INGEST_LISTEN: 'the MQTT listener cannot bind its address',
   EH_ERR_INGEST_OVERSIZE: 'a payload exceeded ingest max_payload_bytes and was dropped',
   EH_ERR_INGEST_UNROUTED: 'a publish matched no route and was dropped',
+  EH_ERR_TRANSFORM_FAILED: 'a transform step could not process an input; it became a dead letter',
   EH_ERR_UPSTREAM_SEND: 'a batch could not be sent to Kafka; it stays buffered and is retried',
   EH_ERR_DECODE_FORMAT: 'a Kafka record value is not an edgehaul batch',
   EH_ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within its deadline',

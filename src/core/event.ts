@@ -17,8 +17,13 @@ export interface RoutedEvent {
   /** Kafka partition key: events with the same key keep their order. */
   readonly key: string;
   readonly topic: string;
+  /** The MQTT payload as received; or, when `encoded`, a transform's output value encoded as CBOR. */
   readonly payload: Buffer;
   readonly receivedAt: number;
+  /** true: `payload` is one CBOR data item (a transformed value), sent as such rather than as bytes. */
+  readonly encoded?: boolean;
+  /** Send and eviction priority when a transform chose one; else the route's. */
+  readonly priority?: number;
 }
 
 /** A stored event: a routed event with its gateway-wide sequence number. */

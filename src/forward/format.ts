@@ -1,4 +1,4 @@
-import { Decoder, Encoder } from 'cbor-x';
+import { Decoder, Encoder, Tag } from 'cbor-x';
 import type { SequencedEvent } from '../core/event.js';
 import { EdgehaulError } from '../core/errors.js';
 
@@ -11,12 +11,18 @@ import { EdgehaulError } from '../core/errors.js';
  * { v: 1, gw: <gateway id>, route: <route>, key: <partition key>,
  *   s0: <first seq>, t0: <earliest received-at, ms>,
  *   topics: [<mqtt topic>, ...],
- *   ev: [[seq - s0, receivedAt - t0, <index into topics>, <payload bytes>], ...] }
+ *   ev: [[seq - s0, receivedAt - t0, <index into topics>, <data>], ...] }
  * ```
+ * `<data>` is the MQTT payload as a byte string when the route has no decode
+ * step, else the transformed value as an embedded CBOR data item (tag 24,
+ * RFC 8949 section 3.4.5.1: a byte string holding one CBOR item).
  * Tuples with deltas instead of maps keep a 120-byte reading close to its own
  * size; the topic table stores each MQTT topic once per batch.
+ * Version 1 (edgehaul 0.1) is version 2 without tag 24.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** RFC 8949 "encoded CBOR data item" */
+const TAG_ENCODED_CBOR = 24;
 export const CONTENT_TYPE = 'application/vnd.edgehaul.batch+cbor';
 
 export const HEADERS = {
@@ -34,7 +40,10 @@ export interface BatchEvent {
   /** ms since the epoch, when the gateway received the MQTT message */
   readonly receivedAt: number;
   readonly topic: string;
+  /** The MQTT payload, or for a transformed event the CBOR encoding of `value`. */
   readonly payload: Buffer;
+  /** The transformed value (decoded JSON, CBOR, aggregates ...); absent for raw payloads. */
+  readonly value?: unknown;
 }
 
 export interface Batch {
@@ -45,7 +54,7 @@ export interface Batch {
   readonly events: readonly BatchEvent[];
 }
 
-type WireEvent = [number, number, number, Uint8Array];
+type WireEvent = [number, number, number, Uint8Array | Tag];
 interface WireBatch {
   v: number;
   gw: string;
@@ -75,7 +84,7 @@ export function encodeBatch(gatewayId: string, route: string, key: string, event
       topics.push(e.topic);
       topicIndex.set(e.topic, ti);
     }
-    return [e.seq - s0, e.receivedAt - t0, ti, e.payload];
+    return [e.seq - s0, e.receivedAt - t0, ti, e.encoded === true ? new Tag(e.payload, TAG_ENCODED_CBOR) : e.payload];
   });
   const wire: WireBatch = { v: FORMAT_VERSION, gw: gatewayId, route, key, s0, t0, topics, ev };
   return encoder.encode(wire);
@@ -103,7 +112,7 @@ export function decodeBatch(value: Uint8Array): Batch {
   }
   const w = wire as Partial<WireBatch> | null;
   if (w === null || typeof w !== 'object') throw formatError('the value is not a CBOR map');
-  if (w.v !== FORMAT_VERSION) throw formatError(`unsupported format version ${String(w.v)} (this decoder reads ${FORMAT_VERSION})`);
+  if (w.v !== 1 && w.v !== FORMAT_VERSION) throw formatError(`unsupported format version ${String(w.v)} (this decoder reads 1 and ${FORMAT_VERSION})`);
   if (typeof w.gw !== 'string' || typeof w.route !== 'string' || typeof w.key !== 'string') throw formatError('gw, route and key must be strings');
   if (!Number.isSafeInteger(w.s0) || !Number.isSafeInteger(w.t0)) throw formatError('s0 and t0 must be integers');
   if (!Array.isArray(w.topics) || !Array.isArray(w.ev)) throw formatError('topics and ev must be arrays');
@@ -112,12 +121,22 @@ export function decodeBatch(value: Uint8Array): Batch {
   const t0 = w.t0!;
   const events = w.ev.map((e, i): BatchEvent => {
     if (!Array.isArray(e) || e.length !== 4) throw formatError(`ev[${i}] is not a 4-tuple`);
-    const [ds, dt, ti, payload] = e;
+    const [ds, dt, ti, data] = e;
     const topic = topics[ti];
-    if (!Number.isSafeInteger(ds) || !Number.isSafeInteger(dt) || typeof topic !== 'string' || !(payload instanceof Uint8Array)) {
+    const embedded = data instanceof Tag && data.tag === TAG_ENCODED_CBOR && data.value instanceof Uint8Array ? data.value : null;
+    const bytes = embedded ?? data;
+    if (!Number.isSafeInteger(ds) || !Number.isSafeInteger(dt) || typeof topic !== 'string' || !(bytes instanceof Uint8Array)) {
       throw formatError(`ev[${i}] has a wrong type`);
     }
-    return { seq: s0 + ds, receivedAt: t0 + dt, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
+    const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (embedded === null) return { seq: s0 + ds, receivedAt: t0 + dt, topic, payload };
+    let value: unknown;
+    try {
+      value = decoder.decode(payload);
+    } catch (err) {
+      throw formatError(`ev[${i}]: the embedded CBOR item does not decode: ${(err as Error).message}`);
+    }
+    return { seq: s0 + ds, receivedAt: t0 + dt, topic, payload, value };
   });
   return { version: w.v, gatewayId: w.gw, route: w.route, key: w.key, events };
 }
@@ -125,7 +144,7 @@ export function decodeBatch(value: Uint8Array): Batch {
 /** One JSON object per event, as `edgehaul decode` prints it. */
 export function batchToJsonLines(batch: Batch): string[] {
   return batch.events.map((e) => {
-    const text = utf8OrNull(e.payload);
+    const text = 'value' in e ? null : utf8OrNull(e.payload);
     return JSON.stringify({
       gateway: batch.gatewayId,
       route: batch.route,
@@ -133,9 +152,19 @@ export function batchToJsonLines(batch: Batch): string[] {
       seq: e.seq,
       received_at: new Date(e.receivedAt).toISOString(),
       topic: e.topic,
-      ...(text !== null ? { payload: text } : { payload_base64: e.payload.toString('base64') }),
-    });
+      ...('value' in e ? { value: e.value } : text !== null ? { payload: text } : { payload_base64: e.payload.toString('base64') }),
+    }, bytesAsBase64);
   });
+}
+
+/** Byte strings inside values (a dead letter's payload, a raw field) print as base64. */
+function bytesAsBase64(_key: string, v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+    return Buffer.from((v as { data: number[] }).data).toString('base64');
+  }
+  if (typeof v === 'bigint') return v.toString();
+  return v;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -36,6 +36,10 @@ export class Stats {
     corrupt: {},
     dead_letter: {},
   };
+  /** Events a transform step took out on purpose (filter, deadband, dedupe, absorbed by a window): `<route>/<index>:<step>` -> count. */
+  readonly transform_dropped_total: Record<string, number> = {};
+  /** Window aggregates emitted. */
+  transform_window_events_total = 0;
   /** ms since epoch of the last loss of any kind; 0: none since start */
   last_loss_at = 0;
 

@@ -1,5 +1,8 @@
 import type { InboundMessage, RoutedEvent } from '../core/event.js';
 import type { RouteConfig } from '../config/schema.js';
+
+/** A route as routing needs it: steps may be left out. */
+export type RouteInput = Omit<RouteConfig, 'steps'> & { readonly steps?: RouteConfig['steps'] };
 import { compileTopicPattern, type TopicPattern } from '../ingest/topic.js';
 import { compileTemplate, templateFields, type Template } from './template.js';
 
@@ -13,6 +16,24 @@ interface CompiledRoute {
   readonly key: Template;
 }
 
+/** A route a topic matched, with what the topic gives: captures and the partition key. */
+export interface RouteMatch {
+  /** index of the route in the config */
+  readonly index: number;
+  readonly route: string;
+  readonly kafkaTopic: string;
+  readonly key: string;
+  /** topic captures plus client_id and topic */
+  readonly vars: Readonly<Record<string, string>>;
+}
+
+export interface Matcher {
+  /** MQTT filters (capture names removed) that cover every route. */
+  readonly filters: readonly string[];
+  /** The routes a topic matches, in config order; cached per topic (and client, when keys use it). */
+  resolve(topic: string, clientId: string): readonly RouteMatch[];
+}
+
 export interface Router {
   /** MQTT filters (capture names removed) that cover every route. */
   readonly filters: readonly string[];
@@ -21,7 +42,12 @@ export interface Router {
 }
 
 /** Throws with the route's name on a bad filter or a key that names a field no filter captures. */
-export function compileRoutes(routes: readonly RouteConfig[]): Router {
+/**
+ * `perClient`: cache per (client, topic) so that `vars.client_id` is the
+ * publisher's own (transforms see vars); else per topic unless a key uses {client_id}.
+ */
+export function compileMatcher(routes: readonly RouteInput[], options: { perClient?: boolean; extraFields?: readonly string[] } = {}): Matcher {
+  const extraFields = options.extraFields ?? [];
   const compiled: CompiledRoute[] = routes.map((r) => {
     const sources = Array.isArray(r.match) ? r.match : [r.match];
     const patterns = sources.map((s) => {
@@ -32,7 +58,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router {
       }
     });
     for (const field of templateFields(r.key)) {
-      if ((BUILTIN_FIELDS as readonly string[]).includes(field)) continue;
+      if ((BUILTIN_FIELDS as readonly string[]).includes(field) || extraFields.includes(field)) continue;
       const missing = patterns.find((p) => !captures(p.source).includes(field));
       if (missing) throw new Error(`route "${r.name}": key uses {${field}} but filter "${missing.source}" does not capture it`);
     }
@@ -40,33 +66,42 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router {
   });
 
   const filters = [...new Set(compiled.flatMap((r) => r.patterns.map((p) => p.mqttFilter)))];
-  const usesClientId = routes.some((r) => templateFields(r.key).includes('client_id'));
+  const usesClientId = options.perClient === true || routes.some((r) => templateFields(r.key).includes('client_id'));
 
   // devices publish to the same few topics over and over: matching and key building are done once per topic
-  const cache = new Map<string, ReadonlyArray<{ route: string; kafkaTopic: string; key: string }>>();
-  const resolve = (topic: string, clientId: string): ReadonlyArray<{ route: string; kafkaTopic: string; key: string }> => {
-    const cacheKey = usesClientId ? `${clientId}\u0000${topic}` : topic;
-    let hit = cache.get(cacheKey);
-    if (hit === undefined) {
-      const found: Array<{ route: string; kafkaTopic: string; key: string }> = [];
-      for (const r of compiled) {
-        for (const p of r.patterns) {
-          const fields = p.match(topic);
-          if (fields === null) continue;
-          found.push({ route: r.name, kafkaTopic: r.kafkaTopic, key: r.key({ ...fields, client_id: clientId, topic }) });
-          break;
-        }
-      }
-      if (cache.size >= ROUTE_CACHE_SIZE) cache.clear();
-      cache.set(cacheKey, (hit = found));
-    }
-    return hit;
-  };
-
+  const cache = new Map<string, readonly RouteMatch[]>();
   return {
     filters,
+    resolve(topic: string, clientId: string): readonly RouteMatch[] {
+      const cacheKey = usesClientId ? `${clientId}\u0000${topic}` : topic;
+      let hit = cache.get(cacheKey);
+      if (hit === undefined) {
+        const found: RouteMatch[] = [];
+        compiled.forEach((r, index) => {
+          for (const p of r.patterns) {
+            const fields = p.match(topic);
+            if (fields === null) continue;
+            const vars = Object.freeze({ ...fields, client_id: clientId, topic });
+            found.push({ index, route: r.name, kafkaTopic: r.kafkaTopic, key: r.key(vars), vars });
+            break;
+          }
+        });
+        if (cache.size >= ROUTE_CACHE_SIZE) cache.clear();
+        cache.set(cacheKey, (hit = found));
+      }
+      return hit;
+    },
+  };
+}
+
+/** Routing without transforms: one event per matching route, the payload as received. */
+export function compileRoutes(routes: readonly RouteInput[]): Router {
+  const matcher = compileMatcher(routes);
+  // vars are not used here, so a per-topic cache entry may carry another client's id in them
+  return {
+    filters: matcher.filters,
     route(message: InboundMessage): RoutedEvent[] {
-      return resolve(message.topic, message.clientId).map((r) => ({
+      return matcher.resolve(message.topic, message.clientId).map((r) => ({
         route: r.route,
         kafkaTopic: r.kafkaTopic,
         key: r.key,
