@@ -351,7 +351,7 @@ export function formatReport(report: InspectReport, maxBytes: number | null, now
   out.push(`next sequence number: ${report.nextSeq ?? '1 (when the buffer is created)'}`);
   const dl = report.deadLetters;
   if (!dl.table) {
-    out.push('dead letters: 0 (dead-letter store not built yet)');
+    out.push('dead letters: 0');
   } else {
     out.push(`dead letters: ${num(dl.count)}${dl.recent.length > 0 ? `, most recent ${dl.recent.length}:` : ''}`);
     for (const row of dl.recent) out.push(`  ${Object.entries(row).map(([k, v]) => `${k}=${cellText(k, v)}`).join(' ')}`);

@@ -83,7 +83,7 @@ test('inspect --json gives per-route events, commits, priority and bytes; the te
   assert.deepEqual([report.total.events, report.total.commits], [13, 7]);
   assert.equal(report.next_seq, 14, 'sequence numbers start at 1; 13 handed out');
   assert.ok(report.file_bytes.db > 0);
-  assert.deepEqual(report.dead_letters, { table: false, count: 0 });
+  assert.deepEqual([report.dead_letters.table, report.dead_letters.count], [true, 0]);
 
   const text = cli(['inspect', '--config', config]);
   assert.equal(text.status, 0, text.stderr);
@@ -91,7 +91,7 @@ test('inspect --json gives per-route events, commits, priority and bytes; the te
   assert.match(text.stdout, /^telemetry\s+0\s+10\s/m);
   assert.match(text.stdout, /^total\s+13\s/m);
   assert.match(text.stdout, /next sequence number: 14/);
-  assert.match(text.stdout, /dead letters: 0 \(dead-letter store not built yet\)/);
+  assert.match(text.stdout, /^dead letters: 0$/m);
 });
 
 test('inspect reads next to a writer that keeps committing: every run sees one consistent snapshot', async () => {
@@ -147,7 +147,7 @@ test('inspect on a missing buffer: says so and exits 0 with empty figures; no fi
   const text = cli(['inspect', '--config', config]);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /does not exist yet/);
-  assert.match(text.stdout, /dead letters: 0 \(dead-letter store not built yet\)/);
+  assert.match(text.stdout, /^dead letters: 0$/m);
   assert.equal(existsSync(dbPath), false);
 });
 
@@ -166,29 +166,41 @@ test('inspect: a damaged buffer exits 1 naming the file; a bad config exits 78',
   assert.match(bad.stderr, /line 2: buffer\.synchronous: .*\[EH_ERR_CONFIG_INVALID\]/);
 });
 
-test('inspect lists a dead_letters table generically: count and the 10 most recent rows', () => {
+test('inspect lists the dead letters: count and the 10 most recent, payload as text or its size', () => {
   const { dbPath, config } = setup();
   const store = openSqliteStore(dbPath, { synchronous: 'normal' });
   store.commit(groups(Date.now()));
+  for (let i = 1; i <= 12; i++) {
+    const payload = i === 12 ? Buffer.from('{"temp": "hot"}') : Buffer.from([0xff, 0, i]);
+    store.commit([], [], { deadLetters: [{ at: 1_700_000_000_000 + i, route: 'telemetry', step: '1:validate', reason: `rejected ${i}`, topic: 'dev/dev-1/telemetry', clientId: 'dev-1', payload }] });
+  }
   store.close();
-  const db = new Database(dbPath);
-  db.exec('CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, route TEXT, step TEXT, reason TEXT, topic TEXT, time_ms INTEGER, payload BLOB)');
-  const insert = db.prepare('INSERT INTO dead_letters (route, step, reason, topic, time_ms, payload) VALUES (?, ?, ?, ?, ?, ?)');
-  for (let i = 1; i <= 12; i++) insert.run('telemetry', 'send', `rejected ${i}`, 'dev/dev-1/telemetry', 1_700_000_000_000 + i, Buffer.alloc(i));
-  db.close();
 
   const report = JSON.parse(cli(['inspect', '--config', config, '--json']).stdout) as ReportJson;
   assert.equal(report.dead_letters.table, true);
   assert.equal(report.dead_letters.count, 12);
-  assert.deepEqual(report.dead_letters.columns, ['id', 'route', 'step', 'reason', 'topic', 'time_ms', 'payload']);
+  assert.deepEqual(report.dead_letters.columns, ['id', 'at', 'route', 'step', 'reason', 'topic', 'client_id', 'payload']);
   assert.deepEqual(report.dead_letters.recent!.map((r) => r.id), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3]);
-  assert.deepEqual(report.dead_letters.recent![0], { id: 12, route: 'telemetry', step: 'send', reason: 'rejected 12', topic: 'dev/dev-1/telemetry', time_ms: 1_700_000_000_012, payload: { blob_bytes: 12 } });
+  assert.deepEqual(report.dead_letters.recent![0], { id: 12, at: 1_700_000_000_012, route: 'telemetry', step: '1:validate', reason: 'rejected 12', topic: 'dev/dev-1/telemetry', client_id: 'dev-1', payload: { blob_bytes: 15, text: '{"temp": "hot"}' } });
+  assert.deepEqual(report.dead_letters.recent![1]!.payload, { blob_bytes: 3, base64: Buffer.from([0xff, 0, 11]).toString('base64') });
 
   const text = cli(['inspect', '--config', config]);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /dead letters: 12, most recent 10:/);
-  assert.match(text.stdout, /id=12 route=telemetry step=send reason="rejected 12" topic=dev\/dev-1\/telemetry time_ms=2023-11-14T22:13:20\.012Z payload=<12 bytes>/);
-  assert.doesNotMatch(text.stdout, /not built yet/);
+  assert.ok(text.stdout.includes('id=12 at=2023-11-14T22:13:20.012Z route=telemetry step=1:validate reason="rejected 12" topic=dev/dev-1/telemetry client_id=dev-1 payload="{\\"temp\\": \\"hot\\"}"'), text.stdout);
+  assert.match(text.stdout, /id=11 .* payload=<3 bytes>/);
+});
+
+test('the dead-letter table keeps only the newest `keep` rows', () => {
+  const { dbPath } = setup();
+  const store = openSqliteStore(dbPath, { synchronous: 'normal' });
+  for (let i = 1; i <= 30; i++) {
+    store.commit([], [], { keepDeadLetters: 5, deadLetters: [{ at: i, route: 'r', step: '0:decode', reason: `r${i}`, topic: 't', clientId: 'c', payload: Buffer.alloc(10_000, 1) }] });
+  }
+  const recent = store.recentDeadLetters(100);
+  assert.deepEqual(recent.map((d) => d.reason), ['r30', 'r29', 'r28', 'r27', 'r26']);
+  assert.equal(recent[0]!.payload.length, 4096, 'payloads are cut to 4 KiB in the table');
+  store.close();
 });
 
 test('formatAge is short and human', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SequencedEvent } from '../../../src/core/event.js';
 import { EdgehaulError } from '../../../src/core/errors.js';
+import { Decoder, Encoder } from 'cbor-x';
 import { batchHeaders, batchToJsonLines, decodeBatch, encodeBatch, HEADERS } from '../../../src/forward/format.js';
 
 function ev(seq: number, topic: string, payload: Buffer, receivedAt = 1_700_000_000_000 + seq): SequencedEvent {
@@ -15,7 +16,8 @@ test('a batch round-trips seq, time, topic and payload bytes exactly', () => {
     ev(15, 'devices/dev-1/telemetry', Buffer.alloc(0), 1_699_999_999_000), // earlier than the first
   ];
   const batch = decodeBatch(encodeBatch('gw-1', 'r', 'dev-1', events));
-  assert.equal(batch.version, 1);
+  assert.equal(batch.version, 2);
+  assert.ok(batch.events.every((e) => !('value' in e)), 'raw payloads carry no value');
   assert.equal(batch.gatewayId, 'gw-1');
   assert.equal(batch.route, 'r');
   assert.equal(batch.key, 'dev-1');
@@ -26,7 +28,7 @@ test('a batch round-trips seq, time, topic and payload bytes exactly', () => {
 test('headers carry content type, format, gateway and the sequence range', () => {
   const h = batchHeaders('gw-1', 'r', [ev(3, 't', Buffer.from('a')), ev(9, 't', Buffer.from('b'))]);
   assert.equal(h[HEADERS.contentType], 'application/vnd.edgehaul.batch+cbor');
-  assert.equal(h[HEADERS.format], '1');
+  assert.equal(h[HEADERS.format], '2');
   assert.equal(h[HEADERS.gateway], 'gw-1');
   assert.equal(h[HEADERS.seqFirst], '3');
   assert.equal(h[HEADERS.seqLast], '9');
@@ -55,4 +57,28 @@ test('anything that is not a version-1 batch is rejected with EH_ERR_DECODE_FORM
   for (const bad of [Buffer.from('{"json":true}'), Buffer.from([0xa1, 0x61, 0x76, 0x02]), Buffer.alloc(0), Buffer.from([0x1f])]) {
     assert.throws(() => decodeBatch(bad), (err: unknown) => err instanceof EdgehaulError && err.code === 'EH_ERR_DECODE_FORMAT');
   }
+});
+
+test('a transformed value travels as an embedded CBOR item (tag 24) and decodes to the value', () => {
+  const value = { temp: 21.5, device: 'dev-1', n: 3, ok: true };
+  const enc = new Encoder({ useRecords: false, tagUint8Array: false });
+  const events: SequencedEvent[] = [{ ...ev(1, 'site/a/dev-1', enc.encode(value)), encoded: true }, ev(2, 'site/a/dev-1', Buffer.from('raw'))];
+  const wire = encodeBatch('gw-1', 'r', 'dev-1', events);
+  // any CBOR library sees tag 24 around a byte string
+  const plain = new Decoder({ useRecords: false, mapsAsObjects: true }).decode(wire) as { ev: unknown[][] };
+  assert.equal((plain.ev[0]![3] as { tag: number }).tag, 24);
+  const batch = decodeBatch(wire);
+  assert.deepEqual(batch.events[0]!.value, value);
+  assert.equal(batch.events[1]!.payload.toString(), 'raw');
+  const lines = batchToJsonLines(batch).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines[0]!.value, value);
+  assert.equal(lines[1]!.payload, 'raw');
+});
+
+test('format 1 batches (no tag 24) still decode', () => {
+  const enc = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
+  const v1 = enc.encode({ v: 1, gw: 'gw', route: 'r', key: 'k', s0: 5, t0: 1000, topics: ['t'], ev: [[0, 0, 0, Buffer.from('x')], [1, 2, 0, Buffer.from('y')]] });
+  const batch = decodeBatch(v1);
+  assert.equal(batch.version, 1);
+  assert.deepEqual(batch.events.map((e) => [e.seq, e.receivedAt, e.payload.toString()]), [[5, 1000, 'x'], [6, 1002, 'y']]);
 });
