@@ -147,3 +147,35 @@ test('once min_events wait, the commit does not wait max_wait_ms', async () => {
   assert.deepEqual(h.commits.map((c) => c.events), [3]);
   h.store.close();
 });
+
+test('a message that only fed transform state or became a dead letter is acknowledged by the commit that stores it, with the checkpoints', async () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
+  let pendingState: Array<{ route: string; step: number; state: Buffer | null }> = [{ route: 'win', step: 2, state: Buffer.from('open') }];
+  const lostAgain: number[] = [];
+  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, () => roomy, () => new Set(), {
+    onCommit: () => undefined,
+    onError: () => undefined,
+    onFull: () => undefined,
+    checkpoints: () => {
+      const out = pendingState;
+      pendingState = [];
+      return out;
+    },
+    checkpointsLost: (s) => lostAgain.push(s.length),
+  });
+  const dead = { at: 5, route: 'r', step: '0:decode', reason: 'decode json: not JSON', topic: 't', clientId: 'c', payload: Buffer.from('x') };
+  const settled = await Promise.all([
+    new Promise((resolve) => writer.submit([], resolve)),
+    new Promise((resolve) => writer.submit([], resolve, [dead])),
+  ]);
+  assert.deepEqual(settled, [null, null]);
+  assert.deepEqual(store.loadStates().map((s) => [s.route, s.step, s.state.toString()]), [['win', 2, 'open']]);
+  assert.deepEqual(store.recentDeadLetters(10).map((d) => d.reason), ['decode json: not JSON']);
+
+  // a failed commit hands its checkpoints back and acknowledges nothing
+  pendingState = [{ route: 'win', step: 2, state: Buffer.from('closed') }];
+  store.close();
+  const failed = await new Promise((resolve) => writer.submit([], resolve));
+  assert.ok(failed instanceof Error);
+  assert.deepEqual(lostAgain, [1]);
+});
