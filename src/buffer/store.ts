@@ -117,7 +117,7 @@ export interface BufferStore {
   /** The newest dead letters first. */
   recentDeadLetters(limit: number): DeadLetterRecord[];
   /** Every stored transform checkpoint. */
-  loadStates(): StateRecord[];
+  loadStates(): Array<StateRecord & { readonly state: Buffer }>;
   /** Next commits to send: highest priority first, then oldest; whole commits within the limits (at least one). */
   readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>): StoredCommit[];
   /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
