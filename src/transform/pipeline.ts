@@ -36,6 +36,8 @@ export interface PipelineCounters {
 
 interface CompiledRoute {
   readonly name: string;
+  /** the route's config as JSON: a reload keeps the compiled steps (and their state) when it is unchanged */
+  readonly source: string;
   readonly priority: number;
   readonly steps: readonly Step[];
   /** `<index>:<kind>` per step, for counters and dead letters */
@@ -65,11 +67,15 @@ export class Pipeline {
     private readonly options: PipelineOptions,
     private readonly counters: PipelineCounters = NO_COUNTERS,
     compile: (config: StepConfig, ctx: StepContext) => Step = defaultCompileStep,
+    previous?: Pipeline,
   ) {
     const anySteps = routes.some((r) => (r.steps ?? []).length > 0);
     this.matcher = compileMatcher(routes, { perClient: anySteps });
     this.filters = this.matcher.filters;
     this.routes = routes.map((r) => {
+      const source = JSON.stringify(r);
+      const kept = previous?.routes.find((p) => p.source === source);
+      if (kept !== undefined) return kept;
       const steps = (r.steps ?? []).map((config, i) => {
         try {
           return compile(config as StepConfig, { gatewayId: options.gatewayId, route: r.name });
@@ -81,12 +87,36 @@ export class Pipeline {
       const firstStateful = steps.findIndex((s) => s.checkpoint !== undefined);
       return {
         name: r.name,
+        source,
         priority: r.priority,
         steps,
         stepIds: steps.map((s, i) => `${i}:${s.kind}`),
         firstStateful: firstStateful < 0 ? steps.length : firstStateful,
       };
     });
+  }
+
+  /**
+   * The pipeline for a reloaded config. Unchanged routes keep their compiled
+   * steps and so their state (open windows, deadband references); the open
+   * windows of routes that changed or went are closed now, and their
+   * aggregates are returned to be stored, so no acknowledged input's share is
+   * lost. Throws StepConfigError like the constructor, leaving this one intact.
+   */
+  replace(routes: readonly RouteInput[], counters: PipelineCounters = this.counters, compile?: (config: StepConfig, ctx: StepContext) => Step): { pipeline: Pipeline; closed: Outcome } {
+    const next = new Pipeline(routes, this.options, counters, compile, this);
+    const closed: Outcome = { events: [], deadLetters: [], stateful: false, matched: 0 };
+    for (const route of this.routes) {
+      if (next.routes.includes(route)) continue;
+      route.steps.forEach((step, i) => {
+        if (step.tick !== undefined) {
+          for (const ev of step.tick(Number.MAX_SAFE_INTEGER)) this.runFrom(route, i + 1, ev, Date.now(), closed);
+        }
+        // its checkpoint goes with the commit that stores the aggregates, unless the new route writes its own
+        if (step.checkpoint !== undefined) next.lostStates.set(`${route.name}\u0000${i}`, { route: route.name, step: i, state: null });
+      });
+    }
+    return { pipeline: next, closed };
   }
 
   /** Runs every matching route's steps over one message. */
@@ -155,11 +185,17 @@ export class Pipeline {
     }
   }
 
-  /** Gives each stateful step its stored checkpoint; checkpoints of routes or steps no longer configured are ignored. */
+  /**
+   * Gives each stateful step its stored checkpoint. Checkpoints of routes or
+   * steps no longer configured are removed with the next commit.
+   */
   restore(states: readonly StateRecord[]): void {
     for (const s of states) {
       const step = this.routes.find((r) => r.name === s.route)?.steps[s.step];
-      if (step?.restore === undefined || s.state === null) continue;
+      if (step?.restore === undefined || s.state === null) {
+        this.lostStates.set(`${s.route}\u0000${s.step}`, { route: s.route, step: s.step, state: null });
+        continue;
+      }
       step.restore(valueEncoder.decode(s.state));
     }
   }

@@ -172,3 +172,25 @@ test('a step config error names the route and the path below it', () => {
     return true;
   });
 });
+
+test('replace (reload): unchanged routes keep their state; a changed route closes its windows now and drops its checkpoint', () => {
+  const keep = route('keep', 'dev/+device/t', [{ json: true }, { sum: 10_000 }]);
+  const change = route('change', 'dev/+device/t', [{ json: true }, { sum: 10_000 }]);
+  const p = new Pipeline([keep, change], opts, undefined, fakeCompile);
+  p.process(msg('dev/a/t', '{"t":2}', 'd', 20_000));
+  p.process(msg('dev/a/t', '{"t":3}', 'd', 20_001));
+  p.checkpoints();
+
+  const { pipeline: next, closed } = p.replace([keep, route('change', 'dev/+device/t', [{ json: true }, { sum: 60_000 }])], undefined, fakeCompile);
+  assert.deepEqual(closed.events.map((e) => [e.route, cbor.decode(e.payload)]), [['change', { sum: 5, start: 20_000 }]]);
+  assert.deepEqual(next.checkpoints().map((s) => [s.route, s.step, s.state]), [['change', 1, null]], 'the old window of "change" is gone from the store with its aggregate');
+  next.process(msg('dev/a/t', '{"t":4}', 'd', 20_002));
+  const out = next.tick(30_000);
+  assert.deepEqual(out.events.map((e) => [e.route, cbor.decode(e.payload)]), [['keep', { sum: 9, start: 20_000 }]], 'the kept window went on counting');
+});
+
+test('restore: checkpoints of steps no longer configured are deleted with the next commit', () => {
+  const p = new Pipeline([route('r', 'dev/+device/t', [{ json: true }])], opts, undefined, fakeCompile);
+  p.restore([{ route: 'gone', step: 1, state: Buffer.from([0xa0]) }, { route: 'r', step: 0, state: Buffer.from([0xa0]) }]);
+  assert.deepEqual(p.checkpoints().map((s) => [s.route, s.step, s.state]), [['gone', 1, null], ['r', 0, null]]);
+});
