@@ -444,7 +444,7 @@ async function demo(opts: Options): Promise<Outcome> {
   mkdirSync(stateDir);
   const config = {
     gateway: { id: GATEWAY_ID },
-    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0 } },
+    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } },
     buffer: { path: 'buffer.db', synchronous: 'full' },
     kafka: { brokers, linger_ms: LINGER_MS, retry: { initial_ms: 100, max_ms: 1000 } },
     routes: [ROUTE],

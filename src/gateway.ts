@@ -17,6 +17,7 @@ import { BacklogMeter, processWriteBytes } from './ops/backlog.js';
 import { LogThrottle, type Logger } from './ops/log.js';
 import { Stats } from './ops/stats.js';
 import { DEAD_LETTER_ROUTE, Pipeline, type Outcome } from './transform/pipeline.js';
+import { tlsClientOptions } from './security/tls.js';
 
 export interface ShutdownReport {
   /** events still in the buffer, to be sent after the next start */
@@ -49,7 +50,7 @@ export class Gateway {
     private readonly loaded: LoadedConfig,
     private readonly log: Logger,
     private readonly sinkFactory: (onConnected: (up: boolean) => void) => RecordSink = (onConnected) =>
-      createKafkaSink(loaded.config.kafka, log, onConnected),
+      createKafkaSink(loaded.config.kafka, log, onConnected, this.stats),
   ) {
     const dl = loaded.config.dead_letters;
     this.pipeline = new Pipeline(loaded.config.routes, { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
@@ -234,6 +235,7 @@ export class Gateway {
     if (buffered !== null && buffered.bytes > 0.8 * this.loaded.config.buffer.max_bytes) reasons.push('buffer above 80% of buffer.max_bytes');
     if (this.stats.blocked_messages > 0) reasons.push('buffer full: acknowledgements held');
     if (this.storeDamagedAt > 0 && now - this.storeDamagedAt < 3_600_000) reasons.push('buffer database was damaged at start and moved aside');
+    if (this.stats.upstream_auth_failed) reasons.push('kafka refused our credentials (kafka.sasl)');
     return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons };
   }
 
@@ -308,7 +310,13 @@ export class Gateway {
     const { config, gatewayId } = this.loaded;
     const ingestLog = this.log.child({ stage: 'ingest' });
     if (config.ingest.mode === 'embedded') {
-      return createBrokerIngest({ host: config.ingest.embedded.host, port: config.ingest.embedded.port }, sink, ingestLog);
+      return createBrokerIngest({
+        host: config.ingest.embedded.host,
+        port: config.ingest.embedded.port,
+        embedded: config.ingest.embedded,
+        maxPayloadBytes: config.ingest.max_payload_bytes,
+        stats: this.stats,
+      }, sink, ingestLog);
     }
     const c = config.ingest.client;
     return createClientIngest({
@@ -316,6 +324,7 @@ export class Gateway {
       clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
       username: c.username,
       password: c.password !== undefined ? readSecret(c.password) : undefined,
+      tls: tlsClientOptions(c.tls),
       connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
       qos: c.qos,
       keepaliveSecs: c.keepalive_secs,

@@ -194,7 +194,7 @@ let commitWaitMs: number | null = null;
 function daemonConfig(o: { port: number; brokers: string[]; topic: string; durability: 'disk' | 'memory'; shutdownSecs: number }): Record<string, unknown> {
   return {
     gateway: { id: 'gw-bench' },
-    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: o.port } },
+    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: o.port, auth: { allow_anonymous: true } } },
     buffer: { path: 'buffer.db', synchronous: 'full', ...(commitWaitMs !== null ? { commit: { max_wait_ms: commitWaitMs } } : {}) },
     kafka: { brokers: o.brokers },
     routes: [{ name: 'telemetry', match: 'devices/+device/#', topic: o.topic, key: '{device}', durability: o.durability }],

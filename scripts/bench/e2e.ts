@@ -466,7 +466,7 @@ async function edgehaulScenario(
   let connections = 1;
   let ingest: Record<string, unknown>;
   if (kind.mode === 'embedded') {
-    ingest = { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0 } };
+    ingest = { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } };
   } else {
     upstream = await startUpstreamBroker(tmpRoot);
     const client: Record<string, unknown> = { url: `mqtt://127.0.0.1:${upstream.port}`, client_id: 'edgehaul-bench', qos: 1, reconnect_ms: 500 };

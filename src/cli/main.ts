@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import { batchToJsonLines, decodeBatch } from '../forward/format.js';
+import { runHashPassword } from './hash-password.js';
 import { runInspect } from './inspect.js';
 import { runDaemon } from './run.js';
 
@@ -68,6 +69,13 @@ program
   .option('--json', 'print one JSON object')
   .action((opts: { config: string; json?: boolean }) => {
     process.exitCode = runInspect(opts.config, opts.json === true);
+  });
+
+program
+  .command('hash-password')
+  .description('read a password (terminal without echo, or the first line of stdin) and print its scrypt hash for auth.users[].password_hash')
+  .action(async () => {
+    process.exitCode = await runHashPassword();
   });
 
 try {

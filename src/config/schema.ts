@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { stepSchema } from '../transform/steps/index.js';
+import { describeHashProblem } from '../security/password.js';
 
 const port = z.number().int().min(0).max(65535);
 const durationMs = (max: number) => z.number().int().min(0).max(max);
@@ -11,6 +12,77 @@ export const secretSchema = z.strictObject({
   file: z.string().min(1).optional(),
 }).refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, {
   message: 'give exactly one of value, env or file',
+});
+
+/** TLS material: PEM from a file, an environment variable or systemd LoadCredential (see secretSchema). */
+const pemSchema = secretSchema;
+const topicFilter = z.string().min(1).max(65_535).refine((f) => f.split('/').every((level, i, all) => level === '+' || (level === '#' && i === all.length - 1) || !/[+#]/.test(level)), {
+  message: 'an MQTT filter: "+" and "#" fill a whole level, "#" only last',
+});
+
+/** A user of the embedded broker: a password hash (`edgehaul hash-password`), a client certificate (CN = username), or both. */
+export const brokerUserSchema = z.strictObject({
+  username: z.string().min(1).max(256),
+  /** `scrypt$N$r$p$salt$hash`; absent: this user can only log in with a client certificate. */
+  password_hash: z.string().optional().superRefine((v, ctx) => {
+    const problem = v === undefined ? null : describeHashProblem(v);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  /** Shorthand for an acl rule with this username. */
+  publish: z.array(topicFilter).optional(),
+  subscribe: z.array(topicFilter).optional(),
+});
+
+export const aclRuleSchema = z.strictObject({
+  /** exact username, or `*`: any authenticated user; absent: anyone (anonymous too) */
+  username: z.string().min(1).optional(),
+  /** glob with `*` (and `%u`), e.g. `sensor-*` */
+  client_id: z.string().min(1).optional(),
+  /** topics this rule lets clients publish to: MQTT filters with %u (username) and %c (client id) */
+  publish: z.array(topicFilter).default([]),
+  /** filters clients may subscribe to (or to narrower ones) */
+  subscribe: z.array(topicFilter).default([]),
+});
+
+export const embeddedTlsSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  host: z.string().min(1).default('0.0.0.0'),
+  port: port.default(8883),
+  cert: pemSchema.optional(),
+  key: pemSchema.optional(),
+  /** CA certificates that sign client certificates (for certificate login) */
+  ca: pemSchema.optional(),
+  /** true: the TLS handshake fails without a client certificate signed by `ca` */
+  require_client_cert: z.boolean().default(false),
+});
+
+export const embeddedWebSocketSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  host: z.string().min(1).default('0.0.0.0'),
+  port: port.default(8080),
+  path: z.string().regex(/^\//, 'starts with /').default('/mqtt'),
+});
+
+export const brokerAuthSchema = z.strictObject({
+  /** Clients without credentials may connect (still subject to acl rules without a username). */
+  allow_anonymous: z.boolean().default(false),
+  users: z.array(brokerUserSchema).default([]),
+  acl: z.array(aclRuleSchema).default([]),
+  /** A publish outside the acl: `disconnect` the client (no PUBACK), or `drop` it (acknowledged, not forwarded). Both are counted. */
+  acl_deny: z.enum(['disconnect', 'drop']).default('disconnect'),
+});
+
+export const tlsClientSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** CA certificates to trust; absent: the system's */
+  ca: pemSchema.optional(),
+  /** client certificate and key, for brokers that ask for one */
+  cert: pemSchema.optional(),
+  key: pemSchema.optional(),
+  /** name to check the server certificate against (and SNI); absent: the host */
+  servername: z.string().min(1).optional(),
+  /** false accepts any server certificate: tests only */
+  reject_unauthorized: z.boolean().default(true),
 });
 
 export const routeSchema = z.strictObject({
@@ -46,6 +118,19 @@ export const configSchema = z.strictObject({
     embedded: z.strictObject({
       host: z.string().min(1).default('0.0.0.0'),
       port: port.default(1883),
+      /** false: no plain-TCP listener (only TLS and/or WebSocket) */
+      plain_tcp: z.boolean().default(true),
+      tls: embeddedTlsSchema.prefault({}),
+      websocket: embeddedWebSocketSchema.prefault({}),
+      auth: brokerAuthSchema.prefault({}),
+      /** Connections at most, all listeners together; more get CONNACK 3 (server unavailable). 0: no limit. */
+      max_connections: z.number().int().min(0).max(1_000_000).default(1000),
+      /** MQTT packets above this close the connection before they are buffered; 0: ingest.max_payload_bytes + 65,600 (room for the topic). */
+      max_packet_bytes: z.number().int().min(0).max(268_435_455).default(0),
+      /** PUBLISH packets per second per connection; a faster client is slowed (its packets wait), others are not. 0: no limit. */
+      max_publish_per_sec: z.number().min(0).max(1_000_000).default(0),
+      /** Burst above the rate a client may send at once; 0: one second's worth. */
+      publish_burst: z.number().int().min(0).max(1_000_000).default(0),
     }).prefault({}),
     client: z.strictObject({
       url: z.string().regex(/^(mqtt|mqtts|tcp|tls|ws|wss):\/\//, 'an mqtt:// or mqtts:// URL').default('mqtt://127.0.0.1:1883'),
@@ -53,6 +138,8 @@ export const configSchema = z.strictObject({
       client_id: z.string().default(''),
       username: z.string().optional(),
       password: secretSchema.optional(),
+      /** for mqtts:// (or wss://) URLs: CA, client certificate, server name */
+      tls: tlsClientSchema.prefault({}),
       /** Topic filters to subscribe to (plain MQTT filters); empty: the filters of the routes. */
       topics: z.array(z.string().min(1)).default([]),
       qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
@@ -115,6 +202,12 @@ export const configSchema = z.strictObject({
     linger_ms: durationMs(60_000).default(100),
     /** Upload cap for metered links, in record bytes per second; 0: as fast as Kafka takes it. */
     max_bytes_per_sec: z.number().int().min(0).default(0),
+    tls: tlsClientSchema.prefault({}),
+    sasl: z.strictObject({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string().min(1),
+      password: secretSchema,
+    }).optional(),
     retry: z.strictObject({
       initial_ms: durationMs(600_000).default(250),
       max_ms: durationMs(3_600_000).default(30_000),
@@ -155,6 +248,30 @@ export const configSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['routes', i, 'max_bytes'], message: `must be at most buffer.max_bytes (${cfg.buffer.max_bytes})` });
     }
   });
+  const emb = cfg.ingest.embedded;
+  if (emb.tls.enabled && (emb.tls.cert === undefined || emb.tls.key === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'embedded', 'tls'], message: 'a TLS listener needs cert and key' });
+  }
+  if (emb.tls.require_client_cert && emb.tls.ca === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'embedded', 'tls', 'ca'], message: 'require_client_cert needs the CA that signs the client certificates' });
+  }
+  if (cfg.ingest.mode === 'embedded' && !emb.plain_tcp && !emb.tls.enabled && !emb.websocket.enabled) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'embedded', 'plain_tcp'], message: 'no listener left: enable plain_tcp, tls or websocket' });
+  }
+  if (emb.max_packet_bytes !== 0 && emb.max_packet_bytes < cfg.ingest.max_payload_bytes) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'embedded', 'max_packet_bytes'], message: `must be 0 or at least ingest.max_payload_bytes (${cfg.ingest.max_payload_bytes})` });
+  }
+  const names = new Set<string>();
+  emb.auth.users.forEach((u, i) => {
+    if (names.has(u.username)) ctx.addIssue({ code: 'custom', path: ['ingest', 'embedded', 'auth', 'users', i, 'username'], message: `duplicate user "${u.username}"` });
+    names.add(u.username);
+  });
+  for (const which of ['ingest', 'kafka'] as const) {
+    const tls = which === 'ingest' ? cfg.ingest.client.tls : cfg.kafka.tls;
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: which === 'ingest' ? ['ingest', 'client', 'tls'] : ['kafka', 'tls'], message: 'give both cert and key, or neither' });
+    }
+  }
   if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
     ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
   }
@@ -163,3 +280,5 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type Secret = z.infer<typeof secretSchema>;
+export type TlsClientConfig = z.infer<typeof tlsClientSchema>;
+export type EmbeddedConfig = Config['ingest']['embedded'];

@@ -1,6 +1,9 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
 import type { Config } from '../config/schema.js';
+import { readSecret } from '../config/load.js';
 import { LogThrottle, type Logger } from '../ops/log.js';
+import type { Stats } from '../ops/stats.js';
+import { tlsClientOptions } from '../security/tls.js';
 import type { OutRecord, RecordSink } from './sink.js';
 
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
@@ -11,12 +14,18 @@ const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP }
  * later batch. kafkajs' DefaultPartitioner is murmur2 like the Java client, so
  * a key lands on the same partition as it would from any Java producer.
  */
-export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onConnected: (up: boolean) => void): RecordSink {
+export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onConnected: (up: boolean) => void, stats?: Stats): RecordSink {
   const kafkaLog = log.child({ component: 'kafka' });
   const throttle = new LogThrottle(30_000);
+  const ssl = tlsClientOptions(kafkaConfig.tls);
+  const saslConfig = kafkaConfig.sasl;
+  // read once at start; the value lives only in kafkajs' options, never in a log line
+  const sasl = saslConfig === undefined ? undefined : { mechanism: saslConfig.mechanism, username: saslConfig.username, password: readSecret(saslConfig.password) };
   const kafka = new Kafka({
     clientId: kafkaConfig.client_id,
     brokers: [...kafkaConfig.brokers],
+    ...(ssl !== undefined ? { ssl } : {}),
+    ...(sasl !== undefined ? { sasl: sasl as never } : {}),
     connectionTimeout: kafkaConfig.connection_timeout_ms,
     requestTimeout: kafkaConfig.request_timeout_ms,
     // the forwarder retries with its own backoff; kafkajs retries only the quick transient cases
@@ -58,8 +67,18 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       await p.connect();
     } catch (err) {
       await p.disconnect().catch(() => undefined);
+      if ((err as Error).name === 'KafkaJSSASLAuthenticationError') {
+        if (stats !== undefined) {
+          stats.upstream_auth_failures_total++;
+          stats.upstream_auth_failed = true;
+        }
+        throttle.run('sasl', (suppressed) => {
+          kafkaLog.error({ code: 'EH_ERR_UPSTREAM_AUTH', mechanism: saslConfig?.mechanism, username: saslConfig?.username, err: (err as Error).message, suppressed }, 'kafka refused our credentials; events stay buffered and the login is retried');
+        });
+      }
       throw err;
     }
+    if (stats !== undefined) stats.upstream_auth_failed = false;
     onConnected(true);
     return p;
   }

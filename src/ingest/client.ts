@@ -1,3 +1,4 @@
+import type { TlsClientOptions } from '../security/tls.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { MessageSink } from '../core/event.js';
 import type { Logger } from '../ops/log.js';
@@ -8,6 +9,8 @@ export interface ClientOptions {
   readonly clientId: string;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
+  /** TLS options for mqtts:// / wss:// URLs (CA, client certificate, servername, rejectUnauthorized) */
+  readonly tls?: TlsClientOptions | undefined;
   /** One connection per entry, each subscribed to its own filters. */
   readonly connections: ReadonlyArray<readonly string[]>;
   readonly qos: 0 | 1 | 2;
@@ -38,6 +41,7 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
       reconnectPeriod: options.reconnectMs,
       username: options.username,
       password: options.password,
+      ...(options.tls ?? {}),
       // a shutdown must not wait for a broker that is gone
       connectTimeout: 10_000,
     });

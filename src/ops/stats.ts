@@ -28,6 +28,26 @@ export class Stats {
   spilled_events_total = 0;
   /** bytes the daemon made the kernel write to storage since it started (/proc/self/io) */
   disk_written_bytes_total = 0;
+  /** MQTT logins refused: unknown user, wrong password, anonymous while not allowed, certificate CN not a user */
+  auth_failures_total = 0;
+  /** publishes outside the client's acl (refused: the connection is closed, nothing is forwarded) */
+  acl_denied_total = 0;
+  /** subscriptions outside the client's acl (refused in the SUBACK) */
+  acl_denied_subscriptions_total = 0;
+  /** publishes held back because their client exceeded max_publish_per_sec */
+  rate_limited_total = 0;
+  /** connections refused before login: max_connections reached, too many logins at once, shutting down */
+  connections_refused_total = 0;
+  /** MQTT packets above max_packet_bytes (the connection is closed) */
+  oversize_packets_total = 0;
+  /** failed TLS handshakes on the embedded TLS listener */
+  tls_errors_total = 0;
+  /** connections closed for a client error: malformed packets, protocol violations, resets */
+  connection_errors_total = 0;
+  /** Kafka refused our SASL credentials */
+  upstream_auth_failures_total = 0;
+  /** the last Kafka connect failed on authentication (cleared by a successful connect) */
+  upstream_auth_failed = false;
   /** Events that left (or never entered) the buffer other than by delivery: reason -> route -> count. */
   readonly lost_events_total: Record<LossReason, Record<string, number>> = {
     dropped_full: {},

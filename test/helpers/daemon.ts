@@ -84,9 +84,13 @@ export class Daemon {
   }
 }
 
-/** A config for tests: everything on loopback, ephemeral ports, quick retries. */
+/**
+ * A config for tests: everything on loopback, ephemeral ports, quick retries.
+ * Anonymous MQTT clients are allowed unless the overrides set
+ * `ingest.embedded.auth.allow_anonymous` themselves (the security tests do).
+ */
 export function testConfig(brokers: string[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
+  const config: Record<string, unknown> = {
     gateway: { id: 'gw-test' },
     ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0 } },
     buffer: { path: 'buffer.db' },
@@ -95,4 +99,12 @@ export function testConfig(brokers: string[], overrides: Record<string, unknown>
     shutdown: { timeout_secs: 10 },
     ...overrides,
   };
+  const ingest = { ...(config.ingest as Record<string, unknown>) };
+  const embedded = { ...((ingest.embedded ?? {}) as Record<string, unknown>) };
+  const auth = { ...((embedded.auth ?? {}) as Record<string, unknown>) };
+  if (auth.allow_anonymous === undefined) auth.allow_anonymous = true;
+  embedded.auth = auth;
+  ingest.embedded = embedded;
+  config.ingest = ingest;
+  return config;
 }
