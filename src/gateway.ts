@@ -1,6 +1,7 @@
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import type { LoadedConfig } from './config/load.js';
-import { readSecret } from './config/load.js';
+import { deepFreeze, readSecret } from './config/load.js';
+import { changed, diffConfig, effectiveConfig, type ConfigDiff } from './config/diff.js';
 import { openBuffer } from './buffer/open.js';
 import type { BufferLimits, RouteLimits } from './buffer/policy.js';
 import type { BufferStore } from './buffer/store.js';
@@ -18,6 +19,14 @@ import { LogThrottle, type Logger } from './ops/log.js';
 import { Stats } from './ops/stats.js';
 import { DEAD_LETTER_ROUTE, Pipeline, type Outcome } from './transform/pipeline.js';
 import { tlsClientOptions } from './security/tls.js';
+
+/** What a config change did: the live keys applied, and those that wait for a restart. */
+export interface ApplyReport {
+  readonly applied: readonly string[];
+  readonly restartRequired: readonly string[];
+}
+
+const NOTHING_LEASED: ReadonlySet<number> = new Set();
 
 export interface ShutdownReport {
   /** events still in the buffer, to be sent after the next start */
@@ -42,15 +51,18 @@ export class Gateway {
   private storeDamagedAt = 0;
   private lastHealth: 'ok' | 'degraded' = 'ok';
   private readonly backlog = new BacklogMeter();
-  private readonly pipeline: Pipeline;
+  private pipeline: Pipeline;
   private tickTimer: NodeJS.Timeout | null = null;
+  private limits: BufferLimits | null = null;
+  private applying: Promise<unknown> = Promise.resolve();
+  private sinkGeneration = 0;
   private readonly throttle = new LogThrottle(10_000);
 
   constructor(
-    private readonly loaded: LoadedConfig,
+    private loaded: LoadedConfig,
     private readonly log: Logger,
-    private readonly sinkFactory: (onConnected: (up: boolean) => void) => RecordSink = (onConnected) =>
-      createKafkaSink(loaded.config.kafka, log, onConnected, this.stats),
+    private readonly sinkFactory: (kafka: Config['kafka'], onConnected: (up: boolean) => void) => RecordSink = (kafka, onConnected) =>
+      createKafkaSink(kafka, log, onConnected, this.stats),
   ) {
     const dl = loaded.config.dead_letters;
     this.pipeline = new Pipeline(loaded.config.routes, { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
@@ -71,6 +83,11 @@ export class Gateway {
     return this.ingest?.address ?? '';
   }
 
+  /** The config running now: the last one applied, with restart-only settings as they were at start. */
+  get config(): Readonly<Config> {
+    return this.loaded.config;
+  }
+
   async start(): Promise<void> {
     const { config, gatewayId, bufferPath } = this.loaded;
     // the file may exceed the stored bytes by SQLite's page and index overhead; beyond this it refuses writes
@@ -86,40 +103,89 @@ export class Gateway {
     const backlog = store.stats();
     this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
-    const sink = this.sinkFactory((up) => {
-      if (up !== this.stats.upstream_connected) this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
-      this.stats.upstream_connected = up;
-    });
-    const forwarder = new Forwarder(store, sink, {
-      gatewayId,
-      maxEventsPerRecord: config.kafka.max_events_per_record,
-      maxEventsPerSend: config.kafka.max_events_per_send,
-      maxSendBytes: config.kafka.max_send_bytes,
-      lingerMs: config.kafka.linger_ms,
-      retryInitialMs: config.kafka.retry.initial_ms,
-      retryMaxMs: config.kafka.retry.max_ms,
-      maxBytesPerSec: config.kafka.max_bytes_per_sec,
-    }, this.stats, this.log.child({ stage: 'forward' }), () => this.writer?.kick());
-    this.forwarder = forwarder;
+    await this.apply(diffConfig(null, config));
 
-    const limits = bufferLimits(config);
+    this.ingest = this.createIngest(this.sink);
+    await this.ingest.start();
+  }
+
+  /**
+   * Applies a config change: at boot the diff from nothing, on reload the diff
+   * from the running config. Live settings take effect between messages;
+   * settings that need a restart keep their running values and are reported.
+   * One change at a time.
+   */
+  apply(diff: ConfigDiff): Promise<ApplyReport> {
+    const run = this.applying.then(() => this.applyNow(diff));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(diff: ConfigDiff): Promise<ApplyReport> {
+    const config = deepFreeze(effectiveConfig(diff));
+    const has = (key: string): boolean => changed(diff, key);
+    const restartRequired = diff.changes.filter((c) => !c.live).map((c) => c.key);
+    const previousFilters = this.pipeline.filters;
+    this.loaded = Object.freeze({ ...this.loaded, config });
+
+    if (has('log')) {
+      this.log.level = config.log.level;
+      this.restartStatsTimer(config);
+    }
+    // the writer must exist before routes change: closed windows are committed through it
+    if (has('buffer.commit') || has('dead_letters.keep') || this.writer === null) this.applyCommit(config);
+    if (has('routes') && diff.from !== null) {
+      this.applyRoutes(config);
+      const c = config.ingest.client;
+      const derived = config.ingest.mode === 'client' && c.topics.length === 0 && c.connections.length === 0;
+      if (derived && !sameSet(previousFilters, this.pipeline.filters)) restartRequired.push('ingest.client subscriptions (from routes)');
+    }
+    // the writer reads the limits through a callback: the next group commit sees the new ones
+    if (has('routes') || has('buffer') || has('dead_letters')) this.limits = bufferLimits(config);
+    if (has('routes') || has('buffer.memory')) this.restartSpillTimer(config);
+    if (has('routes') || has('buffer.ttl_secs')) this.restartSweepTimer(config);
+    if (has('routes')) this.restartTickTimer(config);
+    // last: it waits for the batch in flight
+    if (has('kafka')) await this.replaceForwarder(config);
+    return { applied: diff.changes.filter((c) => c.live).map((c) => c.key), restartRequired };
+  }
+
+  /**
+   * Swaps in the pipeline for the new routes in one assignment, so a message
+   * is handled wholly by the old or the new routes. Unchanged routes keep their
+   * state; the open windows of changed routes are closed and stored. At boot
+   * the constructor's pipeline (restored from the buffer) is already right.
+   */
+  private applyRoutes(config: Config): void {
+    const { pipeline, closed } = this.pipeline.replace(config.routes);
+    this.pipeline = pipeline;
+    this.submitGenerated(closed);
+  }
+
+  private applyCommit(config: Config): void {
+    const options = {
+      maxWaitMs: config.buffer.commit.max_wait_ms,
+      maxEvents: config.buffer.commit.max_events,
+      minEvents: config.buffer.commit.min_events,
+      maxBytes: config.buffer.commit.max_bytes,
+      keepDeadLetters: config.dead_letters.keep,
+      ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
+    };
+    if (this.writer !== null) {
+      this.writer.reconfigure(options);
+      return;
+    }
+    const store = this.store!;
     this.writer = new GroupCommitWriter(
       store,
-      {
-        maxWaitMs: config.buffer.commit.max_wait_ms,
-        maxEvents: config.buffer.commit.max_events,
-        minEvents: config.buffer.commit.min_events,
-        maxBytes: config.buffer.commit.max_bytes,
-        keepDeadLetters: config.dead_letters.keep,
-        ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
-      },
-      () => limits,
-      () => forwarder.inFlight,
+      options,
+      () => this.limits ?? bufferLimits(this.loaded.config),
+      () => this.forwarder?.inFlight ?? NOTHING_LEASED,
       {
         onCommit: (report) => {
           this.stats.commits_total++;
           this.stats.committed_events_total += report.events;
-          forwarder.notify();
+          this.forwarder?.notify();
         },
         onError: (err, messages) => {
           this.stats.commit_errors_total++;
@@ -130,42 +196,82 @@ export class Gateway {
         onFull: (route, events, how) => {
           this.stats.loss('dropped_full', route, events);
           this.throttle.run(`full:${route}:${how}`, (suppressed) => {
-            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, buffered_bytes: store.bytes(), max_bytes: config.buffer.max_bytes }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
+            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, buffered_bytes: store.bytes(), max_bytes: this.loaded.config.buffer.max_bytes }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
           });
         },
         checkpoints: () => this.pipeline.checkpoints(),
         checkpointsLost: (states) => this.pipeline.checkpointsLost(states),
       },
     );
+  }
+
+  /**
+   * A new Kafka producer and forwarder. The old forwarder first finishes the
+   * send in flight (rows leave the buffer only after Kafka acknowledged them),
+   * so the new one starts at the oldest row still buffered: nothing lost,
+   * nothing sent twice, nothing reordered. Commits go on meanwhile.
+   */
+  private async replaceForwarder(config: Config): Promise<void> {
+    const old = this.forwarder;
+    if (old !== null) await old.pause();
+    const generation = ++this.sinkGeneration;
+    const sink = this.sinkFactory(config.kafka, (up) => {
+      if (generation !== this.sinkGeneration) return; // a replaced producer closing
+      if (up !== this.stats.upstream_connected) this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
+      this.stats.upstream_connected = up;
+    });
+    const forwarder = new Forwarder(this.store!, sink, {
+      gatewayId: this.loaded.gatewayId,
+      maxEventsPerRecord: config.kafka.max_events_per_record,
+      maxEventsPerSend: config.kafka.max_events_per_send,
+      maxSendBytes: config.kafka.max_send_bytes,
+      lingerMs: config.kafka.linger_ms,
+      retryInitialMs: config.kafka.retry.initial_ms,
+      retryMaxMs: config.kafka.retry.max_ms,
+      maxBytesPerSec: config.kafka.max_bytes_per_sec,
+    }, this.stats, this.log.child({ stage: 'forward' }), () => this.writer?.kick());
+    this.forwarder = forwarder;
     forwarder.start();
     sink.connect().catch((err: unknown) => {
       this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', brokers: config.kafka.brokers, err: (err as Error).message }, 'kafka not reachable yet; events are buffered and sent once it is');
     });
+  }
 
-    this.ingest = this.createIngest(this.sink);
-    await this.ingest.start();
+  private restartSpillTimer(config: Config): void {
+    if (this.spillTimer !== null) clearInterval(this.spillTimer);
+    this.spillTimer = null;
+    if (!config.routes.some((r) => r.durability === 'memory')) return;
+    const spill = { afterMs: config.buffer.memory.spill_after_ms, maxBytes: config.buffer.memory.max_bytes };
+    this.spillTimer = setInterval(() => this.spill(spill), Math.max(100, Math.min(1000, spill.afterMs / 4)));
+    this.spillTimer.unref();
+  }
 
-    if (config.routes.some((r) => r.durability === 'memory')) {
-      const spill = { afterMs: config.buffer.memory.spill_after_ms, maxBytes: config.buffer.memory.max_bytes };
-      this.spillTimer = setInterval(() => this.spill(spill), Math.max(100, Math.min(1000, spill.afterMs / 4)));
-      this.spillTimer.unref();
-    }
+  private restartSweepTimer(config: Config): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     const ttls = config.routes.map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
-    if (ttls.length > 0) {
-      this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
-      this.sweepTimer.unref();
-    }
-    if (config.routes.some((r) => r.steps.some((st) => 'window' in st))) {
-      // windows close on time even when no new event comes
-      this.tickTimer = setInterval(() => this.tick(), WINDOW_TICK_MS);
-      this.tickTimer.unref();
-      this.tick();
-    }
+    if (ttls.length === 0) return;
+    this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
+    this.sweepTimer.unref();
+  }
+
+  private restartTickTimer(config: Config): void {
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    this.tickTimer = null;
+    if (!config.routes.some((r) => r.steps.some((st) => 'window' in st))) return;
+    // windows close on time even when no new event comes
+    this.tickTimer = setInterval(() => this.tick(), WINDOW_TICK_MS);
+    this.tickTimer.unref();
+    this.tick();
+  }
+
+  private restartStatsTimer(config: Config): void {
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
     const every = config.log.stats_interval_secs;
-    if (every > 0) {
-      this.statsTimer = setInterval(() => this.logStats(), every * 1000);
-      this.statsTimer.unref();
-    }
+    if (every <= 0) return;
+    this.statsTimer = setInterval(() => this.logStats(), every * 1000);
+    this.statsTimer.unref();
   }
 
   /**
@@ -259,6 +365,8 @@ export class Gateway {
       }
     };
     await step('stop accepting', () => this.ingest?.stopAccepting());
+    // a reload handing over to a new Kafka producer finishes first
+    await step('finish reload', () => this.applying);
     // everything already read gets committed and acknowledged before connections close
     await step('final commit', () => this.writer?.flush());
     // held by a full buffer: not acknowledged, so the devices send them again after the restart
@@ -363,6 +471,10 @@ export function bufferLimits(config: Config): BufferLimits {
 const DEAD_LETTER_PRIORITY = -1001;
 /** How often open windows are checked for their end. */
 const WINDOW_TICK_MS = 250;
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
 
 function safeStats(store: BufferStore): ReturnType<BufferStore['stats']> | null {
   try {

@@ -77,11 +77,17 @@ export class GroupCommitWriter {
 
   constructor(
     private readonly store: BufferStore,
-    private readonly options: GroupCommitOptions,
+    private options: GroupCommitOptions,
     private readonly limits: () => BufferLimits,
     private readonly leased: () => ReadonlySet<number>,
     private readonly hooks: WriterHooks,
   ) {}
+
+  /** New commit settings (a reload); the events already waiting are committed by the new rules. */
+  reconfigure(options: GroupCommitOptions): void {
+    this.options = options;
+    if (this.pending.length > 0) this.schedule();
+  }
 
   /** Messages whose acknowledgement is held because their route blocks on a full buffer. */
   get blockedMessages(): number {

@@ -2,6 +2,8 @@ import { EXIT } from '../core/errors.js';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../ops/log.js';
+import { SystemdNotifier } from '../ops/notify.js';
+import { ConfigReloader } from '../ops/reload.js';
 import { ConfigError, formatProblem } from '../config/load.js';
 
 /** `edgehaul run`: starts the gateway and owns signals and the exit code. */
@@ -21,13 +23,31 @@ export async function runDaemon(configFile: string): Promise<number> {
   const { config } = loaded;
   const log = createLogger(config.log.level);
   const gateway = new Gateway(loaded, log);
+  const notifier = SystemdNotifier.fromEnv(log);
+  const reloader = new ConfigReloader(configFile, gateway, log, notifier);
+  // pings from the event loop from the first moment: opening a large buffer must not look like a hang
+  notifier.startWatchdog();
+  // installed before start: Node's default for SIGHUP is to exit; a reload asked for during start runs after it
+  let started = false;
+  let reloadAsked = false;
+  const onHangup = (): void => {
+    if (!started) {
+      reloadAsked = true;
+      return;
+    }
+    void reloader.reload('SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
 
   let stopping: Promise<number> | null = null;
   const shutdown = (signal: string): Promise<number> => {
     // a second signal while stopping does not start a second shutdown
     if (stopping !== null) return stopping;
-    const deadline = Date.now() + config.shutdown.timeout_secs * 1000;
-    log.info({ signal, timeout_secs: config.shutdown.timeout_secs }, 'shutting down');
+    notifier.stopping();
+    reloader.close();
+    const timeoutSecs = gateway.config.shutdown.timeout_secs;
+    const deadline = Date.now() + timeoutSecs * 1000;
+    log.info({ signal, timeout_secs: timeoutSecs }, 'shutting down');
     stopping = gateway.stop(deadline).then(
       (report) => {
         if (report.timedOut) {
@@ -56,9 +76,17 @@ export async function runDaemon(configFile: string): Promise<number> {
     const e = err as Error & { code?: string };
     log.fatal({ code: e.code, err: e.message }, 'start failed');
     await gateway.stop(Date.now() + 2000).catch(() => undefined);
+    notifier.close();
     return EXIT.FAILURE;
   }
   log.info({ gateway_id: loaded.gatewayId, ingest: gateway.address, kafka: config.kafka.brokers, routes: config.routes.map((r) => r.name) }, 'edgehaul running');
+  notifier.ready(`ingest ${gateway.address}`);
+  started = true;
+  reloader.configureWatch(gateway.config.reload);
+  if (reloadAsked) void reloader.reload('SIGHUP');
   const signal = await signalled;
-  return shutdown(signal);
+  const code = await shutdown(signal);
+  process.off('SIGHUP', onHangup);
+  notifier.close();
+  return code;
 }

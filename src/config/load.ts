@@ -163,7 +163,8 @@ export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes an object and everything it holds: the running config is never changed in place. */
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

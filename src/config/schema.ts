@@ -230,6 +230,12 @@ export const configSchema = z.strictObject({
     /** A `stats` line with counters and buffer depth every so often; 0 turns it off. */
     stats_interval_secs: z.number().min(0).max(86_400).default(60),
   }).prefault({}),
+  reload: z.strictObject({
+    /** Also reload when the config file changes (SIGHUP and `systemctl reload` always work). */
+    watch: z.boolean().default(false),
+    /** Editors write a file in several steps: reload once it has been quiet this long. */
+    debounce_ms: durationMs(60_000).default(500),
+  }).prefault({}),
   shutdown: z.strictObject({
     /** How long SIGTERM may take in all, including flushing to Kafka. */
     timeout_secs: z.number().min(1).max(600).default(15),

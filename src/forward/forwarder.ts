@@ -28,6 +28,7 @@ export interface ForwarderOptions {
 export class Forwarder {
   private running = false;
   private storeClosed = false;
+  private halted = false;
   private wake: (() => void) | null = null;
   private interrupt: (() => void) | null = null;
   private pendingWake = false;
@@ -89,9 +90,24 @@ export class Forwarder {
     return this.store.stats().events;
   }
 
+  /**
+   * Stops once the send in flight (if any) was acknowledged or failed, without
+   * draining the buffer, and closes the sink: another forwarder can then take
+   * over the same rows in the same order (a Kafka reconfiguration on reload).
+   */
+  async pause(): Promise<void> {
+    this.halted = true;
+    this.running = false;
+    this.wake?.();
+    this.interrupt?.();
+    await this.loop;
+    this.storeClosed = true;
+    await this.sink.close().catch(() => undefined);
+  }
+
   private async run(): Promise<void> {
     for (;;) {
-      if (this.storeClosed) return;
+      if (this.storeClosed || this.halted) return;
       if (this.store.bytes() === 0) {
         if (!this.running) return;
         await this.idle();

@@ -27,12 +27,17 @@ export class Daemon {
     return mkdtempSync(join(tmpdir(), 'edgehaul-test-'));
   }
 
-  /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. */
-  async start(timeoutMs = 30_000): Promise<string> {
+  /** Replaces the config file (for a reload); YAML text is written as given. */
+  writeConfig(config: Record<string, unknown> | string): void {
+    writeFileSync(this.configFile, typeof config === 'string' ? config : stringify(config));
+  }
+
+  /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. `env` adds variables (NOTIFY_SOCKET). */
+  async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<string> {
     const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STATE_DIRECTORY: this.dir },
+      env: { ...withoutSystemd(process.env), STATE_DIRECTORY: this.dir, ...env },
     });
     this.child = child;
     const from = this.lines.length;
@@ -82,6 +87,12 @@ export class Daemon {
   describe(): string {
     return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-2000)}`;
   }
+}
+
+/** A test run started by systemd must not hand its notify socket to the daemons it starts. */
+function withoutSystemd(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NOTIFY_SOCKET: _socket, WATCHDOG_USEC: _usec, WATCHDOG_PID: _pid, ...rest } = env;
+  return rest;
 }
 
 /**

@@ -36,3 +36,32 @@ test('check-config exits 0 on a valid file and 78 naming key and line on a broke
   assert.match(bad.stderr, /line 2: buffer\.synchronous: .*\[EH_ERR_CONFIG_INVALID\]/);
   assert.equal(cli(['frobnicate']).status, 2);
 });
+
+test('check-config reports every problem on its own line with its YAML line: syntax, several schema errors, a missing file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-cli-'));
+  writeFileSync(join(dir, 'syntax.yaml'), 'kafka:\n  brokers: ["a:1"\nlog:\n  level: info\n');
+  const syntax = cli(['check-config', join(dir, 'syntax.yaml')]);
+  assert.equal(syntax.status, 78);
+  assert.match(syntax.stderr, /syntax\.yaml: line \d+: .*\[EH_ERR_CONFIG_YAML\]/);
+
+  writeFileSync(join(dir, 'many.yaml'), [
+    'reload:',
+    '  watch: sometimes',
+    'kafka:',
+    '  linger_ms: -1',
+    'log:',
+    '  levle: debug',
+    '',
+  ].join('\n'));
+  const many = cli(['check-config', join(dir, 'many.yaml')]);
+  assert.equal(many.status, 78);
+  const lines = many.stderr.trim().split('\n');
+  assert.equal(lines.length, 3, many.stderr);
+  assert.ok(lines.some((l) => /line 2: reload\.watch: /.test(l)), many.stderr);
+  assert.ok(lines.some((l) => /line 4: kafka\.linger_ms: /.test(l)), many.stderr);
+  assert.ok(lines.some((l) => /line 6: log: unknown key "levle"/.test(l)), many.stderr);
+
+  const missing = cli(['check-config', join(dir, 'absent.yaml')]);
+  assert.equal(missing.status, 78);
+  assert.match(missing.stderr, /ENOENT.*\[EH_ERR_CONFIG_READ\]/);
+});

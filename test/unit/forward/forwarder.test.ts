@@ -115,3 +115,47 @@ test('records and requests stay under max_send_bytes, in order, so Kafka never r
   }
   store.close();
 });
+
+/** A sink whose sends wait until `release()`: a batch in flight at a chosen moment. */
+class GatedSink implements RecordSink {
+  accepted: OutRecord[] = [];
+  inFlight = 0;
+  closed = false;
+  private gate: (() => void) | null = null;
+  async connect(): Promise<void> {}
+  async send(records: readonly OutRecord[]): Promise<void> {
+    this.inFlight++;
+    await new Promise<void>((resolve) => (this.gate = resolve));
+    this.inFlight--;
+    this.accepted.push(...records);
+  }
+  release(): void {
+    this.gate?.();
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+test('pause (a Kafka reconfiguration) lets the batch in flight finish and leaves the rest for the next forwarder: nothing twice, nothing reordered', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  for (let i = 1; i <= 4; i++) store.commit([{ route: 'r', priority: 0, events: [ev('a', i)] }]);
+  const first = new GatedSink();
+  const old = new Forwarder(store, first, { ...options, maxEventsPerSend: 1 }, new Stats(), silent);
+  old.start();
+  await waitFor('a send in flight', () => first.inFlight === 1, 5000);
+  const paused = old.pause();
+  first.release();
+  await paused;
+  assert.ok(first.closed, 'the old sink is closed');
+  assert.deepEqual(first.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))), [1]);
+  assert.equal(store.stats().events, 3, 'the acknowledged batch left the buffer; nothing more was read');
+
+  const second = new FakeSink(0);
+  const next = new Forwarder(store, second, options, new Stats(), silent);
+  next.start();
+  await waitFor('delivery', () => store.stats().events === 0, 5000);
+  assert.deepEqual(second.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))), [2, 3, 4]);
+  await next.stop(Date.now() + 1000);
+  store.close();
+});
