@@ -1,11 +1,87 @@
-// placeholder until the step library lands: no step kinds yet
+/**
+ * The step library: the YAML shape of one step (`stepSchema`, a single-key map
+ * `{ <kind>: <options> }`) and `compileStep`, which turns it into a Step once,
+ * so that running it per event parses nothing.
+ */
 import { z } from 'zod';
 import { StepConfigError, type Step, type StepContext } from '../step.js';
+import { compileDecode, decodeOptions } from './decode.js';
+import { compileDedupe, dedupeOptions } from './dedupe.js';
+import { compileDeadband, deadbandOptions } from './deadband.js';
+import { compileEnrich, enrichOptions } from './enrich.js';
+import { compileFilter, filterOptions } from './filter.js';
+import { compileMap, mapOptions } from './map.js';
+import { compileRoute, routeOptions } from './route.js';
+import { compileValidate, validateOptions } from './validate.js';
+import { compileWindow, windowOptions } from './window.js';
 
-export const stepSchema = z.record(z.string(), z.unknown());
+export const STEP_KINDS = ['decode', 'validate', 'filter', 'map', 'enrich', 'deadband', 'dedupe', 'window', 'route'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+/** One step as written in YAML; unknown kinds and unknown options are errors. */
+export const stepSchema = z
+  .strictObject({
+    decode: decodeOptions.optional(),
+    validate: validateOptions.optional(),
+    filter: filterOptions.optional(),
+    map: mapOptions.optional(),
+    enrich: enrichOptions.optional(),
+    deadband: deadbandOptions.optional(),
+    dedupe: dedupeOptions.optional(),
+    window: windowOptions.optional(),
+    route: routeOptions.optional(),
+  })
+  .superRefine((step, ctx) => {
+    const kinds = Object.keys(step);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: kinds.length === 0 ? `a step is one of ${STEP_KINDS.join(', ')}` : `one kind per step, got ${kinds.join(' and ')} (make them two list items)`,
+      });
+    }
+  });
 export type StepConfig = z.infer<typeof stepSchema>;
 
-export function compileStep(config: StepConfig, _ctx: StepContext): Step {
-  const kind = Object.keys(config)[0] ?? '';
-  throw new StepConfigError(`unknown step "${kind}"`, [kind]);
+/** Compiles one validated step; throws StepConfigError with the path below the step. */
+export function compileStep(config: StepConfig, ctx: StepContext): Step {
+  const kinds = Object.keys(config) as StepKind[];
+  if (kinds.length !== 1) throw new StepConfigError(`a step has exactly one kind, got ${kinds.length}`, []);
+  const kind = kinds[0]!;
+  switch (kind) {
+    case 'decode':
+      return compileDecode(config.decode!);
+    case 'validate':
+      return compileValidate(config.validate!);
+    case 'filter':
+      return compileFilter(config.filter!);
+    case 'map':
+      return compileMap(config.map!);
+    case 'enrich':
+      return compileEnrich(config.enrich!, ctx);
+    case 'deadband':
+      return compileDeadband(config.deadband!);
+    case 'dedupe':
+      return compileDedupe(config.dedupe!);
+    case 'window':
+      return compileWindow(config.window!);
+    case 'route':
+      return compileRoute(config.route!);
+    default: {
+      const unknown: never = kind;
+      throw new StepConfigError(`unknown step kind "${String(unknown)}"`, []);
+    }
+  }
 }
+
+/** Parses and compiles a step from a plain object (tests, tools); schema errors become StepConfigError too. */
+export function stepFromConfig(raw: unknown, ctx: StepContext): Step {
+  const parsed = stepSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StepConfigError(issue.message, issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)));
+  }
+  return compileStep(parsed.data, ctx);
+}
+
+export { compileExpression, RESERVED_NAMES } from './expr.js';
+export { UNITS } from './units.js';
