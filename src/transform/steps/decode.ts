@@ -2,6 +2,7 @@
  * decode: turn the MQTT payload into `ev.value`. Any failure, whatever the
  * decoder threw, becomes StepFailure("decode <format>: <why>").
  */
+import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { Decoder } from 'cbor-x';
 import { z } from 'zod';
@@ -69,7 +70,8 @@ function decoder(format: DecodeFormat, field: string, flatten: boolean): (payloa
     case 'json':
       return (payload) => {
         if (payload.length === 0) throw new Error('empty payload');
-        return JSON.parse(utf8.decode(payload)) as unknown;
+        if (!isUtf8(payload)) throw new Error('not valid UTF-8');
+        return JSON.parse(payload.toString('utf8')) as unknown;
       };
     case 'cbor':
       return (payload) => {

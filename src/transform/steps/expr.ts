@@ -21,7 +21,7 @@
  */
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { StepConfigError, type Working } from '../step.js';
-import { isRecord, setOwn } from './value.js';
+import { copyRecord, isRecord, setOwn } from './value.js';
 
 const env = new Environment({
   unlistedVariablesAreDyn: true,
@@ -100,7 +100,7 @@ export function compileExpression(source: string, path: ReadonlyArray<string | n
   return {
     source,
     evaluate: (value, ev) => {
-      const ctx: Record<string, unknown> = isRecord(value) ? { ...value } : {};
+      const ctx: Record<string, unknown> = isRecord(value) ? copyRecord(value) : {};
       ctx.vars = ev.vars;
       ctx.received_at = ev.receivedAt;
       ctx.event_time = ev.eventTime;

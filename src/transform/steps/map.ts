@@ -1,7 +1,9 @@
 /**
  * map: reshape the value's top-level fields. One copy of the value per event,
- * then, in this order: rename, remove, set (constants), compute (expressions,
- * in the order written, each seeing the fields computed before it), convert.
+ * then, in this order: rename and remove (both by the value's original field
+ * names; a renamed field replaces a field of its new name), set (constants),
+ * compute (expressions, in the order written, each seeing the fields computed
+ * before it), convert.
  */
 import { z } from 'zod';
 import { StepConfigError, StepFailure, type Step, type Working } from '../step.js';
@@ -54,6 +56,13 @@ export function compileMap(options: MapOptions): Step {
     }
     return { field, ...factors, scale: rule.decimals === undefined ? null : 10 ** rule.decimals };
   });
+  // field -> new name (rename) or null (remove); a removal wins over a rename of the same field
+  let reshape: Map<string, string | null> | null = null;
+  if (renames.length + removes.length > 0) {
+    reshape = new Map<string, string | null>(renames);
+    for (const field of removes) reshape.set(field, null);
+  }
+  const renamedTo = new Map(renames.filter(([from]) => !removes.includes(from)).map(([from, to]) => [to, from]));
   if (renames.length + removes.length + sets.length + computes.length + converts.length === 0) {
     throw new StepConfigError('map does nothing: give rename, remove, set, compute or convert', ['map']);
   }
@@ -63,13 +72,24 @@ export function compileMap(options: MapOptions): Step {
     run(ev: Working): Working {
       const value = ev.value;
       if (!isRecord(value)) throw new StepFailure(`map: value is ${describe(value)}, not an object`);
-      const out = copyRecord(value);
-      for (const [from, to] of renames) {
-        if (!Object.hasOwn(out, from)) continue;
-        setOwn(out, to, out[from]);
-        delete out[from];
+      // one pass builds the copy with renames and removals applied: `delete` would
+      // turn the object into a slow dictionary for every later step
+      let out: Record<string, unknown>;
+      if (reshape === null) {
+        out = copyRecord(value);
+      } else {
+        out = {};
+        for (const k in value) {
+          if (!Object.hasOwn(value, k)) continue;
+          const to = reshape.get(k);
+          if (to === undefined) {
+            // a renamed field replaces one of its new name
+            if (!renamedTo.has(k) || !Object.hasOwn(value, renamedTo.get(k)!)) setOwn(out, k, value[k]);
+          } else if (to !== null) {
+            setOwn(out, to, value[k]);
+          }
+        }
       }
-      for (const field of removes) delete out[field];
       for (const [field, constant] of sets) setOwn(out, field, constant);
       for (const [field, expr] of computes) {
         let result: unknown;

@@ -123,6 +123,8 @@ export function compileWindow(options: WindowOptions): Step {
       if (closed.length === 0) return [];
       const out = closed.map(emit);
       closed = [];
+      // the emitted windows leave the state: the next checkpoint must not hold them
+      dirty = true;
       return out;
     },
 

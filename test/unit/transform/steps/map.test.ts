@@ -20,6 +20,12 @@ describe('map step', () => {
     assert.ok(Object.isFrozen((out as { meta: object }).meta), 'shared constants are frozen');
   });
 
+  it('rename and remove act on the original names; a renamed field replaces one of its new name', () => {
+    const s = step({ map: { rename: { t: 'temp', a: 'b', b: 'c' }, remove: ['x'] } });
+    assert.deepEqual(runValue(s, working({ value: { temp: 5, t: 1, a: 'A', b: 'B', x: 0, y: 2 } })), { temp: 1, b: 'A', c: 'B', y: 2 });
+    assert.deepEqual(runValue(s, working({ value: { temp: 5 } })), { temp: 5 }, 'no source: the field stays');
+  });
+
   it('computed integers are numbers, not bigints', () => {
     const out = runValue(step({ map: { compute: { n: '1 + 2', xs: '[1, 2]', s: 'size("abc")' } } }), working({ value: {} }));
     assert.deepEqual(out, { n: 3, xs: [1, 2], s: 3 });

@@ -79,6 +79,11 @@ describe('window step', () => {
     assert.deepEqual(first.map((v) => [v.key, v.v]), [['k1', { count: 1, sum: 5 }], ['k2', { count: 1, sum: 7 }]]);
     const second = b.tick!(START + 120_000).map((w) => w.value as Record<string, unknown>);
     assert.deepEqual(second.map((v) => [v.key, v.v]), [['k1', { count: 2, sum: 3 }]]);
+    const snapAfterTick = b.checkpoint!();
+    assert.notEqual(snapAfterTick, null, 'emitting windows changes the state');
+    const d = step(config);
+    d.restore!(decode(encode(snapAfterTick)));
+    assert.equal(d.nextDue!(), null, 'windows already emitted are not in the next checkpoint');
     const c = step(config);
     c.restore!({ garbage: true });
     assert.equal(c.nextDue!(), null, 'an unreadable snapshot restores nothing');
