@@ -100,7 +100,7 @@ describe('deadband step', () => {
           if (out) last.set(r.key, { v, at: now });
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 });

@@ -105,7 +105,7 @@ describe('decode step', () => {
           }
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 });
