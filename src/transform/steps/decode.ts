@@ -12,8 +12,9 @@ import { setOwn } from './value.js';
 export const DECODE_FORMATS = ['json', 'cbor', 'number', 'text', 'raw', 'sparkplug_b'] as const;
 export type DecodeFormat = (typeof DECODE_FORMATS)[number];
 
-export const decodeOptions = z.union([
-  z.enum(DECODE_FORMATS),
+/** `decode: json` is short for `decode: { format: json }` (one schema, so a bad format is named as such). */
+export const decodeOptions = z.preprocess(
+  (v) => (typeof v === 'string' ? { format: v } : v),
   z.strictObject({
     format: z.enum(DECODE_FORMATS),
     /** number/text: the field that holds the value (default "value") */
@@ -21,7 +22,7 @@ export const decodeOptions = z.union([
     /** sparkplug_b: metric values as top-level fields by metric name */
     flatten: z.boolean().optional(),
   }),
-]);
+);
 export type DecodeOptions = z.infer<typeof decodeOptions>;
 
 // sparkplug-payload is CommonJS; its decoder is protobufjs' static code (protobufjs/minimal, no code generation)
@@ -40,7 +41,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 export function compileDecode(options: DecodeOptions): Step {
-  const o = typeof options === 'string' ? { format: options } : options;
+  const o = options;
   const format = o.format;
   if (o.field !== undefined && format !== 'number' && format !== 'text') {
     throw new StepConfigError(`decode ${format}: "field" applies to number and text only`, ['decode', 'field']);

@@ -8,8 +8,8 @@
  *
  * Output value: the `keep` fields of the window's last event, then
  * `key`, `window_start`, `window_end`, `first_event_time`, `last_event_time`
- * (ms since the epoch), `count` (events), and per field an object with the
- * chosen aggregates, e.g. `temp: { count, min, max, mean, sum, first, last }`.
+ * (ms since the epoch), `count` (events), and `fields`: per field an object
+ * with the chosen aggregates, e.g. `fields: { temp: { count, min, max, mean } }`.
  * A field without a numeric sample in the window has count 0, sum 0 and null
  * for the others.
  */
@@ -34,7 +34,7 @@ export const windowOptions = z.strictObject({
 });
 export type WindowOptions = z.infer<typeof windowOptions>;
 
-const META = ['key', 'window_start', 'window_end', 'first_event_time', 'last_event_time', 'count', 'closed_early'];
+const META = ['key', 'window_start', 'window_end', 'first_event_time', 'last_event_time', 'count', 'fields', 'closed_early'];
 const SNAPSHOT_VERSION = 1;
 const NO_PAYLOAD = Buffer.alloc(0);
 
@@ -72,11 +72,8 @@ export function compileWindow(options: WindowOptions): Step {
   const periodMs = options.secs * 1000;
   const fields = options.fields;
   const nFields = fields.length;
-  for (const [i, f] of fields.entries()) {
-    if (META.includes(f)) throw new StepConfigError(`field name "${f}" is taken by the window's own output`, ['window', 'fields', i]);
-  }
   for (const [i, f] of options.keep.entries()) {
-    if (META.includes(f) || fields.includes(f)) throw new StepConfigError(`keep field "${f}" clashes with the window's output`, ['window', 'keep', i]);
+    if (META.includes(f)) throw new StepConfigError(`keep field "${f}" clashes with the window's output`, ['window', 'keep', i]);
   }
   const aggregates = [...new Set(options.aggregates)] as Aggregate[];
   const keep = options.keep;
@@ -202,12 +199,14 @@ export function compileWindow(options: WindowOptions): Step {
     value.last_event_time = w.lastTime;
     value.count = w.count;
     if (w.earlyClose) value.closed_early = true;
+    const perField: Record<string, unknown> = {};
     for (let i = 0; i < nFields; i++) {
       const a = w.accs[i]!;
       const agg: Record<string, number | null> = {};
       for (const name of aggregates) agg[name] = aggregate(a, name);
-      setOwn(value, fields[i]!, agg);
+      setOwn(perField, fields[i]!, agg);
     }
+    value.fields = perField;
     return {
       topic: w.topic,
       clientId: w.clientId,

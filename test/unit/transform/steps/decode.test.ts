@@ -75,7 +75,7 @@ describe('decode step', () => {
   });
 
   it('rejects unknown formats and options that do not apply', () => {
-    assertConfigError({ decode: 'xml' }, ['decode']);
+    assertConfigError({ decode: 'xml' }, ['decode', 'format'], /expected one of "json"/);
     assertConfigError({ decode: { format: 'json', field: 'v' } }, ['decode', 'field'], /number and text only/);
     assertConfigError({ decode: { format: 'number', flatten: true } }, ['decode', 'flatten']);
     assertConfigError({ decode: { format: 'json', extra: 1 } }, ['decode']);

@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { z } from 'zod';
-import { compileStep, stepSchema } from '../../../../src/transform/steps/index.js';
-import { CTX } from './fixtures.js';
+import { parseConfig } from '../../../../src/config/load.js';
 
 const dir = resolve(import.meta.dirname, '../../../../../config/examples');
 
@@ -17,12 +14,10 @@ describe('config/examples', () => {
   });
 
   for (const file of files) {
-    it(`${file}: every route's steps parse and compile`, () => {
-      const config = parse(readFileSync(join(dir, file), 'utf8')) as { routes: Array<{ name: string; steps?: unknown }> };
-      for (const route of config.routes) {
-        const steps = z.array(stepSchema).parse(route.steps ?? []);
-        for (const s of steps) compileStep(s, { ...CTX, route: route.name });
-      }
+    it(`${file} is a valid config whose steps all compile (as check-config does)`, () => {
+      const config = parseConfig(readFileSync(join(dir, file), 'utf8'), file);
+      assert.ok(config.routes.length >= 2);
+      if (file !== 'forwarding.yaml') assert.ok(config.routes.every((r) => r.steps.length > 0));
     });
   }
 });

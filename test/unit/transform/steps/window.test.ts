@@ -8,6 +8,15 @@ import { assertConfigError, step, working } from './fixtures.js';
 const START = Date.UTC(2026, 0, 1, 12, 0, 0);
 const ALL = ['count', 'min', 'max', 'mean', 'sum', 'first', 'last'];
 
+interface Agg {
+  key: string;
+  count: number;
+  window_start: number;
+  window_end: number;
+  closed_early?: boolean;
+  fields: Record<string, Record<string, number | null>>;
+}
+
 describe('window step', () => {
   it('absorbs events and emits aggregates when the period ends, without a further event', () => {
     const s = step({ window: { secs: 60, fields: ['temp', 'hum'], aggregates: ALL, keep: ['site'] } });
@@ -27,8 +36,10 @@ describe('window step', () => {
       first_event_time: START + 1000,
       last_event_time: START + 3000,
       count: 3,
-      temp: { count: 3, min: 20, max: 22, mean: 21, sum: 63, first: 20, last: 21 },
-      hum: { count: 1, min: 40, max: 40, mean: 40, sum: 40, first: 40, last: 40 },
+      fields: {
+        temp: { count: 3, min: 20, max: 22, mean: 21, sum: 63, first: 20, last: 21 },
+        hum: { count: 1, min: 40, max: 40, mean: 40, sum: 40, first: 40, last: 40 },
+      },
     });
     assert.equal(out!.kafkaTopic, 'telemetry');
     assert.equal(out!.key, 'd1');
@@ -43,15 +54,15 @@ describe('window step', () => {
     s.run(working({ value: { v: 2 }, vars: { device: 'b' } }), START + 5000);
     s.run(working({ value: { v: 3 }, vars: { device: 'a' } }), START + 12_000);
     assert.equal(s.nextDue!(), START + 10_000, 'a closed window is due');
-    const out = s.tick!(START + 12_000).map((w) => w.value as Record<string, unknown>);
-    assert.deepEqual(out.map((v) => [v.key, v.v]), [['a', { sum: 1 }], ['b', { sum: 2 }]]);
-    assert.deepEqual(s.tick!(START + 20_000).map((w) => (w.value as Record<string, unknown>).v), [{ sum: 3 }]);
+    const out = s.tick!(START + 12_000).map((w) => w.value as Agg);
+    assert.deepEqual(out.map((v) => [v.key, v.fields.v]), [['a', { sum: 1 }], ['b', { sum: 2 }]]);
+    assert.deepEqual(s.tick!(START + 20_000).map((w) => (w.value as Agg).fields.v), [{ sum: 3 }]);
   });
 
   it('a field without samples: count 0, sum 0, others null', () => {
     const s = step({ window: { secs: 1, fields: ['v'], aggregates: ALL } });
     s.run(working({ value: { v: 'n/a' } }), START);
-    assert.deepEqual((s.tick!(START + 1000)[0]!.value as Record<string, unknown>).v, { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null });
+    assert.deepEqual((s.tick!(START + 1000)[0]!.value as Agg).fields.v, { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null });
   });
 
   it('beyond max_keys the oldest window is closed early and flagged', () => {
@@ -75,10 +86,10 @@ describe('window step', () => {
     const b = step(config);
     b.restore!(snap);
     b.run(working({ value: { v: 2 }, key: 'k1' }), START + 62_000);
-    const first = b.tick!(START + 62_000).map((w) => w.value as Record<string, unknown>);
-    assert.deepEqual(first.map((v) => [v.key, v.v]), [['k1', { count: 1, sum: 5 }], ['k2', { count: 1, sum: 7 }]]);
-    const second = b.tick!(START + 120_000).map((w) => w.value as Record<string, unknown>);
-    assert.deepEqual(second.map((v) => [v.key, v.v]), [['k1', { count: 2, sum: 3 }]]);
+    const first = b.tick!(START + 62_000).map((w) => w.value as Agg);
+    assert.deepEqual(first.map((v) => [v.key, v.fields.v]), [['k1', { count: 1, sum: 5 }], ['k2', { count: 1, sum: 7 }]]);
+    const second = b.tick!(START + 120_000).map((w) => w.value as Agg);
+    assert.deepEqual(second.map((v) => [v.key, v.fields.v]), [['k1', { count: 2, sum: 3 }]]);
     const snapAfterTick = b.checkpoint!();
     assert.notEqual(snapAfterTick, null, 'emitting windows changes the state');
     const d = step(config);
@@ -89,9 +100,8 @@ describe('window step', () => {
     assert.equal(c.nextDue!(), null, 'an unreadable snapshot restores nothing');
   });
 
-  it('rejects field names that clash with the output and bad aggregates', () => {
-    assertConfigError({ window: { secs: 60, fields: ['count'] } }, ['window', 'fields', 0], /taken/);
-    assertConfigError({ window: { secs: 60, fields: ['v'], keep: ['v'] } }, ['window', 'keep', 0], /clashes/);
+  it('rejects keep fields that clash with the output, and bad aggregates', () => {
+    assertConfigError({ window: { secs: 60, fields: ['v'], keep: ['fields'] } }, ['window', 'keep', 0], /clashes/);
     assertConfigError({ window: { secs: 60, fields: ['v'], aggregates: ['median'] } }, ['window', 'aggregates', 0]);
     assertConfigError({ window: { secs: 0, fields: ['v'] } }, ['window', 'secs']);
   });
@@ -111,8 +121,8 @@ describe('window step', () => {
       fc.property(events, fc.nat({ max: 120 }), (evs, restartAt) => {
         const config = { window: { secs: periodMs / 1000, by: '{k}', fields: ['v'], aggregates: ALL } };
         let s: Step = step(config);
-        const emitted: Array<Record<string, unknown>> = [];
-        const collect = (ws: Working[]): void => void emitted.push(...ws.map((w) => w.value as Record<string, unknown>));
+        const emitted: Agg[] = [];
+        const collect = (ws: Working[]): void => void emitted.push(...ws.map((w) => w.value as Agg));
         // reference: (key, window start) -> values and count
         const ref = new Map<string, { key: string; start: number; count: number; vs: number[] }>();
         let now = START;
@@ -150,7 +160,7 @@ describe('window step', () => {
           const expected = n === 0
             ? { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null }
             : { count: n, min: Math.min(...r.vs), max: Math.max(...r.vs), mean: sum / n, sum, first: r.vs[0], last: r.vs[n - 1] };
-          assert.deepEqual(w.v, expected, id);
+          assert.deepEqual(w.fields.v, expected, id);
         }
       }),
       { numRuns: 150 },
