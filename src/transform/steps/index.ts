@@ -49,9 +49,18 @@ type ParsedStep = z.infer<typeof stepObject>;
 export type StepConfig = Readonly<Record<string, unknown>>;
 export const stepSchema = stepObject as unknown as z.ZodType<StepConfig>;
 
-/** Compiles one step that passed stepSchema; throws StepConfigError with the path below the step. */
+/**
+ * Compiles one step; throws StepConfigError with the path below the step. The
+ * config is (re)checked against the schema first, so a caller that did not go
+ * through the config loader (benchmarks, tools) gets the same errors and defaults.
+ */
 export function compileStep(stepConfig: StepConfig, ctx: StepContext): Step {
-  const config = stepConfig as ParsedStep;
+  const parsed = stepObject.safeParse(stepConfig);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StepConfigError(issue.message, issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)));
+  }
+  const config: ParsedStep = parsed.data;
   const kinds = Object.keys(config) as StepKind[];
   if (kinds.length !== 1) throw new StepConfigError(`a step has exactly one kind, got ${kinds.length}`, []);
   const kind = kinds[0]!;
@@ -79,16 +88,6 @@ export function compileStep(stepConfig: StepConfig, ctx: StepContext): Step {
       throw new StepConfigError(`unknown step kind "${String(unknown)}"`, []);
     }
   }
-}
-
-/** Parses and compiles a step from a plain object (tests, tools); schema errors become StepConfigError too. */
-export function stepFromConfig(raw: unknown, ctx: StepContext): Step {
-  const parsed = stepSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new StepConfigError(issue.message, issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)));
-  }
-  return compileStep(parsed.data, ctx);
 }
 
 export { compileExpression, RESERVED_NAMES } from './expr.js';

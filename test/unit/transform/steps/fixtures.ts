@@ -1,7 +1,7 @@
 /** Shared helpers for the step tests (not a test file itself). */
 import assert from 'node:assert/strict';
 import { StepConfigError, StepFailure, type Step, type StepContext, type Working } from '../../../../src/transform/step.js';
-import { stepFromConfig } from '../../../../src/transform/steps/index.js';
+import { compileStep, type StepConfig } from '../../../../src/transform/steps/index.js';
 
 export const CTX: StepContext = { gatewayId: 'gw-test', route: 'r1' };
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -24,7 +24,7 @@ export function working(init: Omit<Partial<Working>, 'payload'> & { payload?: Bu
 }
 
 export function step(config: unknown, ctx: StepContext = CTX): Step {
-  return stepFromConfig(config, ctx);
+  return compileStep(config as StepConfig, ctx);
 }
 
 /** Asserts that compiling `config` fails with a StepConfigError at `path` whose message matches. */
