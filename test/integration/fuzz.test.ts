@@ -86,8 +86,8 @@ function digest(b: Buffer): string {
 /**
  * How an acknowledged payload may end: delivered to Kafka, or refused for a
  * counted reason. Each reason names the daemon counter that must account for
- * it exactly. (When transforms add dead letters, add `dead_letter` here with
- * its counter, `lost_events_total.dead_letter.<route>`.)
+ * it exactly. (The 'decoded' route's dead letters are reconciled on their own:
+ * a payload goes to both routes.)
  */
 const REFUSALS = {
   oversize: (s: DaemonStats) => s.dropped_oversize_total as number,
@@ -101,15 +101,23 @@ function expectedOutcome(f: Fuzzed): Outcome {
   return 'delivered';
 }
 
-test(`fuzzing: ${PAYLOADS} random and mutated payloads are each delivered or refused with a counted reason; garbage MQTT packets do not hurt the daemon (seed ${SEED})`, { timeout: 300_000 }, async (t) => {
+test(`fuzzing: ${PAYLOADS} random and mutated payloads are each delivered, dead-lettered or refused with a counted reason; garbage MQTT packets do not hurt the daemon (seed ${SEED})`, { timeout: 300_000 }, async (t) => {
   const topic = `it.fuzz.${Date.now()}`;
   const steadyTopic = `it.fuzz.steady.${Date.now()}`;
+  const decodedTopic = `it.fuzz.decoded.${Date.now()}`;
+  const deadTopic = `it.fuzz.dead.${Date.now()}`;
   const daemon = new Daemon(Daemon.tempDir(), testConfig(kafka.brokers, {
     ingest: { max_payload_bytes: MAX_PAYLOAD, embedded: { host: '127.0.0.1', port: 0 } },
     routes: [
       { name: 'fuzz', match: 'fuzz/+device/#', topic, key: '{device}' },
       { name: 'steady', match: 'steady/+device/#', topic: steadyTopic, key: '{device}' },
+      // the same payloads once more through transforms: each one decodes and validates, or becomes a dead letter
+      {
+        name: 'decoded', match: 'fuzz/+device/t', topic: decodedTopic, key: '{device}',
+        steps: [{ decode: 'json' }, { validate: { fields: { temp: { type: 'number', required: true }, n: { type: 'integer', required: true } } } }, { map: { compute: { temp_f: 'temp * 9.0 / 5.0 + 32.0' } } }],
+      },
     ],
+    dead_letters: { topic: deadTopic },
     log: { level: 'info', stats_interval_secs: 1 },
   }));
   t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
@@ -123,6 +131,7 @@ test(`fuzzing: ${PAYLOADS} random and mutated payloads are each delivered or ref
   const rand = prng(SEED);
   const expected = new Map<string, number>();
   const acked: Record<Outcome, number> = { delivered: 0, oversize: 0, unrouted: 0 };
+  let transformed = 0; // routable payloads on fuzz/<device>/t: the 'decoded' route's inputs
   const started = Date.now();
   const deadline = started + PHASE_MS;
   const clients = 8;
@@ -136,6 +145,7 @@ test(`fuzzing: ${PAYLOADS} random and mutated payloads are each delivered or ref
         const outcome = expectedOutcome(f);
         acked[outcome]++;
         if (outcome === 'delivered') {
+          if (f.topic.endsWith('/t')) transformed++;
           const d = digest(f.payload);
           expected.set(d, (expected.get(d) ?? 0) + 1);
         }
@@ -160,6 +170,22 @@ test(`fuzzing: ${PAYLOADS} random and mutated payloads are each delivered or ref
   for (const e of records.flatMap((r) => r.batch.events)) got.set(digest(e.payload), (got.get(digest(e.payload)) ?? 0) + 1);
   assert.equal(eventCount(records), acked.delivered, 'delivered = acknowledged and routable, exactly');
   assert.deepEqual([...expected].filter(([d, n]) => got.get(d) !== n), [], 'every delivered payload arrived byte for byte, as often as it was sent');
+
+  // transforms: every input of the 'decoded' route came out decoded or as a counted dead letter, never neither
+  const deadCounted = ((settled.lost_events_total as unknown as { dead_letter: Record<string, number> }).dead_letter.decoded) ?? 0;
+  const decoded = await consumeUntil(kafka.brokers, decodedTopic, (rs) => eventCount(rs) >= transformed - deadCounted, 120_000);
+  const dead = deadCounted > 0 ? await consumeUntil(kafka.brokers, deadTopic, (rs) => eventCount(rs) >= deadCounted, 120_000) : [];
+  assert.equal(eventCount(decoded) + deadCounted, transformed, `decoded ${eventCount(decoded)} + dead letters ${deadCounted} = inputs ${transformed}`);
+  assert.equal(eventCount(dead), deadCounted, 'every dead letter reached the dead-letter topic');
+  for (const e of decoded.flatMap((r) => r.batch.events)) {
+    const v = e.value as { temp: number; temp_f: number };
+    assert.ok(typeof v.temp === 'number' && Math.abs(v.temp_f - (v.temp * 9 / 5 + 32)) < 1e-6, `a decoded event is valid: ${JSON.stringify(v)}`);
+  }
+  for (const e of dead.flatMap((r) => r.batch.events)) {
+    const v = e.value as { route: string; step: string; reason: string };
+    assert.ok(v.route === 'decoded' && /^[0-2]:(decode|validate|map)$/.test(v.step) && v.reason.length > 0, JSON.stringify(v));
+  }
+  t.diagnostic(`transforms: ${transformed} inputs, ${eventCount(decoded)} decoded, ${deadCounted} dead letters`);
   for (const [reason, counter] of Object.entries(REFUSALS) as Array<[keyof typeof REFUSALS, (s: DaemonStats) => number]>) {
     assert.equal(counter(settled), acked[reason], `refused as ${reason}: counted exactly`);
   }

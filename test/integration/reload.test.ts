@@ -171,7 +171,7 @@ test('a change that needs a restart is reported and not applied; the live part o
 
   const edited = {
     ...config,
-    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 1 } },
+    ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 1, auth: { allow_anonymous: true } } },
     buffer: { path: 'elsewhere.db', synchronous: 'normal' },
     kafka: { ...(config.kafka as object), linger_ms: 7 },
   };
