@@ -450,6 +450,7 @@ async function demo(opts: Options): Promise<Outcome> {
     routes: [ROUTE],
     log: { level: 'info', stats_interval_secs: 1 },
     shutdown: { timeout_secs: 10 },
+    http: { host: '127.0.0.1', port: 0 },
   };
   const daemon = new Daemon(stateDir, config);
   step(2, 'starting the daemon');

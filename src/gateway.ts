@@ -19,6 +19,16 @@ import { LogThrottle, type Logger } from './ops/log.js';
 import { Stats } from './ops/stats.js';
 import { DEAD_LETTER_ROUTE, Pipeline, type Outcome } from './transform/pipeline.js';
 import { tlsClientOptions } from './security/tls.js';
+import { dirname } from 'node:path';
+import { evaluateHealth, type Health } from './ops/health.js';
+import { OpsServer } from './ops/http.js';
+import { createMetricsRegistry, type OpsSnapshot } from './ops/metrics.js';
+import { Scheduler } from './ops/schedule.js';
+import { LOSS_REASONS } from './ops/stats.js';
+import { VERSION, type StatusReport } from './ops/status.js';
+import { SystemProbe } from './ops/system.js';
+import { effectiveRoutes, healthMessage, type HealthRecord } from './ops/telemetry.js';
+import { compileUploadWindows, type UploadWindows } from './ops/windows.js';
 
 /** What a config change did: the live keys applied, and those that wait for a restart. */
 export interface ApplyReport {
@@ -49,7 +59,22 @@ export class Gateway {
   private sweepTimer: NodeJS.Timeout | null = null;
   private spillTimer: NodeJS.Timeout | null = null;
   private storeDamagedAt = 0;
-  private lastHealth: 'ok' | 'degraded' = 'ok';
+  private lastHealth: Health['status'] = 'ok';
+  // operations: health, metrics, status, telemetry, schedules, upload windows
+  private readonly startedAt = Date.now();
+  private lastCommitAt = 0;
+  private lastCommitErrorAt = 0;
+  private ops: OpsServer | null = null;
+  private httpBound = '';
+  private scheduler: Scheduler | null = null;
+  private telemetryTimer: NodeJS.Timeout | null = null;
+  private system: SystemProbe | null = null;
+  private windows: UploadWindows | null = null;
+  private windowOpen = true;
+  private opsTimers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private readonly rateMeter = new BacklogMeter();
+  private rates: { in: number; out: number; intervalSecs: number; at: number } = { in: 0, out: 0, intervalSecs: 0, at: 0 };
   private readonly backlog = new BacklogMeter();
   private pipeline: Pipeline;
   private tickTimer: NodeJS.Timeout | null = null;
@@ -65,7 +90,7 @@ export class Gateway {
       createKafkaSink(kafka, log, onConnected, this.stats),
   ) {
     const dl = loaded.config.dead_letters;
-    this.pipeline = new Pipeline(loaded.config.routes, { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
+    this.pipeline = new Pipeline(effectiveRoutes(loaded.config), { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
       dropped: (route, step) => {
         const k = `${route}/${step}`;
         this.stats.transform_dropped_total[k] = (this.stats.transform_dropped_total[k] ?? 0) + 1;
@@ -81,6 +106,11 @@ export class Gateway {
 
   get address(): string {
     return this.ingest?.address ?? '';
+  }
+
+  /** host:port of the HTTP endpoint; empty when it is off or not started. */
+  get httpAddress(): string {
+    return this.httpBound;
   }
 
   /** The config running now: the last one applied, with restart-only settings as they were at start. */
@@ -103,10 +133,14 @@ export class Gateway {
     const backlog = store.stats();
     this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
+    this.system = new SystemProbe(dirname(bufferPath));
+    await this.system.sampleDisk();
+
     await this.apply(diffConfig(null, config));
 
     this.ingest = this.createIngest(this.sink);
     await this.ingest.start();
+    await this.startOps();
   }
 
   /**
@@ -140,10 +174,14 @@ export class Gateway {
       const derived = config.ingest.mode === 'client' && c.topics.length === 0 && c.connections.length === 0;
       if (derived && !sameSet(previousFilters, this.pipeline.filters)) restartRequired.push('ingest.client subscriptions (from routes)');
     }
+    // the internal health route comes and goes with telemetry
+    if (has('telemetry') && !has('routes') && diff.from !== null) this.applyRoutes(config);
     // the writer reads the limits through a callback: the next group commit sees the new ones
-    if (has('routes') || has('buffer') || has('dead_letters')) this.limits = bufferLimits(config);
+    if (has('routes') || has('buffer') || has('dead_letters') || has('telemetry')) this.limits = bufferLimits(config);
     if (has('routes') || has('buffer.memory')) this.restartSpillTimer(config);
-    if (has('routes') || has('buffer.ttl_secs')) this.restartSweepTimer(config);
+    if (has('routes') || has('buffer.ttl_secs') || has('schedules')) this.restartSweepTimer(config);
+    if (has('kafka') || has('schedules')) this.applyWindows(config);
+    if (has('telemetry') || has('schedules') || has('routes') || has('buffer.ttl_secs')) this.applySchedules(config);
     if (has('routes')) this.restartTickTimer(config);
     // last: it waits for the batch in flight
     if (has('kafka')) await this.replaceForwarder(config);
@@ -157,7 +195,7 @@ export class Gateway {
    * the constructor's pipeline (restored from the buffer) is already right.
    */
   private applyRoutes(config: Config): void {
-    const { pipeline, closed } = this.pipeline.replace(config.routes);
+    const { pipeline, closed } = this.pipeline.replace(effectiveRoutes(config));
     this.pipeline = pipeline;
     this.submitGenerated(closed);
   }
@@ -184,11 +222,13 @@ export class Gateway {
       {
         onCommit: (report) => {
           this.stats.commits_total++;
+          this.lastCommitAt = Date.now();
           this.stats.committed_events_total += report.events;
           this.forwarder?.notify();
         },
         onError: (err, messages) => {
           this.stats.commit_errors_total++;
+          this.lastCommitErrorAt = Date.now();
           this.throttle.run('commit', (suppressed) => {
             this.log.error({ code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed }, 'buffer commit failed; publishes not acknowledged');
           });
@@ -229,6 +269,7 @@ export class Gateway {
       retryInitialMs: config.kafka.retry.initial_ms,
       retryMaxMs: config.kafka.retry.max_ms,
       maxBytesPerSec: config.kafka.max_bytes_per_sec,
+      minPriority: () => this.forwardFloor(),
     }, this.stats, this.log.child({ stage: 'forward' }), () => this.writer?.kick());
     this.forwarder = forwarder;
     forwarder.start();
@@ -249,8 +290,9 @@ export class Gateway {
   private restartSweepTimer(config: Config): void {
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
-    const ttls = config.routes.map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
-    if (ttls.length === 0) return;
+    const ttls = routeTtls(config);
+    // a cron expression in schedules.ttl_sweep replaces the interval (applySchedules)
+    if (ttls.length === 0 || config.schedules.ttl_sweep !== '') return;
     this.sweepTimer = setInterval(() => this.expire(ttls), Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
     this.sweepTimer.unref();
   }
@@ -272,6 +314,205 @@ export class Gateway {
     if (every <= 0) return;
     this.statsTimer = setInterval(() => this.logStats(), every * 1000);
     this.statsTimer.unref();
+  }
+
+  /** HTTP endpoint and the samplers behind health, status and metrics: once, at start. */
+  private async startOps(): Promise<void> {
+    const { config, gatewayId } = this.loaded;
+    const every = (ms: number, fn: () => unknown): void => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.opsTimers.push(t);
+    };
+    // the health rules are synchronous: free disk space is sampled in the background
+    every(10_000, () => void this.system?.sampleDisk());
+    this.sampleRates();
+    every(RATE_INTERVAL_MS, () => this.sampleRates());
+    every(1000, () => this.watchWindow());
+    if (config.http.enabled) {
+      const registry = createMetricsRegistry(this.stats, () => this.opsSnapshot(), { gatewayId, version: VERSION });
+      this.ops = new OpsServer({ registry, health: () => this.health(), status: () => this.status() }, this.log.child({ stage: 'http' }));
+      this.httpBound = await this.ops.listen(config.http.host, config.http.port);
+      this.log.info({ http: this.httpBound, paths: ['/metrics', '/healthz', '/status'] }, 'http listening');
+    }
+  }
+
+  /** Upload windows from kafka.upload_windows (live: read by the forwarder at every selection). */
+  private applyWindows(config: Config): void {
+    this.windows?.close();
+    this.windows = compileUploadWindows(config.kafka.upload_windows, config.schedules.timezone);
+    const open = this.windows.isOpen(new Date());
+    if (!this.windows.always || !this.windowOpen) {
+      this.log.info({ windows: config.kafka.upload_windows, exempt_priority: config.kafka.upload_exempt_priority, open }, open ? 'upload window open' : 'upload window closed');
+    }
+    this.windowOpen = open;
+    if (open) this.forwarder?.notify();
+  }
+
+  /** Lowest priority the forwarder may send now; null: all. */
+  private forwardFloor(): number | null {
+    return this.windows === null || this.windows.isOpen(new Date()) ? null : this.loaded.config.kafka.upload_exempt_priority;
+  }
+
+  /** The cron jobs and the telemetry interval, rebuilt from the config (boot and reload). */
+  private applySchedules(config: Config): void {
+    this.scheduler?.stop();
+    if (this.telemetryTimer !== null) clearInterval(this.telemetryTimer);
+    this.telemetryTimer = null;
+    const scheduler = new Scheduler(config.schedules.timezone, this.log.child({ stage: 'schedule' }));
+    this.scheduler = scheduler;
+    const ttls = routeTtls(config);
+    if (config.schedules.ttl_sweep !== '' && ttls.length > 0) scheduler.add({ name: 'ttl_sweep', cron: config.schedules.ttl_sweep, run: () => this.expire(ttls) });
+    if (config.schedules.store_maintenance !== '') scheduler.add({ name: 'store_maintenance', cron: config.schedules.store_maintenance, run: () => this.maintainStore() });
+    if (!config.telemetry.enabled) return;
+    if (config.telemetry.cron !== '') {
+      scheduler.add({ name: 'telemetry', cron: config.telemetry.cron, run: () => this.reportHealth() });
+      return;
+    }
+    this.telemetryTimer = setInterval(() => void this.reportHealth().catch((err: unknown) => {
+      this.throttle.run('telemetry', (suppressed) => this.log.error({ code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: (err as Error).message, suppressed }, 'scheduled job failed; it runs again at its next time'));
+    }), config.telemetry.interval_secs * 1000);
+    this.telemetryTimer.unref();
+  }
+
+  private watchWindow(): void {
+    const open = this.windows?.isOpen(new Date()) ?? true;
+    if (open === this.windowOpen || this.windows?.always === true) return;
+    this.windowOpen = open;
+    this.log.info({ exempt_priority: this.loaded.config.kafka.upload_exempt_priority, buffered_events: this.store !== null ? safeStats(this.store)?.events : null }, open ? 'upload window open' : 'upload window closed');
+    if (open) this.forwarder?.notify();
+  }
+
+  private sampleRates(): void {
+    const buffer = this.store !== null ? safeStats(this.store) : null;
+    if (buffer === null) return;
+    const now = Date.now();
+    const prev = this.rates.at;
+    const r = this.rateMeter.sample(now, { sent: this.stats.sent_events_total, committed: this.stats.committed_events_total, written: null }, buffer);
+    this.rates = { in: r.receive_rate, out: r.send_rate, intervalSecs: prev === 0 ? 0 : Math.round((now - prev) / 1000), at: now };
+  }
+
+  /** Scheduled: WAL checkpoint and PRAGMA optimize. */
+  private maintainStore(): void {
+    const report = this.store?.maintain();
+    if (report !== undefined) this.log.info({ ...report }, report.busy ? 'store maintenance: checkpoint busy, tried again next time' : 'store maintenance done');
+  }
+
+  /** One health record into the pipeline, like a device message (buffered, batched, counted). */
+  async reportHealth(): Promise<void> {
+    if (this.system === null || this.writer === null || this.stopping) return;
+    const { gatewayId } = this.loaded;
+    const system = await this.system.sample();
+    const buffer = this.store !== null ? safeStats(this.store) : null;
+    if (this.stopping || buffer === null) return; // stopping meanwhile: the writer takes no more
+    const now = Date.now();
+    const health = this.health(now);
+    const record: HealthRecord = {
+      type: 'edgehaul.health',
+      version: 1,
+      gateway_id: gatewayId,
+      at: new Date(now).toISOString(),
+      health: { status: health.status, reasons: health.reasons },
+      system,
+      buffer: { events: buffer.events, bytes: buffer.bytes, max_bytes: this.loaded.config.buffer.max_bytes, oldest_age_secs: ageSecs(buffer.oldestReceivedAt, now) },
+      upstream: { connected: this.stats.upstream_connected },
+      counters: {
+        received_messages_total: this.stats.received_messages_total,
+        committed_events_total: this.stats.committed_events_total,
+        sent_events_total: this.stats.sent_events_total,
+        lost_events_total: this.stats.lostTotal(),
+        connected_clients: this.ingest?.connectedClients ?? 0,
+      },
+    };
+    await new Promise<void>((resolve) => {
+      this.sink(healthMessage(gatewayId, record, now), (err) => {
+        if (err !== null) {
+          this.throttle.run('telemetry-commit', (suppressed) => this.log.warn({ code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: err.message, suppressed }, 'health record not stored'));
+        }
+        resolve();
+      });
+    });
+  }
+
+  /** What the gauges read, refreshed from the stages (not kept up to date on the hot path). */
+  private refreshGauges(): void {
+    this.stats.connected_clients = this.ingest?.connectedClients ?? 0;
+    this.stats.blocked_messages = this.writer?.blockedMessages ?? 0;
+    this.stats.disk_written_bytes_total = processWriteBytes() ?? 0;
+  }
+
+  private async opsSnapshot(): Promise<OpsSnapshot> {
+    this.refreshGauges();
+    const system = (await this.system?.sample()) ?? null;
+    const store = this.store;
+    let usage: OpsSnapshot['usage'] = null;
+    let fileBytes: number | null = null;
+    try {
+      usage = store?.usage() ?? null;
+      fileBytes = store?.fileBytes() ?? null;
+    } catch {
+      // closed while shutting down
+    }
+    return {
+      now: Date.now(),
+      stats: this.stats,
+      routes: effectiveRoutes(this.loaded.config).map((r) => r.name),
+      usage,
+      fileBytes,
+      maxBytes: this.loaded.config.buffer.max_bytes,
+      health: this.health(),
+      uploadWindowOpen: this.windows?.isOpen(new Date()) ?? true,
+      disk: system?.disk ?? null,
+      cpuTemperature: system?.cpu_temperature_celsius ?? null,
+      startedAt: this.startedAt,
+    };
+  }
+
+  /** GET /status. */
+  async status(): Promise<StatusReport> {
+    this.refreshGauges();
+    const { config, gatewayId } = this.loaded;
+    const system = await this.system!.sample();
+    const now = Date.now();
+    const buffer = this.store !== null ? safeStats(this.store) : null;
+    let usage: ReturnType<BufferStore['usage']> = new Map();
+    let fileBytes: number | null = null;
+    try {
+      usage = this.store?.usage() ?? usage;
+      fileBytes = this.store?.fileBytes() ?? null;
+    } catch {
+      // closed while shutting down
+    }
+    const byReason: Record<string, number> = {};
+    for (const reason of LOSS_REASONS) byReason[reason] = Object.values(this.stats.lost_events_total[reason]).reduce((a, b) => a + b, 0);
+    const oldest = ageSecs(buffer?.oldestReceivedAt ?? null, now);
+    return {
+      gateway_id: gatewayId,
+      version: VERSION,
+      started_at: new Date(this.startedAt).toISOString(),
+      uptime_secs: Math.round((now - this.startedAt) / 1000),
+      health: this.health(now),
+      devices: { connected: this.stats.connected_clients },
+      rates: { in_events_per_sec: this.rates.in, out_events_per_sec: this.rates.out, interval_secs: this.rates.intervalSecs },
+      buffer: {
+        events: buffer?.events ?? 0,
+        bytes: buffer?.bytes ?? 0,
+        max_bytes: config.buffer.max_bytes,
+        oldest_age_secs: oldest,
+        file_bytes: fileBytes,
+        routes: Object.fromEntries([...usage].map(([route, u]) => [route, { events: u.events, bytes: u.bytes, oldest_age_secs: ageSecs(u.oldestReceivedAt, now) }])),
+      },
+      upstream: {
+        connected: this.stats.upstream_connected,
+        brokers: config.kafka.brokers,
+        lag_secs: oldest,
+        upload_window: { configured: !(this.windows?.always ?? true), open: this.windows?.isOpen(new Date(now)) ?? true, exempt_priority: config.kafka.upload_exempt_priority },
+      },
+      drops: { by_reason: byReason, unrouted_messages: this.stats.dropped_unrouted_total, oversize_messages: this.stats.dropped_oversize_total },
+      dead_letters: { total: byReason.dead_letter ?? 0, stored: null },
+      system,
+      stats: this.stats.snapshot(),
+    };
   }
 
   /**
@@ -328,25 +569,34 @@ export class Gateway {
     if (freed) this.writer?.kick();
   }
 
-  /**
-   * ok, or degraded with the reasons: any loss in the last 5 minutes, Kafka
-   * unreachable with events waiting, the buffer above 80% of its bound, or a
-   * damaged store found at start within the last hour.
-   */
-  health(now = Date.now()): { status: 'ok' | 'degraded'; reasons: string[] } {
-    const reasons: string[] = [];
-    if (this.stats.last_loss_at > 0 && now - this.stats.last_loss_at < 300_000) reasons.push('events lost in the last 5 minutes (see lost_events_total)');
+  /** ok, degraded or failing with the reasons; the rules are in ops/health.ts. */
+  health(now = Date.now()): Health {
+    const rules = this.loaded.config.health;
     const buffered = this.store !== null ? safeStats(this.store) : null;
-    if (buffered !== null && buffered.events > 0 && !this.stats.upstream_connected) reasons.push('kafka unreachable; events are waiting');
-    if (buffered !== null && buffered.bytes > 0.8 * this.loaded.config.buffer.max_bytes) reasons.push('buffer above 80% of buffer.max_bytes');
-    if (this.stats.blocked_messages > 0) reasons.push('buffer full: acknowledgements held');
-    if (this.storeDamagedAt > 0 && now - this.storeDamagedAt < 3_600_000) reasons.push('buffer database was damaged at start and moved aside');
-    if (this.stats.upstream_auth_failed) reasons.push('kafka refused our credentials (kafka.sasl)');
-    return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons };
+    return evaluateHealth({
+      now,
+      upstreamConnected: this.stats.upstream_connected,
+      buffer: buffered,
+      maxBytes: this.loaded.config.buffer.max_bytes,
+      lastLossAt: this.stats.last_loss_at,
+      blockedMessages: this.writer?.blockedMessages ?? this.stats.blocked_messages,
+      storeDamagedAt: this.storeDamagedAt,
+      lastCommitAt: this.lastCommitAt,
+      lastCommitErrorAt: this.lastCommitErrorAt,
+      diskFreeBytes: this.system?.lastDisk?.free_bytes ?? null,
+      upstreamAuthFailed: this.stats.upstream_auth_failed,
+    }, { bufferRatio: rules.buffer_ratio, diskMinFreeBytes: rules.disk_min_free_bytes, lossWindowMs: rules.loss_window_secs * 1000 });
   }
 
   /** Stops in order within the deadline (ms since epoch). */
   async stop(deadline: number): Promise<ShutdownReport> {
+    this.stopping = true;
+    for (const t of this.opsTimers.splice(0)) clearInterval(t);
+    if (this.telemetryTimer !== null) clearInterval(this.telemetryTimer);
+    this.telemetryTimer = null;
+    this.scheduler?.stop();
+    this.scheduler = null;
+    this.windows?.close();
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     if (this.spillTimer !== null) clearInterval(this.spillTimer);
@@ -364,6 +614,7 @@ export class Gateway {
         this.log.error({ step: name, err: (err as Error).message }, 'shutdown step failed');
       }
     };
+    await step('close http', () => this.ops?.close());
     await step('stop accepting', () => this.ingest?.stopAccepting());
     // a reload handing over to a new Kafka producer finishes first
     await step('finish reload', () => this.applying);
@@ -442,9 +693,7 @@ export class Gateway {
 
   private logStats(): void {
     const buffer = this.store !== null ? safeStats(this.store) : null;
-    this.stats.connected_clients = this.ingest?.connectedClients ?? 0;
-    this.stats.blocked_messages = this.writer?.blockedMessages ?? 0;
-    this.stats.disk_written_bytes_total = processWriteBytes() ?? 0;
+    this.refreshGauges();
     const backlog = buffer === null ? null : this.backlog.sample(Date.now(), {
       sent: this.stats.sent_events_total,
       committed: this.stats.committed_events_total,
@@ -452,7 +701,7 @@ export class Gateway {
     }, buffer);
     const health = this.health();
     if (health.status !== this.lastHealth) {
-      this.log[health.status === 'ok' ? 'info' : 'warn']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
+      this.log[health.status === 'ok' ? 'info' : health.status === 'degraded' ? 'warn' : 'error']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
       this.lastHealth = health.status;
     }
     this.log.info({ stats: this.stats.snapshot(), buffer, backlog, health }, 'stats');
@@ -461,7 +710,7 @@ export class Gateway {
 
 /** The full-buffer policy's view of the config. */
 export function bufferLimits(config: Config): BufferLimits {
-  const routes = new Map<string, RouteLimits>(config.routes.map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }]));
+  const routes = new Map<string, RouteLimits>(effectiveRoutes(config).map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }]));
   // dead letters wait below every route and make room first
   routes.set(DEAD_LETTER_ROUTE, { priority: DEAD_LETTER_PRIORITY, whenFull: 'drop_oldest', maxBytes: Math.min(config.dead_letters.max_bytes, config.buffer.max_bytes), durability: 'disk' });
   return { totalBytes: config.buffer.max_bytes, routes };
@@ -471,6 +720,18 @@ export function bufferLimits(config: Config): BufferLimits {
 const DEAD_LETTER_PRIORITY = -1001;
 /** How often open windows are checked for their end. */
 const WINDOW_TICK_MS = 250;
+
+/** How often the in/out rates of `edgehaul status` are sampled. */
+const RATE_INTERVAL_MS = 10_000;
+
+function ageSecs(receivedAt: number | null, now: number): number | null {
+  return receivedAt === null ? null : Math.max(0, Math.round((now - receivedAt) / 100) / 10);
+}
+
+/** TTL per route (the internal health route included), for routes that have one. */
+function routeTtls(config: Config): Array<{ route: string; ttlMs: number }> {
+  return effectiveRoutes(config).map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
+}
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));

@@ -200,6 +200,7 @@ function daemonConfig(o: { port: number; brokers: string[]; topic: string; durab
     routes: [{ name: 'telemetry', match: 'devices/+device/#', topic: o.topic, key: '{device}', durability: o.durability }],
     log: { level: 'info', stats_interval_secs: STATS_INTERVAL_SECS },
     shutdown: { timeout_secs: o.shutdownSecs },
+    http: { host: '127.0.0.1', port: 0 },
   };
 }
 

@@ -484,6 +484,7 @@ async function edgehaulScenario(
     routes: [{ name: 'telemetry', match: 'devices/+device/#', topic, key: '{device}' }],
     log: { level: 'info', stats_interval_secs: 0.5 },
     shutdown: { timeout_secs: 20 },
+    http: { host: '127.0.0.1', port: 0 },
   };
   const nodeArgs = [...opts.daemonNodeArgs, ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${stamp}.cpuprofile`] : [])];
   const daemon = new BenchDaemon(ROOT, dir, config, nodeArgs);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
@@ -118,8 +118,11 @@ export interface BufferStore {
   recentDeadLetters(limit: number): DeadLetterRecord[];
   /** Every stored transform checkpoint. */
   loadStates(): Array<StateRecord & { readonly state: Buffer }>;
-  /** Next commits to send: highest priority first, then oldest; whole commits within the limits (at least one). */
-  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>): StoredCommit[];
+  /**
+   * Next commits to send: highest priority first, then oldest; whole commits within the limits (at least one).
+   * With `minPriority`, only rows of at least that priority (upload windows: what may go while closed).
+   */
+  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority?: number): StoredCommit[];
   /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
   oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip?: ReadonlySet<number>): RowInfo[];
   /** Rows of `route` whose newest event was received before `cutoffMs`. */
@@ -145,6 +148,16 @@ export interface SqliteBufferStore extends BufferStore {
   allocate(count: number): number;
   /** Stores rows that already have their sequence numbers; returns their row ids in order. */
   insertSequenced(rows: readonly SequencedRow[]): number[];
+  /** Scheduled upkeep: WAL checkpoint (TRUNCATE) and PRAGMA optimize. */
+  maintain(): MaintenanceReport;
+}
+
+export interface MaintenanceReport {
+  /** the checkpoint could not finish (a reader held the WAL); it is tried again next time */
+  readonly busy: boolean;
+  /** size of the WAL file before the checkpoint truncated it */
+  readonly wal_bytes_before: number;
+  readonly ms: number;
 }
 
 export const SEQ_RESERVE = 100_000;
@@ -200,9 +213,9 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const insertRow = db.prepare<[string, string, number, number, number, number, number, Buffer]>(
     'INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const selectNext = db.prepare<[number, number, number], { id: number; route: string; kafka_topic: string; priority: number; first_seq: number; event_count: number; body: Buffer }>(
+  const selectNext = db.prepare<[number, number, number, number], { id: number; route: string; kafka_topic: string; priority: number; first_seq: number; event_count: number; body: Buffer }>(
     `SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits
-     WHERE priority < ? OR (priority = ? AND id > ?) ORDER BY priority DESC, id LIMIT 64`,
+     WHERE (priority < ? OR (priority = ? AND id > ?)) AND priority >= ? ORDER BY priority DESC, id LIMIT 64`,
   );
   const infoColumns = 'id, route, priority, event_count AS events, length(body) AS bytes';
   const oldestOfRoute = db.prepare<[string, number, number], RowInfo>(`SELECT ${infoColumns} FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT ?`);
@@ -397,14 +410,14 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
     },
 
-    readNext(maxEvents, maxBytes, skip) {
+    readNext(maxEvents, maxBytes, skip, minPriority = Number.MIN_SAFE_INTEGER) {
       const isHidden = hidden(skip);
       const out: StoredCommit[] = [];
       let count = 0;
       let bytes = 0;
       let cursor = { priority: Number.MAX_SAFE_INTEGER, id: 0 };
       while (count < maxEvents && bytes < maxBytes) {
-        const rows = selectNext.all(cursor.priority, cursor.priority, cursor.id);
+        const rows = selectNext.all(cursor.priority, cursor.priority, cursor.id, minPriority);
         if (rows.length === 0) break;
         for (const row of rows) {
           cursor = { priority: row.priority, id: row.id };
@@ -518,6 +531,20 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       const pages = db.pragma('page_count', { simple: true }) as number;
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       return pages * pageSize;
+    },
+
+    maintain() {
+      const started = Date.now();
+      flushDeletes();
+      let walBytes = 0;
+      try {
+        walBytes = statSync(`${path}-wal`).size;
+      } catch {
+        // no WAL file right now
+      }
+      const [cp] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      db.pragma('optimize');
+      return { busy: (cp?.busy ?? 0) !== 0, wal_bytes_before: walBytes, ms: Date.now() - started };
     },
 
     close() {

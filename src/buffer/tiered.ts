@@ -1,6 +1,6 @@
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
 import { storedSize } from './policy.js';
-import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
+import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, MaintenanceReport, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
 
 interface MemoryRow {
   readonly id: number;
@@ -66,11 +66,11 @@ export class TieredStore implements BufferStore {
     return { evicted: [...evictedFromMemory, ...result.evicted], ranges };
   }
 
-  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>): StoredCommit[] {
-    const fromDisk = this.disk.readNext(maxEvents, maxBytes, skip);
+  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority?: number): StoredCommit[] {
+    const fromDisk = this.disk.readNext(maxEvents, maxBytes, skip, minPriority);
     if (this.memory.size === 0) return fromDisk;
     const fromMemory = [...this.memory.values()]
-      .filter((r) => !skip?.has(r.id))
+      .filter((r) => !skip?.has(r.id) && (minPriority === undefined || r.priority >= minPriority))
       .sort((a, b) => b.priority - a.priority || a.firstSeq - b.firstSeq)
       .map((r): StoredCommit => ({ id: r.id, route: r.route, priority: r.priority, events: sequenced(r), bytes: r.bytes }));
     // higher priority first; within a priority, disk (older) before memory
@@ -185,6 +185,10 @@ export class TieredStore implements BufferStore {
 
   loadStates(): ReturnType<BufferStore['loadStates']> {
     return this.disk.loadStates();
+  }
+
+  maintain(): MaintenanceReport {
+    return this.disk.maintain();
   }
 
   close(): void {

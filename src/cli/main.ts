@@ -7,6 +7,7 @@ import { batchToJsonLines, decodeBatch } from '../forward/format.js';
 import { runHashPassword } from './hash-password.js';
 import { runInspect } from './inspect.js';
 import { runDaemon } from './run.js';
+import { runStatus } from './status.js';
 
 // `edgehaul decode ... | head` closes the pipe early: that is the reader's choice, not an error
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -76,6 +77,16 @@ program
   .description('read a password (terminal without echo, or the first line of stdin) and print its scrypt hash for auth.users[].password_hash')
   .action(async () => {
     process.exitCode = await runHashPassword();
+  });
+
+program
+  .command('status')
+  .description("summary of the running daemon (from its HTTP endpoint's /status); exit 69 when none answers")
+  .option('-c, --config <file>', 'YAML config file (for http.host and http.port)', '/etc/edgehaul/edgehaul.yaml')
+  .option('--url <url>', 'base URL of the HTTP endpoint, e.g. http://127.0.0.1:9464 (instead of the config)')
+  .option('--json', 'print the JSON report')
+  .action(async (opts: { config: string; url?: string; json?: boolean }) => {
+    process.exitCode = await runStatus({ config: opts.config, url: opts.url, json: opts.json === true });
   });
 
 try {

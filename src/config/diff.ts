@@ -32,6 +32,11 @@ export const APPLY: Readonly<Record<string, 'live' | 'restart'>> = Object.freeze
   log: 'live',
   shutdown: 'live',
   reload: 'live',
+  // operations: the HTTP listener is bound at start; the rest is read live or rebuilt on apply
+  http: 'restart',
+  health: 'live',
+  telemetry: 'live',
+  schedules: 'live',
 });
 
 export interface ConfigChange {

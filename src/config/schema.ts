@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { stepSchema } from '../transform/steps/index.js';
 import { describeHashProblem } from '../security/password.js';
+import { validate as validCron } from 'node-cron';
 
 const port = z.number().int().min(0).max(65535);
 const durationMs = (max: number) => z.number().int().min(0).max(max);
@@ -107,6 +108,23 @@ export const routeSchema = z.strictObject({
   steps: z.array(stepSchema).default([]),
 });
 
+/** An IANA time zone name (Intl knows it); empty: the system's zone. */
+const timezone = z.string().refine((tz) => tz === '' || validTimezone(tz), { message: 'an IANA time zone such as "Europe/Berlin" or "UTC"' });
+
+/** A node-cron expression: 5 fields (minute first) or 6 (second first). */
+const cronExpression = z.string().refine((c) => validCron(c), { message: 'a cron expression: "minute hour day-of-month month day-of-week", optionally with seconds first' });
+
+/** One upload window: forward while the clock (in `timezone`) is inside `hours`, or during every minute (second) `cron` matches. */
+export const uploadWindowSchema = z.strictObject({
+  /** "HH:MM-HH:MM", local to `timezone`; may span midnight ("22:00-06:00"); the end is excluded. */
+  hours: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$/, '"HH:MM-HH:MM", e.g. "01:00-05:00"').optional(),
+  /** Open during every minute (5 fields) or second (6 fields) the expression matches, e.g. "* 1-4 * * 1-5". */
+  cron: cronExpression.optional(),
+  /** Empty: schedules.timezone. */
+  timezone: timezone.default(''),
+}).refine((w) => (w.hours === undefined) !== (w.cron === undefined), { message: 'give exactly one of hours or cron' })
+  .refine((w) => w.hours === undefined || w.hours.slice(0, 5) !== w.hours.slice(6), { message: 'the window is empty: start equals end' });
+
 export const configSchema = z.strictObject({
   gateway: z.strictObject({
     /** Empty: the machine id (/etc/machine-id), else the hostname. */
@@ -212,6 +230,10 @@ export const configSchema = z.strictObject({
       initial_ms: durationMs(600_000).default(250),
       max_ms: durationMs(3_600_000).default(30_000),
     }).prefault({}),
+    /** Metered links: forward only inside these windows (any of them); empty: always. */
+    upload_windows: z.array(uploadWindowSchema).max(32).default([]),
+    /** Routes with at least this priority (alarms) are forwarded outside the upload windows too. */
+    upload_exempt_priority: z.number().int().min(-1000).max(1001).default(1001),
   }).prefault({}),
   routes: z.array(routeSchema).min(1).default([
     { name: 'default', match: '#', topic: 'edgehaul.events', key: '{client_id}', priority: 0, when_full: 'block' as const, durability: 'disk' as const, steps: [] },
@@ -239,6 +261,42 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({
     /** How long SIGTERM may take in all, including flushing to Kafka. */
     timeout_secs: z.number().min(1).max(600).default(15),
+  }).prefault({}),
+  /** The local HTTP endpoint: /metrics (Prometheus), /healthz, /status (edgehaul status). */
+  http: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Loopback by default: the endpoint has no authentication. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks a free port (tests); the bound address is logged ("http listening"). */
+    port: port.default(9464),
+  }).prefault({}),
+  health: z.strictObject({
+    /** degraded when the buffer holds more than this share of buffer.max_bytes. */
+    buffer_ratio: z.number().min(0).max(1).default(0.8),
+    /** degraded when the buffer's filesystem has less free space than this. */
+    disk_min_free_bytes: z.number().int().min(0).default(104_857_600),
+    /** degraded for this long after any counted loss. */
+    loss_window_secs: z.number().int().min(1).max(86_400).default(300),
+  }).prefault({}),
+  /** Gateway health records (CPU, memory, disk, temperature, network, buffer) sent to Kafka through the normal pipeline. */
+  telemetry: z.strictObject({
+    enabled: z.boolean().default(false),
+    /** A record this often; ignored when `cron` is set. */
+    interval_secs: z.number().int().min(1).max(86_400).default(60),
+    /** A cron expression instead of the interval (schedules.timezone applies). */
+    cron: cronExpression.or(z.literal('')).default(''),
+    /** Kafka topic of the internal route `edgehaul.health`. */
+    topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)').default('edgehaul.health'),
+    /** Priority of the internal route: at or above kafka.upload_exempt_priority it is sent outside upload windows. */
+    priority: z.number().int().min(-1000).max(1000).default(0),
+  }).prefault({}),
+  schedules: z.strictObject({
+    /** Time zone of every cron expression and upload window without its own; empty: the system's. */
+    timezone: timezone.default(''),
+    /** When TTL sweeps run; empty: every quarter of the shortest TTL (1-10 s). */
+    ttl_sweep: cronExpression.or(z.literal('')).default(''),
+    /** SQLite WAL checkpoint (TRUNCATE) and PRAGMA optimize; empty: never. */
+    store_maintenance: cronExpression.or(z.literal('')).default('30 3 * * *'),
   }).prefault({}),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
@@ -278,12 +336,28 @@ export const configSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: which === 'ingest' ? ['ingest', 'client', 'tls'] : ['kafka', 'tls'], message: 'give both cert and key, or neither' });
     }
   }
+  cfg.routes.forEach((r, i) => {
+    if (r.name === HEALTH_ROUTE) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `"${HEALTH_ROUTE}" is the internal route of telemetry; choose another name` });
+  });
   if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
     ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
   }
 });
 
 export type Config = z.infer<typeof configSchema>;
+export type UploadWindowConfig = z.infer<typeof uploadWindowSchema>;
+
+/** Name of the internal route that carries telemetry records. */
+export const HEALTH_ROUTE = 'edgehaul.health';
+
+export function validTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type Secret = z.infer<typeof secretSchema>;
 export type TlsClientConfig = z.infer<typeof tlsClientSchema>;

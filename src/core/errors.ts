@@ -29,6 +29,9 @@ export const ERROR_CODES = {
   EH_ERR_UPSTREAM_SEND: 'a batch could not be sent to Kafka; it stays buffered and is retried',
   EH_ERR_DECODE_FORMAT: 'a Kafka record value is not an edgehaul batch',
   EH_ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within its deadline',
+  EH_ERR_HTTP_LISTEN: 'the HTTP endpoint (/metrics, /healthz, /status) cannot bind its address',
+  EH_ERR_SCHEDULE_FAILED: 'a scheduled job (telemetry, TTL sweep, store maintenance) failed; it runs again at its next time',
+  EH_ERR_STATUS_UNREACHABLE: 'edgehaul status found no daemon answering at the HTTP address',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -49,6 +52,8 @@ export const EXIT = {
   FAILURE: 1,
   USAGE: 2,
   SHUTDOWN_TIMEOUT: 3,
+  /** sysexits EX_UNAVAILABLE: `edgehaul status` found no running daemon */
+  UNAVAILABLE: 69,
   /** sysexits EX_CONFIG: systemd's RestartPreventExitStatus keeps a broken config from crash-looping */
   CONFIG: 78,
 } as const;

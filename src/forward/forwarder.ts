@@ -17,6 +17,11 @@ export interface ForwarderOptions {
   readonly retryMaxMs: number;
   /** Upload cap for metered links, record bytes per second; 0: none. */
   readonly maxBytesPerSec: number;
+  /**
+   * Upload windows: the lowest priority that may be sent right now (null: all).
+   * Consulted whenever rows are selected; call notify() when it changes.
+   */
+  readonly minPriority?: () => number | null;
 }
 
 /**
@@ -121,7 +126,7 @@ export class Forwarder {
         continue;
       }
       if (this.storeClosed) return;
-      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes);
+      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes, undefined, this.options.minPriority?.() ?? undefined);
       if (commits.length === 0) {
         // accounting says there is something, but nothing is readable (rows being deleted): wait for news
         if (!this.running) return;

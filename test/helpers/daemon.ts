@@ -54,6 +54,13 @@ export class Daemon {
     return running.ingest as string;
   }
 
+  /** Base URL of the HTTP endpoint (/metrics, /healthz, /status) the last start logged. */
+  get httpUrl(): string {
+    const line = [...this.lines].reverse().find((l) => l.msg === 'http listening');
+    if (line === undefined) throw new Error('the daemon logged no "http listening" line');
+    return `http://${line.http as string}`;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -108,6 +115,8 @@ export function testConfig(brokers: string[], overrides: Record<string, unknown>
     kafka: { brokers, retry: { initial_ms: 100, max_ms: 1000 }, connection_timeout_ms: 1000, request_timeout_ms: 10_000 },
     log: { level: 'info', stats_interval_secs: 0 },
     shutdown: { timeout_secs: 10 },
+    // never the default port: test daemons run side by side
+    http: { host: '127.0.0.1', port: 0 },
     ...overrides,
   };
   const ingest = { ...(config.ingest as Record<string, unknown>) };

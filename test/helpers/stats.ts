@@ -24,7 +24,7 @@ export interface StatsLine {
   readonly index: number;
   readonly stats: DaemonStats;
   readonly buffer: { events: number; bytes: number; commits: number; oldestReceivedAt: number | null } | null;
-  readonly health: { status: 'ok' | 'degraded'; reasons: string[] };
+  readonly health: { status: 'ok' | 'degraded' | 'failing'; reasons: string[] };
 }
 
 function toStats(line: LogLine, index: number): StatsLine {

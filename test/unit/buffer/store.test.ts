@@ -195,3 +195,19 @@ test('insert-only commits leave next_seq to the rows: a reopen continues above t
   assert.equal(put(third, [ev('a', 10)]).firstSeq, 12);
   third.close();
 });
+
+test('readNext with a priority floor reads only rows at or above it (upload windows), and maintain() checkpoints', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'full' });
+  put(store, [ev('t', 1, 'telemetry')], 'telemetry', 0);
+  put(store, [ev('a', 2, 'alarms')], 'alarms', 10);
+  put(store, [ev('t', 3, 'telemetry')], 'telemetry', 0);
+  assert.deepEqual(store.readNext(100, 1e9, undefined, 10).map((c) => c.route), ['alarms']);
+  assert.deepEqual(store.readNext(100, 1e9, undefined, 11), []);
+  assert.deepEqual(store.readNext(100, 1e9).map((c) => c.route), ['alarms', 'telemetry', 'telemetry']);
+  const report = store.maintain();
+  assert.equal(report.busy, false);
+  assert.ok(report.wal_bytes_before > 0, 'the commits were in the WAL');
+  assert.ok(store.maintain().wal_bytes_before < report.wal_bytes_before, 'truncated by the checkpoint (optimize may write a little again)');
+  assert.equal(store.stats().events, 3, 'maintenance changes no data');
+  store.close();
+});

@@ -1,0 +1,49 @@
+import { EXIT } from '../core/errors.js';
+import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { formatStatus, type StatusReport } from '../ops/status.js';
+
+export interface StatusOptions {
+  readonly config: string;
+  /** base URL of the daemon's HTTP endpoint; overrides the config */
+  readonly url?: string;
+  readonly json: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** The endpoint's base URL from the config: a wildcard listen address is reached on loopback. */
+export function statusUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+/** `edgehaul status`: prints the running daemon's /status; exit 69 when none answers. */
+export async function runStatus(opts: StatusOptions, out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+  let base = opts.url;
+  if (base === undefined) {
+    try {
+      const { config } = loadConfig(opts.config);
+      if (!config.http.enabled) {
+        err(`${opts.config}: http.enabled is false, so the daemon has no status endpoint; enable it or pass --url\n`);
+        return EXIT.CONFIG;
+      }
+      base = statusUrl(config.http.host, config.http.port);
+    } catch (e) {
+      if (e instanceof ConfigError) for (const p of e.problems) err(`${opts.config}: ${formatProblem(p)} [${e.code}]\n`);
+      else err(`${opts.config}: ${(e as Error).message}\n`);
+      return EXIT.CONFIG;
+    }
+  }
+  const url = `${base.replace(/\/+$/, '')}/status`;
+  let report: StatusReport;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    report = (await res.json()) as StatusReport;
+  } catch (e) {
+    const cause = (e as Error & { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    err(`edgehaul is not running, or not answering at ${url} (${cause}) [EH_ERR_STATUS_UNREACHABLE]\n`);
+    return EXIT.UNAVAILABLE;
+  }
+  out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+  return EXIT.OK;
+}
