@@ -323,3 +323,41 @@ test('schedules from the config: cron TTL sweeps, store maintenance and cron tel
   assert.deepEqual(s.health.reasons.map((r) => r.split(':')[0]).sort(), ['events_lost', 'upstream_down']);
   assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
 });
+
+test('reload: telemetry, health thresholds and upload windows change live; the HTTP listener needs a restart and keeps its port', { timeout: 120_000 }, async (t) => {
+  const topic = `it.reload-health.${Date.now()}`;
+  const dir = Daemon.tempDir();
+  const base = testConfig(kafka.brokers, { routes: [{ name: 'r', match: 'devices/+device/#', topic: `${topic}.events`, key: '{device}' }] });
+  const daemon = new Daemon(dir, base);
+  t.after(async () => {
+    await daemon.stop('SIGKILL').catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await daemon.start();
+  const before = daemon.httpUrl;
+  assert.equal((await status(daemon)).upstream.upload_window.configured, false);
+
+  const from = daemon.lines.length;
+  daemon.writeConfig({
+    ...base,
+    telemetry: { enabled: true, interval_secs: 1, topic },
+    health: { disk_min_free_bytes: Number.MAX_SAFE_INTEGER },
+    kafka: { ...(base.kafka as Record<string, unknown>), upload_windows: [{ hours: '00:00-24:00' }] },
+    http: { host: '127.0.0.1', port: 1 },
+  });
+  daemon.kill('SIGHUP');
+  const reloaded = await waitFor('the reload to be logged', () => daemon.lines.slice(from).find((l) => /^config reloaded/.test(l.msg)), 60_000);
+  assert.deepEqual((reloaded.restart_required as string[]).sort(), ['http.port']);
+  for (const key of ['telemetry', 'health.disk_min_free_bytes', 'kafka.upload_windows']) {
+    assert.ok((reloaded.applied as string[]).some((k) => k === key || k.startsWith(`${key}.`)), `${key} applied: ${JSON.stringify(reloaded.applied)}`);
+  }
+  assert.equal(daemon.httpUrl, before, 'the listener stays where it was');
+  const h = await healthz(daemon);
+  assert.equal(h.code, 200);
+  assert.equal(h.body.status, 'degraded');
+  assert.ok(h.body.reasons.some((r) => r.startsWith('disk_low: ')), h.body.reasons.join('; '));
+  const s = await status(daemon);
+  assert.deepEqual(s.upstream.upload_window, { configured: true, open: true, exempt_priority: 1001 });
+  const records = await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 2, 60_000);
+  assert.equal(records[0]!.batch.route, 'edgehaul.health');
+});
