@@ -117,7 +117,8 @@ export function compileAcl(rules: readonly AclRule[]): Acl {
       const subscribe = mine.flatMap((r) => r.subscribe.map((f) => substitute(f, s)).filter((f): f is string => f !== null));
       return {
         canPublish(topic) {
-          if (topic.startsWith('$SYS')) return false;
+          // $SYS is the broker's; $edgehaul/ is the gateway's own (health telemetry): no device writes there
+          if (topic.startsWith('$SYS') || topic.startsWith('$edgehaul/')) return false;
           return !enforced || publish.some((f) => topicMatches(f, topic));
         },
         canSubscribe(filter) {
