@@ -509,7 +509,7 @@ export class Gateway {
         upload_window: { configured: !(this.windows?.always ?? true), open: this.windows?.isOpen(new Date(now)) ?? true, exempt_priority: config.kafka.upload_exempt_priority },
       },
       drops: { by_reason: byReason, unrouted_messages: this.stats.dropped_unrouted_total, oversize_messages: this.stats.dropped_oversize_total },
-      dead_letters: { total: byReason.dead_letter ?? 0, stored: null },
+      dead_letters: { total: byReason.dead_letter ?? 0, stored: this.deadLettersStored() },
       system,
       stats: this.stats.snapshot(),
     };
@@ -536,6 +536,14 @@ export class Gateway {
       setTimeout(() => this.writer?.submit(out.events, settle, out.deadLetters), 1000).unref();
     };
     this.writer!.submit(out.events, settle, out.deadLetters);
+  }
+
+  private deadLettersStored(): number | null {
+    try {
+      return this.store?.deadLetterCount() ?? null;
+    } catch {
+      return null; // closed
+    }
   }
 
   /** Memory rows the uplink has not taken in time go to disk. */

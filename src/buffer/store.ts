@@ -116,6 +116,8 @@ export interface BufferStore {
   commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
   /** The newest dead letters first. */
   recentDeadLetters(limit: number): DeadLetterRecord[];
+  /** Dead letters kept for inspection. */
+  deadLetterCount(): number;
   /** Every stored transform checkpoint. */
   loadStates(): Array<StateRecord & { readonly state: Buffer }>;
   /**
@@ -236,6 +238,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const selectDeadLetters = db.prepare<[number], { at: number; route: string; step: string; reason: string; topic: string; client_id: string; payload: Buffer }>(
     'SELECT at, route, step, reason, topic, client_id, payload FROM dead_letters ORDER BY id DESC LIMIT ?',
   );
+  const countDeadLetters = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
   const upsertState = db.prepare<[string, number, Buffer]>('INSERT OR REPLACE INTO transform_state (route, step, state) VALUES (?, ?, ?)');
   const deleteState = db.prepare<[string, number]>('DELETE FROM transform_state WHERE route = ? AND step = ?');
   const selectStates = db.prepare<[], { route: string; step: number; state: Buffer }>('SELECT route, step, state FROM transform_state');
@@ -497,6 +500,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
     loadStates() {
       return selectStates.all();
+    },
+
+    deadLetterCount() {
+      return countDeadLetters.get()?.n ?? 0;
     },
 
     stats() {

@@ -183,6 +183,10 @@ export class TieredStore implements BufferStore {
     return this.disk.recentDeadLetters(limit);
   }
 
+  deadLetterCount(): number {
+    return this.disk.deadLetterCount();
+  }
+
   loadStates(): ReturnType<BufferStore['loadStates']> {
     return this.disk.loadStates();
   }
