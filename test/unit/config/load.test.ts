@@ -80,3 +80,29 @@ test('client mode: shared subscriptions and topics-with-connections are rejected
 test('a payload limit that Kafka requests could not carry is rejected', () => {
   assert.match(problems('ingest:\n  max_payload_bytes: 2000000\n')[0]!.message, /kafka.max_send_bytes/);
 });
+
+test('transform steps: a bad expression, a type error and an unknown step are rejected naming route, step, key and line', () => {
+  const steps = (extra: string): string => `routes:
+  - name: telemetry
+    match: "site/+site/dev/+device/telemetry"
+    topic: plant.telemetry
+    steps:
+      - decode: json
+${extra}`;
+  const problems = (text: string): string[] => {
+    try {
+      parseConfig(text, 'edgehaul.yaml');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.problems.map((p) => `${p.line}: ${p.key}: ${p.message}`);
+    }
+    return [];
+  };
+  const [syntax] = problems(steps('      - filter: "temp > 20 &&"\n'));
+  assert.match(syntax!, /^7: routes\[0\]\.steps\[1\]\.filter: route "telemetry" step 2: bad expression/);
+  const [typed] = problems(steps('      - map:\n          compute:\n            x: "1 + \'a\'"\n'));
+  assert.match(typed!, /^9: routes\[0\]\.steps\[1\]\.map\.compute\.x: route "telemetry" step 2: .*int \+ string/);
+  const unknown = problems(steps('      - explode: {}\n'));
+  assert.ok(unknown.some((p) => /^7: routes\[0\]\.steps\[1\]: unknown key "explode"/.test(p)), unknown.join('\n'));
+  assert.deepEqual(problems(steps('      - filter: "temp > 20"\n')), [], 'a good one passes');
+});
