@@ -60,18 +60,18 @@
  *   --out FILE            write the JSON results there (default scripts/bench/results/durability-<timestamp>.json)
  */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '../../src/buffer/store.js';
 import { BenchDaemon, type StatsLine } from './daemon.js';
 import {
-  AckedCheck, fix, freePort, fsyncProbe, gitInfo, int, killChildren, log, mib, openKafka, optionReader, printHelp, ROOT, runFrame, runMain,
+  AckedCheck, fix, freePort, int, killChildren, log, mib, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
   sleep, sleepUntil, splitDevices, startLoad, summariseLoad, warmKafka, type KafkaHandle, type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
-import { consumeAll, createBenchTopic, kafkaClient } from './kafka-count.js';
+import { consumeAll, kafkaClient, newBenchTopic } from './kafka-count.js';
 import type { DeviceTally, LoadSpec } from './load.js';
 import { foreignCpu, foreignCpuSecs, hostBusy, hostCpu, snapshot, type ProcSnapshot } from './procstat.js';
 
@@ -284,18 +284,6 @@ const lostTotal = (s: StatsLine | null | undefined): number => {
   return l === undefined ? 0 : Object.values(l).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
 };
 
-async function newTopic(kafka: KafkaHandle, name: string): Promise<string> {
-  const topic = `eh.${name.replace(/[^a-z]/g, '').slice(0, 8)}.${Date.now().toString(36)}`;
-  const admin = kafkaClient(kafka.brokers).admin();
-  await admin.connect();
-  try {
-    await createBenchTopic(admin, topic, 3);
-  } finally {
-    await admin.disconnect();
-  }
-  return topic;
-}
-
 function loadSpecs(o: { port: number; names: string[]; procs: number; window: number; rate?: number; maxMessages?: number; warmupMs: number; durationMs: number; reconnect?: boolean; progressMs?: number }): LoadSpec[] {
   const groups = splitDevices(o.names, o.procs);
   return groups.map((devices, i) => ({
@@ -412,7 +400,7 @@ async function diskCase(opts: Options, kafka: KafkaHandle, tmpRoot: string, dura
   const name = `${durability}-${kafkaUp ? 'kafka-up' : 'kafka-down'}`;
   const dir = join(tmpRoot, name);
   mkdirSync(dir, { recursive: true });
-  const topic = kafkaUp ? await newTopic(kafka, `d${name}`) : `eh.dead.${Date.now().toString(36)}`;
+  const topic = kafkaUp ? await newBenchTopic(kafka.brokers, `d${name}`) : `eh.dead.${Date.now().toString(36)}`;
   const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafkaUp ? kafka.brokers : [DEAD_KAFKA], topic, durability, shutdownSecs: kafkaUp ? 20 : 3 }), opts.daemonNodeArgs);
   try {
     const port = Number(new URL(await daemon.start()).port);
@@ -559,7 +547,7 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
   const dir = join(tmpRoot, 'backlog');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const topic = await newTopic(kafka, 'backlog');
+  const topic = await newBenchTopic(kafka.brokers, 'backlog');
   const sampler = new DaemonSampler().start();
   const phases: Array<{ at: number; phase: string }> = [];
   const phase = (p: string): void => {
@@ -787,7 +775,7 @@ interface LatencyResult {
 async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Promise<LatencyResult> {
   const dir = join(tmpRoot, 'latency');
   mkdirSync(dir, { recursive: true });
-  const topic = await newTopic(kafka, 'latency');
+  const topic = await newBenchTopic(kafka.brokers, 'latency');
   const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }), opts.daemonNodeArgs);
   try {
     const port = Number(new URL(await daemon.start()).port);
@@ -946,17 +934,7 @@ async function main(): Promise<number> {
 
 async function durabilityRun(opts: Options, stamp: string, resultsDir: string, tmpRoot: string, ownKafkaDir: string | null): Promise<number> {
   const meta = {
-    startedAt: new Date().toISOString(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memTotalBytes: totalmem(),
-    loadavgBefore: loadavg(),
-    git: gitInfo(),
-    options: opts,
-    kafkaVersion: null as string | null,
-    fsyncPerSec: 0,
+    ...runMeta(opts, tmpRoot),
     partSecs: {} as Record<string, number>,
     /** per part: share of all cores busy, and CPU seconds of processes this benchmark did not start (noise) */
     partCpu: {} as Record<string, { hostBusy: number; foreignCpuSecs: number; foreignCpuShare: number }>,
@@ -967,8 +945,6 @@ async function durabilityRun(opts: Options, stamp: string, resultsDir: string, t
   let kafka: KafkaHandle | null = null;
   let exitCode = 0;
   try {
-    meta.fsyncPerSec = Math.round(fsyncProbe(tmpRoot));
-    log(`temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     kafka = await openKafka(opts.kafka, ownKafkaDir ?? join(tmpRoot, 'kafka'));
     meta.kafkaVersion = kafka.version;
     await warmKafka(kafka.brokers);

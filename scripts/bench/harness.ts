@@ -9,7 +9,7 @@
 import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { mergeHistograms, percentile, type HistogramData } from './histogram.js';
@@ -563,4 +563,26 @@ export function gitInfo(): { head: string | null; dirtyFiles: number | null } {
   } catch {
     return { head: null, dirtyFiles: null };
   }
+}
+
+/** What every benchmark's JSON records about the run: machine, Node, git, options, disk fsync rate. */
+export function runMeta(options: unknown, tmpRoot: string): {
+  startedAt: string; node: string; platform: string; cpus: number; cpuModel: string | null; memTotalBytes: number;
+  loadavgBefore: number[]; git: ReturnType<typeof gitInfo>; options: unknown; kafkaVersion: string | null; fsyncPerSec: number;
+} {
+  const meta = {
+    startedAt: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? null,
+    memTotalBytes: totalmem(),
+    loadavgBefore: loadavg(),
+    git: gitInfo(),
+    options,
+    kafkaVersion: null as string | null,
+    fsyncPerSec: Math.round(fsyncProbe(tmpRoot)),
+  };
+  log(`temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  return meta;
 }

@@ -27,6 +27,19 @@ export async function createBenchTopic(admin: Admin, topic: string, partitions: 
   return described.resources[0]?.configEntries.find((e) => e.configName === 'message.timestamp.type')?.configValue ?? 'unknown';
 }
 
+/** A fresh bench topic (3 partitions, LogAppendTime), named after `name` about as long as a production topic name (it is stored with every buffered event). */
+export async function newBenchTopic(brokers: string[], name: string): Promise<string> {
+  const topic = `eh.${name.replace(/[^a-z0-9]/g, '').slice(0, 10)}.${Date.now().toString(36)}`;
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  try {
+    await createBenchTopic(admin, topic, 3);
+  } finally {
+    await admin.disconnect();
+  }
+  return topic;
+}
+
 export interface KafkaTally {
   readonly records: number;
   readonly events: number;

@@ -25,7 +25,8 @@
  * Stepped scenarios offer --steps events/s in turn (each step: fresh load
  * processes, warm-up, measured window) until the PUBACK p99 exceeds 50 ms,
  * the offered rate is no longer met (sustained < 85% of it) or throughput
- * stops rising (< 5% above the previous step); `max` is a step without a
+ * stops rising (< 5% above the previous step), but always up to the 10,000
+ * events/s step (the goals are stated there); `max` is a step without a
  * rate limit (publishes in flight per device only). Per step: PUBACK p50/p99,
  * publish-to-Kafka p50/p99 (Kafka LogAppendTime minus the reading's own
  * timestamp, read back by a consumer after the scenario), events/s into
@@ -45,12 +46,12 @@
  *   --scenarios LIST     comma-separated subset of the names above (all)
  *   --steps LIST         offered events/s per step, `max` for no limit
  *                        (2500,5000,10000,20000,40000,60000,80000,max)
- *   --step-secs S        measured seconds per step (6; quick 3)
+ *   --step-secs S        measured seconds per step (5; quick 3)
  *   --warmup S           warm-up seconds per step (2; quick 1)
  *   --devices N          simulated devices (8)
  *   --window N           QoS 1 publishes in flight per device at most (100)
  *   --procs N            load generator processes (2)
- *   --bytes-rate N       kafka-bytes: offered events/s (5000)
+ *   --bytes-rate N       kafka-bytes: offered events/s (2000: the naive bridge keeps up)
  *   --kafka-records N    kafka: records to produce (1000000; quick 200000)
  *   --backlog N          backlog: events (1000000; quick 100000)
  *   --profile            run the daemons with --cpu-prof and summarise the profiles
@@ -64,7 +65,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify, parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
@@ -73,11 +74,11 @@ import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
 import { BenchDaemon } from './daemon.js';
 import {
-  fix, fsyncProbe, gitInfo, int, killChildren, log, mib, openKafka, optionReader, printHelp, ROOT, runFrame, runMain,
+  fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
   sleep, sleepUntil, splitDevices, startBrokerProcess, startLoad, summariseLoad, track, warmKafka, type KafkaHandle, type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
-import { consumeRecords, createBenchTopic, kafkaClient } from './kafka-count.js';
+import { consumeRecords, kafkaClient, newBenchTopic } from './kafka-count.js';
 import type { LoadSpec } from './load.js';
 import { CpuProbe, RssSampler, snapshot, type ProcSnapshot } from './procstat.js';
 import { formatSummary, summarise, type ProfileSummary } from './profile-summary.js';
@@ -151,12 +152,12 @@ function parseOptions(): Options {
     quick,
     scenarios: ALL.filter((s) => list.includes(s)),
     steps,
-    stepMs: num('step-secs', quick ? 3 : 6, 1, 600) * 1000,
+    stepMs: num('step-secs', quick ? 3 : 5, 1, 600) * 1000,
     warmupMs: num('warmup', quick ? 1 : 2, 0, 600) * 1000,
     devices: Math.round(num('devices', 8, 1, 10_000)),
     window: Math.round(num('window', 100, 1, 30_000)),
     procs: Math.round(num('procs', 2, 1, 64)),
-    bytesRate: Math.round(num('bytes-rate', 5000, 1, 1_000_000)),
+    bytesRate: Math.round(num('bytes-rate', 2000, 1, 1_000_000)),
     kafkaRecords: Math.round(num('kafka-records', quick ? 200_000 : 1_000_000, 1000, 100_000_000)),
     backlog: Math.round(num('backlog', quick ? 100_000 : 1_000_000, 1000, 100_000_000)),
     profile: flag('profile'),
@@ -266,19 +267,6 @@ function loadSpecs(opts: Options, port: number, offered: number | null, duration
   }));
 }
 
-async function newTopic(kafka: KafkaHandle, name: string): Promise<string> {
-  // about as long as a production topic name: it is stored with every buffered event
-  const topic = `eh.${name.replace(/[^a-z0-9]/g, '').slice(0, 10)}.${Date.now().toString(36)}`;
-  const admin = kafkaClient(kafka.brokers).admin();
-  await admin.connect();
-  try {
-    await createBenchTopic(admin, topic, 3);
-  } finally {
-    await admin.disconnect();
-  }
-  return topic;
-}
-
 /** Sum of the topic's log segment sizes, or null when the broker's data dir is not ours to read. */
 function topicLogBytes(kafkaDir: string | null, topic: string): number | null {
   if (kafkaDir === null) return null;
@@ -386,7 +374,8 @@ async function stepped(opts: Options, name: string, subject: Subject, rss: RssSa
     out.push(step);
     log(`  ${name} @ ${offered === null ? 'max' : int(offered)}/s: ${int(l.ackedPerSec)} PUBACK/s, ${int(kafkaPerSec)} forwarded/s, PUBACK p50/p99 ${fix(l.latencyMs.p50, 2)}/${fix(l.latencyMs.p99, 2)} ms, CPU ${fix(cpuSecs, 1)} s, other CPU ${fix(cpu.other, 1)} s`);
     await subject.settle(l.acked);
-    if (!rules) continue;
+    // the goals are stated at 10,000 events/s: that step always runs
+    if (!rules || out.length - 1 < steps.indexOf(10_000)) continue;
     const prev = out.at(-2);
     if (subject.ownPuback && (l.latencyMs.p99 ?? 0) > P99_LIMIT_MS) step.stop = `PUBACK p99 > ${P99_LIMIT_MS} ms`;
     else if (offered !== null && sustained < 0.85 * offered) step.stop = 'offered load not met';
@@ -534,7 +523,7 @@ function hasCommand(cmd: string): boolean {
 }
 
 async function kafkaLimit(opts: Options, kafka: KafkaHandle, kafkaDir: string | null, tmpRoot: string): Promise<NonNullable<Limits['kafka']>> {
-  const topic = await newTopic(kafka, 'kafkalimit');
+  const topic = await newBenchTopic(kafka.brokers, 'kafkalimit');
   const n = opts.kafkaRecords;
   const names = deviceNames(opts);
   const lines: string[] = [];
@@ -636,7 +625,7 @@ const WHAT: Record<string, string> = {
 async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | null, tmpRoot: string, name: string, spec: PipelineSpec, steps: ReadonlyArray<number | null>, rules: boolean, profileDir: string): Promise<StepScenario> {
   const dir = join(tmpRoot, `${name}-${Date.now().toString(36)}`);
   mkdirSync(dir, { recursive: true });
-  const topic = await newTopic(kafka, name);
+  const topic = await newBenchTopic(kafka.brokers, name);
   const notes: string[] = [];
   let upstream: Awaited<ReturnType<typeof startBrokerProcess>> | null = null;
   let daemon: BenchDaemon | null = null;
@@ -923,20 +912,7 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
   const profileDir = join(resultsDir, 'profiles');
   mkdirSync(resultsDir, { recursive: true });
   if (opts.profile) mkdirSync(profileDir, { recursive: true });
-  const meta: Record<string, unknown> = {
-    startedAt: new Date().toISOString(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memTotalBytes: totalmem(),
-    loadavgBefore: loadavg(),
-    git: gitInfo(),
-    options: opts,
-    kafkaVersion: null,
-    fsyncPerSec: Math.round(fsyncProbe(tmpRoot)),
-  };
-  log(`temp dir ${tmpRoot}; fsync probe ${String(meta.fsyncPerSec)}/s; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const meta: Record<string, unknown> = runMeta(opts, tmpRoot);
   const kafka = await openKafka(opts.kafka, ownKafkaDir ?? join(tmpRoot, 'kafka'));
   const kafkaDir = ownKafkaDir ?? (opts.kafka !== null && existsSync(join(opts.kafka, 'broker.env')) ? opts.kafka : null);
   meta.kafkaVersion = kafka.version;
