@@ -55,6 +55,8 @@
  *   --kafka-records N    kafka: records to produce (1000000; quick 200000)
  *   --backlog N          backlog: events (1000000; quick 100000)
  *   --profile            run the daemons with --cpu-prof and summarise the profiles
+ *   --memprobe           preload memprobe.ts into the daemons: the process.memoryUsage() sample at
+ *                        the RSS peak (V8 heap, external, the rest) goes into the results
  *   --daemon-node-args=A extra node flags for every daemon, e.g. --daemon-node-args=--max-semi-space-size=4
  *   --publish            copy suite.md and suite.svg to docs/bench/
  *   --max-secs S         watchdog: stop everything and fail after this long (1500; quick 600)
@@ -67,6 +69,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { createServer, type AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify, parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
@@ -128,6 +131,7 @@ function parseOptions(): Options {
       'kafka-records': { type: 'string' },
       backlog: { type: 'string' },
       profile: { type: 'boolean' },
+      memprobe: { type: 'boolean' },
       'daemon-node-args': { type: 'string' },
       publish: { type: 'boolean' },
       'max-secs': { type: 'string' },
@@ -161,7 +165,10 @@ function parseOptions(): Options {
     kafkaRecords: Math.round(num('kafka-records', quick ? 200_000 : 1_000_000, 1000, 100_000_000)),
     backlog: Math.round(num('backlog', quick ? 100_000 : 1_000_000, 1000, 100_000_000)),
     profile: flag('profile'),
-    daemonNodeArgs: (str('daemon-node-args') ?? '').split(/\s+/).filter((a) => a !== ''),
+    daemonNodeArgs: [
+      ...(str('daemon-node-args') ?? '').split(/\s+/).filter((a) => a !== ''),
+      ...(flag('memprobe') ? ['--import', pathToFileURL(join(ROOT, 'dist/scripts/bench/memprobe.js')).href] : []),
+    ],
     publish: flag('publish'),
     maxSecs: num('max-secs', quick ? 600 : 1500, 10, 86_400),
     kafka: str('kafka'),
@@ -225,6 +232,8 @@ interface StepScenario {
   readonly notes: string[];
   readonly problems: Array<Record<string, unknown>>;
   readonly profile: ProfileSummary | null;
+  /** --memprobe: the daemon's process.memoryUsage() sample with the highest RSS */
+  readonly memoryAtPeak?: Record<string, number> | null;
 }
 
 interface Limits {
@@ -731,6 +740,8 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     }
     const peakRss = rss.peak(pid) || null;
     const problems = daemon?.problems().slice(0, 10) ?? [];
+    const memSamples = (daemon?.stderr.join('') ?? '').split('\n').filter((l) => l.startsWith('memprobe ')).map((l) => JSON.parse(l.slice(9)) as Record<string, number>);
+    const memoryAtPeak = memSamples.reduce<Record<string, number> | null>((m, x) => (m === null || x.rss! > m.rss! ? x : m), null);
     if (daemon !== null) {
       const exit = await daemon.stop('SIGTERM', 30_000);
       if (exit.code !== 0) notes.push(`daemon exit ${exit.code ?? exit.signal}${exit.killed ? ' (killed)' : ''}`);
@@ -748,7 +759,7 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     return {
       name, kind: spec.system === 'naive' ? 'baseline' : 'edgehaul', what: WHAT[name] ?? name,
       steps: steps2, sustainedPerSec: top?.sustainedPerSec ?? null, top, at10k: steps2.find((s) => s.offered === 10_000) ?? null,
-      idleRssBytes: idleRss, peakRssBytes: peakRss, kafkaBytes, notes, problems, profile,
+      idleRssBytes: idleRss, peakRssBytes: peakRss, kafkaBytes, notes, problems, profile, memoryAtPeak,
     };
   } finally {
     if (daemon?.running === true) await daemon.stop('SIGKILL', 5000).catch(() => undefined);
@@ -1015,6 +1026,8 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
   for (const s of scenarios) {
     if (s.problems.length > 0) process.stdout.write(`\n${s.name}: ${s.problems.length} daemon warn/error lines, first: ${JSON.stringify(s.problems[0]).slice(0, 300)}\n`);
     if (s.profile !== null) process.stdout.write(`\n${s.name}: ${formatSummary(s.profile)}\n`);
+    const m = s.memoryAtPeak;
+    if (m != null) process.stdout.write(`${s.name}: memory at the RSS peak (MB): rss ${fix(m.rss! / MB, 0)}, V8 heap ${fix(m.heapUsed! / MB, 0)} used / ${fix(m.heapTotal! / MB, 0)} total, external ${fix(m.external! / MB, 0)} (array buffers ${fix(m.arrayBuffers! / MB, 0)}), rest ${fix((m.rss! - m.heapTotal! - m.external!) / MB, 0)}\n`);
   }
   for (const f of failed) process.stdout.write(`\nFAILED ${f.name}: ${f.error.split('\n')[0]}\n`);
   process.stdout.write(`\ntotal ${fix(meta.totalSecs as number, 0)} s (${Object.entries(secs).map(([k, v]) => `${k} ${fix(v, 0)}`).join(', ')}); results: ${relative(process.cwd(), join(resultsDir, 'suite.md'))}, suite.json, suite.svg${opts.publish ? '; copied to docs/bench/' : ''}\n`);
