@@ -753,6 +753,8 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     await upstream?.stop();
     upstream = null;
     const kafkaBytes = await readBack(kafka, kafkaDir, topic, spec.system === 'edgehaul' ? 'batch' : 'json', steps2);
+    const late = steps2.filter((t) => (t.toKafka?.p50 ?? 0) > 2000);
+    if (late.length > 0) notes.push(`events reached Kafka late at ${late.map((t) => (t.offered === null ? 'max' : int(t.offered))).join(', ')}/s (publish-to-Kafka p50 up to ${fix(Math.max(...late.map((t) => t.toKafka!.p50!)) / 1000, 1)} s): forwarding fell behind ingest`);
     if (opts.profile && existsSync(profileFile)) profile = { ...summarise(profileFile, 20), file: relative(ROOT, profileFile) };
     const own = subject.ownPuback;
     const top = best(steps2, own);
