@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 
 import { onJsonLines, type LogLine } from '../../test/helpers/lines.js';
+import { track } from './harness.js';
 
 export type { LogLine };
 
@@ -56,11 +57,11 @@ export class BenchDaemon {
   async start(timeoutMs = 30_000): Promise<string> {
     const argv = [process.execPath, ...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
     const [cmd, ...args] = [...this.wrap, ...argv];
-    const child = spawn(cmd!, args, {
+    const child = track(spawn(cmd!, args, {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, STATE_DIRECTORY: this.dir },
-    });
+    }));
     this.child = child;
     onJsonLines(child.stdout!, (line) => {
       if (line.msg === 'stats') {

@@ -86,14 +86,14 @@ export function track<T extends ChildProcess>(child: T): T {
   return child;
 }
 
-/** SIGTERM to every tracked child still running, SIGKILL after 5 s. */
-export async function killChildren(): Promise<void> {
+/** SIGTERM to every tracked child still running, SIGKILL after `graceMs`. */
+export async function killChildren(graceMs = 5000): Promise<void> {
   const list = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
   if (list.length === 0) return;
   const exits = list.map((c) => new Promise<void>((r) => c.once('exit', () => r())));
   for (const c of list) c.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
   clearTimeout(timer);
   for (const c of list) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
@@ -220,16 +220,18 @@ export interface BenchFrame {
  * that still has the temp dir on its command line (pgrep), also on errors,
  * SIGINT/SIGTERM and when the watchdog fires after `maxSecs`. Returns the
  * body's exit code (1 when processes were left over), after removing the
- * temp dir (unless `keep`).
+ * temp dir (unless `keep`). `childGraceMs`: how long a child may take to
+ * exit after SIGTERM (longer than its own children's, when it runs a frame
+ * of its own).
  */
-export async function runFrame(o: { prefix: string; kafka: string | null; keep: boolean; maxSecs: number }, body: (f: BenchFrame) => Promise<number>): Promise<number> {
+export async function runFrame(o: { prefix: string; kafka: string | null; keep: boolean; maxSecs: number; childGraceMs?: number }, body: (f: BenchFrame) => Promise<number>): Promise<number> {
   resetLogClock();
   const tmpRoot = mkdtempSync(join(tmpdir(), o.prefix));
   const ownKafkaDir = o.kafka === null ? join(tmpRoot, 'kafka') : null;
   let cleaned: Promise<Array<{ pid: number; cmd: string }>> | null = null;
   const cleanup = (): Promise<Array<{ pid: number; cmd: string }>> => {
     cleaned ??= (async () => {
-      await killChildren();
+      await killChildren(o.childGraceMs);
       if (ownKafkaDir !== null && existsSync(ownKafkaDir)) {
         log('stopping Kafka');
         await stopKafka(ownKafkaDir);

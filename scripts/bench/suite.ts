@@ -55,6 +55,8 @@
  *   --kafka-records N    kafka: records to produce (1000000; quick 200000)
  *   --backlog N          backlog: events (1000000; quick 100000)
  *   --profile            run the daemons with --cpu-prof and summarise the profiles
+ *   --route-steps JSON   transform steps for every edgehaul route (the route's `steps` key), e.g. to
+ *                        measure Kafka bytes per event with a payload transform
  *   --memprobe           preload memprobe.ts into the daemons: the process.memoryUsage() sample at
  *                        the RSS peak (V8 heap, external, the rest) goes into the results
  *   --daemon-node-args=A extra node flags for every daemon, e.g. --daemon-node-args=--max-semi-space-size=4
@@ -73,6 +75,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify, parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
+import { decode as cborDecode } from 'cbor-x';
 import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
 import { BenchDaemon } from './daemon.js';
@@ -109,11 +112,19 @@ interface Options {
   kafkaRecords: number;
   backlog: number;
   profile: boolean;
+  routeSteps: unknown[] | null;
   daemonNodeArgs: string[];
   publish: boolean;
   maxSecs: number;
   kafka: string | null;
   keep: boolean;
+}
+
+function parseSteps(raw: string | null): unknown[] | null {
+  if (raw === null) return null;
+  const v: unknown = JSON.parse(raw);
+  if (!Array.isArray(v)) throw new Error('--route-steps must be a JSON array of transform steps');
+  return v;
 }
 
 function parseOptions(): Options {
@@ -132,6 +143,7 @@ function parseOptions(): Options {
       backlog: { type: 'string' },
       profile: { type: 'boolean' },
       memprobe: { type: 'boolean' },
+      'route-steps': { type: 'string' },
       'daemon-node-args': { type: 'string' },
       publish: { type: 'boolean' },
       'max-secs': { type: 'string' },
@@ -165,6 +177,7 @@ function parseOptions(): Options {
     kafkaRecords: Math.round(num('kafka-records', quick ? 200_000 : 1_000_000, 1000, 100_000_000)),
     backlog: Math.round(num('backlog', quick ? 100_000 : 1_000_000, 1000, 100_000_000)),
     profile: flag('profile'),
+    routeSteps: parseSteps(str('route-steps')),
     daemonNodeArgs: [
       ...(str('daemon-node-args') ?? '').split(/\s+/).filter((a) => a !== ''),
       ...(flag('memprobe') ? ['--import', pathToFileURL(join(ROOT, 'dist/scripts/bench/memprobe.js')).href] : []),
@@ -421,10 +434,16 @@ async function readBack(kafka: KafkaHandle, kafkaDir: string | null, topic: stri
       if (appendAt >= s.from && appendAt < s.to) inWindow[i]!++;
     }
     let ts: unknown;
+    const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     try {
-      ts = (JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as { ts?: unknown }).ts;
+      ts = (JSON.parse(buf.toString('utf8')) as { ts?: unknown }).ts;
     } catch {
-      return;
+      try {
+        // a transform (--route-steps) may have turned the reading into CBOR
+        ts = (cborDecode(buf) as { ts?: unknown } | null)?.ts;
+      } catch {
+        return;
+      }
     }
     if (typeof ts !== 'number') return;
     for (let i = 0; i < steps.length; i++) {
@@ -654,7 +673,7 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
         ingest,
         buffer: { path: 'buffer.db' },
         kafka: { brokers: kafka.brokers, compression: spec.compression, retry: { initial_ms: 100, max_ms: 1000 } },
-        routes: [{ name: 'telemetry', match: 'devices/+device/#', topic, key: '{device}', durability: spec.durability }],
+        routes: [{ name: 'telemetry', match: 'devices/+device/#', topic, key: '{device}', durability: spec.durability, ...(opts.routeSteps !== null ? { steps: opts.routeSteps } : {}) }],
         log: { level: 'info', stats_interval_secs: 0.5 },
         shutdown: { timeout_secs: 20 },
         http: { host: '127.0.0.1', port: 0 },
@@ -916,7 +935,8 @@ async function main(): Promise<number> {
   for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js', 'dist/scripts/bench/durability.js', 'dist/test/helpers/broker-process.js', 'dist/scripts/bench/baselines/naive-bridge.js']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first (npm run bench does)`);
   }
-  return runFrame({ prefix: 'edgehaul-suite-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs }, ({ tmpRoot, ownKafkaDir }) => suite(opts, tmpRoot, ownKafkaDir));
+  // the backlog scenario's durability.ts stops its own daemons (5 s grace each) before it exits
+  return runFrame({ prefix: 'edgehaul-suite-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs, childGraceMs: 15_000 }, ({ tmpRoot, ownKafkaDir }) => suite(opts, tmpRoot, ownKafkaDir));
 }
 
 async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null): Promise<number> {

@@ -86,7 +86,7 @@ function panel(p: Panel, x0: number, names: readonly string[]): string {
   }
   for (const s of p.series) {
     const color = COLORS[names.indexOf(s.name) % COLORS.length]!;
-    const pts = s.points.filter((q): q is readonly [number, number] => q[1] !== null && q[0] > 0).map((q) => [sx(q[0]), sy(q[1])] as const);
+    const pts = s.points.filter((q): q is readonly [number, number] => q[1] !== null && q[0] > 0).sort((a, b) => a[0] - b[0]).map((q) => [sx(q[0]), sy(q[1])] as const);
     if (pts.length === 0) continue;
     out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of pts) out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3" fill="${color}"/>`);
