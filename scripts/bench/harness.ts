@@ -208,6 +208,12 @@ export async function openKafka(kafka: string | null, ownDir: string): Promise<K
 
 // ---------------------------------------------------------------- the run frame
 
+let abortingRun = false;
+/** True once a signal, the watchdog or a stray rejection began stopping the run: write no results then. */
+export function aborting(): boolean {
+  return abortingRun;
+}
+
 export interface BenchFrame {
   readonly tmpRoot: string;
   /** where our own Kafka lives (null with --kafka) */
@@ -245,6 +251,7 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
     else rmSync(tmpRoot, { recursive: true, force: true });
   };
   const abort = (why: string, code: number): void => {
+    abortingRun = true;
     log(`${why}: cleaning up`);
     void cleanup().finally(() => {
       finish();
@@ -254,6 +261,12 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
   const onSignal = (signal: NodeJS.Signals): void => abort(signal, 130);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // a stray rejection must not end the process before Kafka and the children are stopped
+  const onRejection = (err: unknown): void => {
+    log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+    abort('unhandled rejection', 1);
+  };
+  process.on('unhandledRejection', onRejection);
   const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
   watchdog.unref();
   let code = 1;
@@ -265,6 +278,7 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
     if (left.length > 0) code = 1;
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    process.removeListener('unhandledRejection', onRejection);
     finish();
   }
   return code;
@@ -395,12 +409,15 @@ export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun
   const at = Date.now() + 150;
   for (const p of procs) p.child.send({ type: 'start', at } satisfies ToLoad);
   const measureFrom = at + specs[0]!.warmupMs;
+  const done = Promise.all(procs.map((p) => p.result));
+  // rejected when a generator is killed (Ctrl-C) before anyone awaits it: not an unhandled rejection
+  done.catch(() => undefined);
   return {
     at,
     measureFrom,
     measureTo: measureFrom + specs[0]!.durationMs,
     pids: procs.map((p) => p.child.pid!),
-    done: Promise.all(procs.map((p) => p.result)),
+    done,
     stop: () => {
       for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' } satisfies ToLoad);
     },

@@ -80,7 +80,7 @@ import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
 import { BenchDaemon } from './daemon.js';
 import {
-  fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
+  aborting, fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
   sleep, sleepUntil, splitDevices, startBrokerProcess, startLoad, summariseLoad, track, warmKafka, type KafkaHandle, type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
@@ -958,6 +958,7 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
   let backlog: BacklogResult | { error: string } | null = null;
   const secs: Record<string, number> = {};
   for (const name of opts.scenarios) {
+    if (aborting()) break;
     const t0 = Date.now();
     log(`${name}`);
     try {
@@ -1028,6 +1029,7 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
     }
     secs[name] = (Date.now() - t0) / 1000;
   }
+  if (aborting()) return 130;
   meta.scenarioSecs = secs;
   meta.totalSecs = (Date.now() - started) / 1000;
   meta.loadavgAfter = loadavg();
