@@ -89,12 +89,12 @@ import type { LoadSpec } from './load.js';
 import { CpuProbe, RssSampler, snapshot, type ProcSnapshot } from './procstat.js';
 import { formatSummary, summarise, type ProfileSummary } from './profile-summary.js';
 import { reading } from './reading.js';
+import { best, P99_LIMIT_MS, stopReason } from './step-rules.js';
 import { lineChart, type Series } from './svg-chart.js';
 
 const run = promisify(execFile);
 const ALL = ['aedes', 'kafka', 'sqlite', 'naive', 'embedded-disk', 'embedded-memory', 'client-disk', 'client-memory', 'embedded-disk-1core', 'kafka-bytes', 'backlog'] as const;
 type Name = (typeof ALL)[number];
-const P99_LIMIT_MS = 50;
 const MB = 1e6;
 
 // ---------------------------------------------------------------- options
@@ -398,22 +398,13 @@ async function stepped(opts: Options, name: string, subject: Subject, rss: RssSa
     await subject.settle(l.acked);
     // the goals are stated at 10,000 events/s: that step always runs
     if (!rules || out.length - 1 < steps.indexOf(10_000)) continue;
-    const prev = out.at(-2);
-    if (subject.ownPuback && (l.latencyMs.p99 ?? 0) > P99_LIMIT_MS) step.stop = `PUBACK p99 > ${P99_LIMIT_MS} ms`;
-    else if (offered !== null && sustained < 0.85 * offered) step.stop = 'offered load not met';
-    else if (prev !== undefined && sustained < 1.05 * prev.sustainedPerSec) step.stop = 'throughput stopped rising';
+    step.stop = stopReason(step, out.at(-2), subject.ownPuback);
     if (step.stop !== null) {
       log(`  ${name}: stop (${step.stop})`);
       break;
     }
   }
   return out;
-}
-
-function best(steps: readonly Step[], ownPuback: boolean): Step | null {
-  const ok = steps.filter((s) => !ownPuback || (s.puback.p99 ?? 0) <= P99_LIMIT_MS);
-  const pool = ok.length > 0 ? ok : steps;
-  return pool.reduce<Step | null>((b, s) => (b === null || s.sustainedPerSec > b.sustainedPerSec ? s : b), null);
 }
 
 /**
