@@ -1,7 +1,9 @@
 /**
  * The real daemon as a child process for the benchmark: like
- * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and a tag
- * argument so that `pgrep -f <tag>` finds it.
+ * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and an optional
+ * wrapper command that execs node (`taskset -c 0`: the pid stays the
+ * daemon's). Its state dir is on its command line, so `pgrep -f <tmp dir>`
+ * finds it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 
 import { onJsonLines, type LogLine } from '../../test/helpers/lines.js';
+import { track } from './harness.js';
 
 export type { LogLine };
 
@@ -34,6 +37,7 @@ export class BenchDaemon {
     readonly dir: string,
     config: Record<string, unknown>,
     private readonly nodeArgs: readonly string[] = [],
+    private readonly wrap: readonly string[] = [],
   ) {
     this.configFile = join(dir, 'edgehaul.yaml');
     writeFileSync(this.configFile, stringify(config));
@@ -51,11 +55,13 @@ export class BenchDaemon {
 
   /** Starts and waits for "edgehaul running"; returns the ingest address it reports. */
   async start(timeoutMs = 30_000): Promise<string> {
-    const child = spawn(process.execPath, [...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
+    const argv = [process.execPath, ...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
+    const [cmd, ...args] = [...this.wrap, ...argv];
+    const child = track(spawn(cmd!, args, {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, STATE_DIRECTORY: this.dir },
-    });
+    }));
     this.child = child;
     onJsonLines(child.stdout!, (line) => {
       if (line.msg === 'stats') {

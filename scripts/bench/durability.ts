@@ -57,20 +57,21 @@
  *   --kafka X             use a running Kafka instead of starting one: HOST:PORT, or the --dir
  *                         of scripts/kafka/start.sh
  *   --keep                keep the temp dir (daemon buffers and logs, Kafka data)
+ *   --out FILE            write the JSON results there (default scripts/bench/results/durability-<timestamp>.json)
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '../../src/buffer/store.js';
 import { BenchDaemon, type StatsLine } from './daemon.js';
 import {
-  AckedCheck, existingKafka, fix, freePort, fsyncProbe, gitInfo, int, killChildren, log, mib, reapLeftovers, resetLogClock, ROOT,
-  sleep, sleepUntil, splitDevices, startKafka, startLoad, stopKafka, summariseLoad, warmKafka, type KafkaHandle, type LoadSummary,
+  AckedCheck, fix, freePort, int, killChildren, log, mib, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
+  sleep, sleepUntil, splitDevices, startLoad, summariseLoad, warmKafka, type KafkaHandle, type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
-import { consumeAll, createBenchTopic, kafkaClient } from './kafka-count.js';
+import { consumeAll, kafkaClient, newBenchTopic } from './kafka-count.js';
 import type { DeviceTally, LoadSpec } from './load.js';
 import { foreignCpu, foreignCpuSecs, hostBusy, hostCpu, snapshot, type ProcSnapshot } from './procstat.js';
 
@@ -107,6 +108,7 @@ interface Options {
   maxSecs: number;
   kafka: string | null;
   keep: boolean;
+  out: string | null;
 }
 
 function parseOptions(): Options {
@@ -132,31 +134,13 @@ function parseOptions(): Options {
       'max-secs': { type: 'string' },
       kafka: { type: 'string' },
       keep: { type: 'boolean' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
   });
-  if (values.help === true) {
-    const text = readFileSync(join(ROOT, 'scripts/bench/durability.ts'), 'utf8');
-    process.stdout.write(`${/\/\*\*([\s\S]*?)\*\//.exec(text)?.[1]?.replace(/^ \* ?/gm, '') ?? ''}\n`);
-    process.exit(0);
-  }
-  const get = (name: keyof typeof values): string | boolean | undefined => {
-    const v = values[name];
-    if (v !== undefined) return v;
-    return process.env[`EDGEHAUL_BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
-  };
-  const num = (name: keyof typeof values, dflt: number, min: number, max: number): number => {
-    const raw = get(name);
-    if (raw === undefined || raw === '') return dflt;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${String(raw)}`);
-    return n;
-  };
-  const flag = (name: keyof typeof values): boolean => {
-    const v = get(name);
-    return v === true || v === '1' || v === 'true';
-  };
+  if (values.help === true) printHelp('scripts/bench/durability.ts');
+  const { get, num, flag, str } = optionReader(values);
   const partList = String(get('parts') ?? ALL_PARTS.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const p of partList) if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; known: ${ALL_PARTS.join(', ')}`);
   return {
@@ -181,8 +165,9 @@ function parseOptions(): Options {
     memprobe: flag('memprobe'),
     commitWaitMs: get('commit-wait-ms') === undefined || get('commit-wait-ms') === '' ? null : num('commit-wait-ms', 0, 0, 60_000),
     maxSecs: num('max-secs', 900, 10, 86_400),
-    kafka: (get('kafka') as string | undefined) ?? null,
+    kafka: str('kafka'),
     keep: flag('keep'),
+    out: str('out'),
   };
 }
 
@@ -298,18 +283,6 @@ const lostTotal = (s: StatsLine | null | undefined): number => {
   const l = s?.stats?.lost_events_total as Record<string, Record<string, number>> | undefined;
   return l === undefined ? 0 : Object.values(l).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
 };
-
-async function newTopic(kafka: KafkaHandle, name: string): Promise<string> {
-  const topic = `eh.${name.replace(/[^a-z]/g, '').slice(0, 8)}.${Date.now().toString(36)}`;
-  const admin = kafkaClient(kafka.brokers).admin();
-  await admin.connect();
-  try {
-    await createBenchTopic(admin, topic, 3);
-  } finally {
-    await admin.disconnect();
-  }
-  return topic;
-}
 
 function loadSpecs(o: { port: number; names: string[]; procs: number; window: number; rate?: number; maxMessages?: number; warmupMs: number; durationMs: number; reconnect?: boolean; progressMs?: number }): LoadSpec[] {
   const groups = splitDevices(o.names, o.procs);
@@ -427,7 +400,7 @@ async function diskCase(opts: Options, kafka: KafkaHandle, tmpRoot: string, dura
   const name = `${durability}-${kafkaUp ? 'kafka-up' : 'kafka-down'}`;
   const dir = join(tmpRoot, name);
   mkdirSync(dir, { recursive: true });
-  const topic = kafkaUp ? await newTopic(kafka, `d${name}`) : `eh.dead.${Date.now().toString(36)}`;
+  const topic = kafkaUp ? await newBenchTopic(kafka.brokers, `d${name}`) : `eh.dead.${Date.now().toString(36)}`;
   const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafkaUp ? kafka.brokers : [DEAD_KAFKA], topic, durability, shutdownSecs: kafkaUp ? 20 : 3 }), opts.daemonNodeArgs);
   try {
     const port = Number(new URL(await daemon.start()).port);
@@ -574,7 +547,7 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
   const dir = join(tmpRoot, 'backlog');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const topic = await newTopic(kafka, 'backlog');
+  const topic = await newBenchTopic(kafka.brokers, 'backlog');
   const sampler = new DaemonSampler().start();
   const phases: Array<{ at: number; phase: string }> = [];
   const phase = (p: string): void => {
@@ -802,7 +775,7 @@ interface LatencyResult {
 async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Promise<LatencyResult> {
   const dir = join(tmpRoot, 'latency');
   mkdirSync(dir, { recursive: true });
-  const topic = await newTopic(kafka, 'latency');
+  const topic = await newBenchTopic(kafka.brokers, 'latency');
   const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }), opts.daemonNodeArgs);
   try {
     const port = Number(new URL(await daemon.start()).port);
@@ -951,52 +924,17 @@ function grid(head: string[], rows: string[][]): string {
 async function main(): Promise<number> {
   const opts = parseOptions();
   commitWaitMs = opts.commitWaitMs;
-  resetLogClock();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '');
-  const tmpRoot = mkdtempSync(join(tmpdir(), 'edgehaul-durability-'));
   const resultsDir = join(ROOT, 'scripts/bench/results');
   for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first (npm run bench:durability does)`);
   }
-  let kafka: KafkaHandle | null = null;
-  const ownKafkaDir = opts.kafka === null ? join(tmpRoot, 'kafka') : null;
-  let cleaned: Promise<Array<{ pid: number; cmd: string }>> | null = null;
-  const cleanup = (): Promise<Array<{ pid: number; cmd: string }>> => {
-    cleaned ??= (async () => {
-      await killChildren();
-      if (ownKafkaDir !== null && existsSync(ownKafkaDir)) {
-        log('stopping Kafka');
-        await stopKafka(ownKafkaDir);
-      }
-      return reapLeftovers(tmpRoot);
-    })();
-    return cleaned;
-  };
-  const abort = (why: string, code: number): void => {
-    log(`${why}: cleaning up`);
-    void cleanup().finally(() => {
-      if (!opts.keep) rmSync(tmpRoot, { recursive: true, force: true });
-      process.exit(code);
-    });
-  };
-  const onSignal = (signal: NodeJS.Signals): void => abort(signal, 130);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${opts.maxSecs}`, 1), opts.maxSecs * 1000);
-  watchdog.unref();
+  return runFrame({ prefix: 'edgehaul-durability-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs }, ({ tmpRoot, ownKafkaDir }) => durabilityRun(opts, stamp, resultsDir, tmpRoot, ownKafkaDir));
+}
 
+async function durabilityRun(opts: Options, stamp: string, resultsDir: string, tmpRoot: string, ownKafkaDir: string | null): Promise<number> {
   const meta = {
-    startedAt: new Date().toISOString(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memTotalBytes: totalmem(),
-    loadavgBefore: loadavg(),
-    git: gitInfo(),
-    options: opts,
-    kafkaVersion: null as string | null,
-    fsyncPerSec: 0,
+    ...runMeta(opts, tmpRoot),
     partSecs: {} as Record<string, number>,
     /** per part: share of all cores busy, and CPU seconds of processes this benchmark did not start (noise) */
     partCpu: {} as Record<string, { hostBusy: number; foreignCpuSecs: number; foreignCpuShare: number }>,
@@ -1004,20 +942,10 @@ async function main(): Promise<number> {
   const disk: Array<DiskCase | { name: string; error: string }> = [];
   let drain: DrainResult | { error: string } | null = null;
   let lat: LatencyResult | { error: string } | null = null;
+  let kafka: KafkaHandle | null = null;
   let exitCode = 0;
-  let leftovers: Array<{ pid: number; cmd: string }> = [];
   try {
-    meta.fsyncPerSec = Math.round(fsyncProbe(tmpRoot));
-    log(`temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    if (opts.kafka !== null && existsSync(join(opts.kafka, 'broker.env'))) {
-      kafka = existingKafka(opts.kafka);
-      log(`using the Kafka started in ${opts.kafka}: ${kafka.brokers[0]}`);
-    } else if (opts.kafka !== null) {
-      kafka = { brokers: opts.kafka.split(','), pid: null, version: null, stop: async () => undefined };
-    } else {
-      log('starting Kafka (scripts/kafka/start.sh)');
-      kafka = await startKafka(ownKafkaDir!);
-    }
+    kafka = await openKafka(opts.kafka, ownKafkaDir ?? join(tmpRoot, 'kafka'));
     meta.kafkaVersion = kafka.version;
     await warmKafka(kafka.brokers);
 
@@ -1075,20 +1003,16 @@ async function main(): Promise<number> {
       noted('latency', t);
     }
   } finally {
-    clearTimeout(watchdog);
-    leftovers = await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await killChildren();
   }
-  if (leftovers.length > 0) exitCode = 1;
   const lost = [...disk.map((c) => ('verification' in c ? c.verification?.missing ?? 0 : 0)),
     drain !== null && 'verification' in drain ? drain.verification?.missing ?? 0 : 0,
     lat !== null && 'verification' in lat ? lat.verification?.missing ?? 0 : 0].reduce((a, b) => a + b, 0);
   if (lost > 0) exitCode = 1;
 
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `durability-${stamp}.json`);
-  writeFileSync(file, `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString(), totalSecs: (Date.now() - Date.parse(meta.startedAt)) / 1000, leftoverProcesses: leftovers.length }, disk, drain, latency: lat }, null, 2)}\n`);
+  const file = opts.out ?? join(resultsDir, `durability-${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString(), totalSecs: (Date.now() - Date.parse(meta.startedAt)) / 1000, leftoverProcesses: null }, disk, drain, latency: lat }, null, 2)}\n`);
 
   process.stdout.write(`\n${report(opts, disk, drain, lat)}\n`);
   const problems = [
@@ -1106,16 +1030,7 @@ async function main(): Promise<number> {
     process.stdout.write(`\nwarning: processes this benchmark did not start used CPU meanwhile (${noisy.map(([p, c]) => `${p}: ${fix(c.foreignCpuSecs, 1)} s = ${fix(100 * c.foreignCpuShare, 0)}% of ${cpus().length} cores`).join(', ')}); that skews the figures\n`);
   }
   process.stdout.write(`\ntotal ${fix((Date.now() - Date.parse(meta.startedAt)) / 1000, 0)} s (${Object.entries(meta.partSecs).map(([k, v]) => `${k} ${fix(v, 0)} s`).join(', ')}); results: ${relative(process.cwd(), file) || file}\n`);
-  if (opts.keep) log(`kept ${tmpRoot}`);
-  else rmSync(tmpRoot, { recursive: true, force: true });
   return exitCode;
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    await killChildren();
-    process.exit(1);
-  },
-);
+runMain(main);

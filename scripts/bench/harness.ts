@@ -1,13 +1,15 @@
 /**
- * Process plumbing shared by benchmark entry points (durability.ts): child
- * process tracking and cleanup (checked with pgrep), the project's own Kafka
- * (scripts/kafka/start.sh / stop.sh), load generator processes (load.ts),
- * free ports, and small report helpers. (e2e.ts predates it and keeps its own
- * copies of the same functions.)
+ * Process plumbing shared by the benchmark entry points (suite.ts,
+ * durability.ts): option reading, the run frame (temp dir, Kafka, cleanup on
+ * exit, errors, Ctrl-C and a watchdog, checked with pgrep), child process
+ * tracking, the project's own Kafka (scripts/kafka/start.sh / stop.sh), a
+ * plain MQTT broker process, load generator processes (load.ts), free ports,
+ * and small report helpers.
  */
-import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { mergeHistograms, percentile, type HistogramData } from './histogram.js';
@@ -16,6 +18,50 @@ import type { DeviceTally, FromLoad, LoadResult, LoadSpec, ToLoad } from './load
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '../../..');
+
+// ---------------------------------------------------------------- options
+
+/**
+ * Reads the values of util.parseArgs, each falling back to the environment
+ * variable EDGEHAUL_BENCH_<NAME> (upper case, - as _).
+ */
+export function optionReader<V extends Record<string, string | boolean | undefined>>(values: V): {
+  get: (name: keyof V & string) => string | boolean | undefined;
+  num: (name: keyof V & string, dflt: number, min: number, max: number) => number;
+  flag: (name: keyof V & string) => boolean;
+  str: (name: keyof V & string) => string | null;
+} {
+  const get = (name: keyof V & string): string | boolean | undefined => {
+    const v = values[name];
+    if (v !== undefined) return v;
+    return process.env[`EDGEHAUL_BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+  };
+  return {
+    get,
+    num: (name, dflt, min, max) => {
+      const raw = get(name);
+      if (raw === undefined || raw === '') return dflt;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${String(raw)}`);
+      return n;
+    },
+    flag: (name) => {
+      const v = get(name);
+      return v === true || v === '1' || v === 'true';
+    },
+    str: (name) => {
+      const v = get(name);
+      return typeof v === 'string' && v !== '' ? v : null;
+    },
+  };
+}
+
+/** Prints the first doc comment of a benchmark's source file (its --help) and exits. */
+export function printHelp(sourceFile: string): never {
+  const text = readFileSync(join(ROOT, sourceFile), 'utf8');
+  process.stdout.write(`${/\/\*\*([\s\S]*?)\*\//.exec(text)?.[1]?.replace(/^ \* ?/gm, '') ?? ''}\n`);
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- logging
 
@@ -40,14 +86,14 @@ export function track<T extends ChildProcess>(child: T): T {
   return child;
 }
 
-/** SIGTERM to every tracked child still running, SIGKILL after 5 s. */
-export async function killChildren(): Promise<void> {
+/** SIGTERM to every tracked child still running, SIGKILL after `graceMs`. */
+export async function killChildren(graceMs = 5000): Promise<void> {
   const list = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
   if (list.length === 0) return;
   const exits = list.map((c) => new Promise<void>((r) => c.once('exit', () => r())));
   for (const c of list) c.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+  await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
   clearTimeout(timer);
   for (const c of list) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
@@ -148,6 +194,140 @@ export async function warmKafka(brokers: string[]): Promise<void> {
   }
 }
 
+/** `--kafka X`: a running broker (HOST:PORT, or the --dir of scripts/kafka/start.sh), else one of our own in `ownDir`. */
+export async function openKafka(kafka: string | null, ownDir: string): Promise<KafkaHandle> {
+  if (kafka !== null && existsSync(join(kafka, 'broker.env'))) {
+    const h = existingKafka(kafka);
+    log(`using the Kafka started in ${kafka}: ${h.brokers[0]}`);
+    return h;
+  }
+  if (kafka !== null) return { brokers: kafka.split(','), pid: null, version: null, stop: async () => undefined };
+  log('starting Kafka (scripts/kafka/start.sh)');
+  return startKafka(ownDir);
+}
+
+// ---------------------------------------------------------------- the run frame
+
+let abortingRun = false;
+/** True once a signal, the watchdog or a stray rejection began stopping the run: write no results then. */
+export function aborting(): boolean {
+  return abortingRun;
+}
+
+export interface BenchFrame {
+  readonly tmpRoot: string;
+  /** where our own Kafka lives (null with --kafka) */
+  readonly ownKafkaDir: string | null;
+}
+
+/**
+ * Runs a benchmark body in a fresh temp dir and always cleans up after it:
+ * every tracked child process, our own Kafka (stop.sh), and anything else
+ * that still has the temp dir on its command line (pgrep), also on errors,
+ * SIGINT/SIGTERM and when the watchdog fires after `maxSecs`. Returns the
+ * body's exit code (1 when processes were left over), after removing the
+ * temp dir (unless `keep`). `childGraceMs`: how long a child may take to
+ * exit after SIGTERM (longer than its own children's, when it runs a frame
+ * of its own).
+ */
+export async function runFrame(o: { prefix: string; kafka: string | null; keep: boolean; maxSecs: number; childGraceMs?: number }, body: (f: BenchFrame) => Promise<number>): Promise<number> {
+  resetLogClock();
+  const tmpRoot = mkdtempSync(join(tmpdir(), o.prefix));
+  const ownKafkaDir = o.kafka === null ? join(tmpRoot, 'kafka') : null;
+  let cleaned: Promise<Array<{ pid: number; cmd: string }>> | null = null;
+  const cleanup = (): Promise<Array<{ pid: number; cmd: string }>> => {
+    cleaned ??= (async () => {
+      await killChildren(o.childGraceMs);
+      if (ownKafkaDir !== null && existsSync(ownKafkaDir)) {
+        log('stopping Kafka');
+        await stopKafka(ownKafkaDir);
+      }
+      return reapLeftovers(tmpRoot);
+    })();
+    return cleaned;
+  };
+  const finish = (): void => {
+    if (o.keep) log(`kept ${tmpRoot}`);
+    else rmSync(tmpRoot, { recursive: true, force: true });
+  };
+  const abort = (why: string, code: number): void => {
+    abortingRun = true;
+    log(`${why}: cleaning up`);
+    void cleanup().finally(() => {
+      finish();
+      process.exit(code);
+    });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => abort(signal, 130);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // a stray rejection must not end the process before Kafka and the children are stopped
+  const onRejection = (err: unknown): void => {
+    log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+    abort('unhandled rejection', 1);
+  };
+  process.on('unhandledRejection', onRejection);
+  const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
+  watchdog.unref();
+  let code = 1;
+  try {
+    code = await body({ tmpRoot, ownKafkaDir });
+  } finally {
+    clearTimeout(watchdog);
+    const left = await cleanup();
+    if (left.length > 0) code = 1;
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('unhandledRejection', onRejection);
+    finish();
+  }
+  return code;
+}
+
+/** A benchmark's main(): exit with its code; on a crash, kill the children first. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    async (err: unknown) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+      await killChildren();
+      process.exit(1);
+    },
+  );
+}
+
+// ---------------------------------------------------------------- a plain MQTT broker process
+
+/** test/helpers/broker-process.ts (aedes) in a process of its own; `tag` on its command line for pgrep. */
+export async function startBrokerProcess(tag: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+  const child = track(spawn(process.execPath, [join(ROOT, 'dist/test/helpers/broker-process.js'), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const m = /BROKER_PORT=(\d+)/.exec(out);
+    if (m !== null) {
+      return {
+        port: Number(m[1]),
+        pid: child.pid!,
+        stop: async () => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+          await exited;
+          clearTimeout(t);
+        },
+      };
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('MQTT broker process did not start');
+    }
+    await sleep(25);
+  }
+}
+
 // ---------------------------------------------------------------- ports
 
 /** A port that was free a moment ago on 127.0.0.1 (the daemon must keep one port across a restart). */
@@ -229,12 +409,15 @@ export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun
   const at = Date.now() + 150;
   for (const p of procs) p.child.send({ type: 'start', at } satisfies ToLoad);
   const measureFrom = at + specs[0]!.warmupMs;
+  const done = Promise.all(procs.map((p) => p.result));
+  // rejected when a generator is killed (Ctrl-C) before anyone awaits it: not an unhandled rejection
+  done.catch(() => undefined);
   return {
     at,
     measureFrom,
     measureTo: measureFrom + specs[0]!.durationMs,
     pids: procs.map((p) => p.child.pid!),
-    done: Promise.all(procs.map((p) => p.result)),
+    done,
     stop: () => {
       for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' } satisfies ToLoad);
     },
@@ -399,4 +582,26 @@ export function gitInfo(): { head: string | null; dirtyFiles: number | null } {
   } catch {
     return { head: null, dirtyFiles: null };
   }
+}
+
+/** What every benchmark's JSON records about the run: machine, Node, git, options, disk fsync rate. */
+export function runMeta(options: unknown, tmpRoot: string): {
+  startedAt: string; node: string; platform: string; cpus: number; cpuModel: string | null; memTotalBytes: number;
+  loadavgBefore: number[]; git: ReturnType<typeof gitInfo>; options: unknown; kafkaVersion: string | null; fsyncPerSec: number;
+} {
+  const meta = {
+    startedAt: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? null,
+    memTotalBytes: totalmem(),
+    loadavgBefore: loadavg(),
+    git: gitInfo(),
+    options,
+    kafkaVersion: null as string | null,
+    fsyncPerSec: Math.round(fsyncProbe(tmpRoot)),
+  };
+  log(`temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  return meta;
 }

@@ -27,6 +27,19 @@ export async function createBenchTopic(admin: Admin, topic: string, partitions: 
   return described.resources[0]?.configEntries.find((e) => e.configName === 'message.timestamp.type')?.configValue ?? 'unknown';
 }
 
+/** A fresh bench topic (3 partitions, LogAppendTime), named after `name` about as long as a production topic name (it is stored with every buffered event). */
+export async function newBenchTopic(brokers: string[], name: string): Promise<string> {
+  const topic = `eh.${name.replace(/[^a-z0-9]/g, '').slice(0, 10)}.${Date.now().toString(36)}`;
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  try {
+    await createBenchTopic(admin, topic, 3);
+  } finally {
+    await admin.disconnect();
+  }
+  return topic;
+}
+
 export interface KafkaTally {
   readonly records: number;
   readonly events: number;
@@ -57,12 +70,24 @@ export function eventsBetween(t: KafkaTally, from: number, to: number): number {
 /** One decoded event and the broker append time of its record (epoch ms). */
 export type OnEvent = (event: ReturnType<typeof decodeBatch>['events'][number], appendAt: number) => void;
 
+/** One Kafka record as the consumer saw it. */
+export interface RawRecord {
+  readonly partition: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** sum of header name and value sizes */
+  readonly headerBytes: number;
+  /** the record timestamp (epoch ms): the broker's append time on a bench topic */
+  readonly appendAt: number;
+}
+
 /**
  * Reads the whole topic (nothing may be producing to it any more) up to the
- * high watermarks taken at the start, bounded by timeoutMs. `onEvent`, if
- * given, sees every decoded event (duplicates included).
+ * high watermarks taken at the start, bounded by timeoutMs, and hands every
+ * record to `onRecord`. Returns whether every partition's high watermark was
+ * reached, and how long it took.
  */
-export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number, onEvent?: OnEvent): Promise<KafkaTally> {
+export async function consumeRecords(kafka: Kafka, topic: string, timeoutMs: number, onRecord: (r: RawRecord) => void): Promise<{ complete: boolean; consumeMs: number }> {
   const started = Date.now();
   const admin = kafka.admin();
   await admin.connect();
@@ -75,18 +100,6 @@ export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number,
   const next = new Map<number, bigint>();
   for (const p of highs.keys()) next.set(p, 0n);
   const reached = (): boolean => [...highs].every(([p, high]) => (next.get(p) ?? 0n) >= high);
-
-  const seqs = new Set<number>();
-  const arrivals = new Map<number, number>();
-  let records = 0;
-  let events = 0;
-  let duplicates = 0;
-  let decodeErrors = 0;
-  let valueBytes = 0;
-  let keyHeaderBytes = 0;
-  let first: number | null = null;
-  let last: number | null = null;
-
   if (!reached()) {
     const consumer = kafka.consumer({ groupId: `edgehaul-bench-${topic}-${process.pid}`, maxWaitTimeInMs: 100, maxBytes: 64 * 1024 * 1024 });
     await consumer.connect();
@@ -98,29 +111,9 @@ export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number,
         autoCommit: false,
         eachBatch: async ({ batch }) => {
           for (const m of batch.messages) {
-            records++;
-            const at = Number(m.timestamp);
-            if (first === null || at < first) first = at;
-            if (last === null || at > last) last = at;
-            keyHeaderBytes += m.key?.length ?? 0;
-            for (const [k, v] of Object.entries(m.headers ?? {})) keyHeaderBytes += Buffer.byteLength(k) + (Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v ?? '')));
-            if (m.value === null) {
-              decodeErrors++;
-              continue;
-            }
-            valueBytes += m.value.length;
-            try {
-              const b = decodeBatch(m.value);
-              events += b.events.length;
-              arrivals.set(at, (arrivals.get(at) ?? 0) + b.events.length);
-              for (const e of b.events) {
-                if (seqs.has(e.seq)) duplicates++;
-                else seqs.add(e.seq);
-                onEvent?.(e, at);
-              }
-            } catch {
-              decodeErrors++;
-            }
+            let headerBytes = 0;
+            for (const [k, v] of Object.entries(m.headers ?? {})) headerBytes += Buffer.byteLength(k) + (Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v ?? '')));
+            onRecord({ partition: batch.partition, key: m.key, value: m.value, headerBytes, appendAt: Number(m.timestamp) });
             next.set(batch.partition, BigInt(m.offset) + 1n);
           }
           if (reached()) done();
@@ -133,6 +126,49 @@ export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number,
       await consumer.disconnect().catch(() => undefined);
     }
   }
+  return { complete: reached(), consumeMs: Date.now() - started };
+}
+
+/**
+ * Reads the whole topic of edgehaul batches (see consumeRecords) and tallies
+ * the events in them. `onEvent`, if given, sees every decoded event
+ * (duplicates included).
+ */
+export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number, onEvent?: OnEvent): Promise<KafkaTally> {
+  const seqs = new Set<number>();
+  const arrivals = new Map<number, number>();
+  let records = 0;
+  let events = 0;
+  let duplicates = 0;
+  let decodeErrors = 0;
+  let valueBytes = 0;
+  let keyHeaderBytes = 0;
+  let first: number | null = null;
+  let last: number | null = null;
+  const { complete, consumeMs } = await consumeRecords(kafka, topic, timeoutMs, (m) => {
+    records++;
+    const at = m.appendAt;
+    if (first === null || at < first) first = at;
+    if (last === null || at > last) last = at;
+    keyHeaderBytes += (m.key?.length ?? 0) + m.headerBytes;
+    if (m.value === null) {
+      decodeErrors++;
+      return;
+    }
+    valueBytes += m.value.length;
+    try {
+      const b = decodeBatch(m.value);
+      events += b.events.length;
+      arrivals.set(at, (arrivals.get(at) ?? 0) + b.events.length);
+      for (const e of b.events) {
+        if (seqs.has(e.seq)) duplicates++;
+        else seqs.add(e.seq);
+        onEvent?.(e, at);
+      }
+    } catch {
+      decodeErrors++;
+    }
+  });
   return {
     records,
     events,
@@ -144,7 +180,7 @@ export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number,
     firstAppendAt: first,
     lastAppendAt: last,
     arrivals: [...arrivals].sort((a, b) => a[0] - b[0]),
-    complete: reached(),
-    consumeMs: Date.now() - started,
+    complete,
+    consumeMs,
   };
 }

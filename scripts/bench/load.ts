@@ -29,6 +29,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { Histogram, type HistogramData } from './histogram.js';
 import { publishPacket, rawConnect, type RawConnection } from './mqtt-raw.js';
+import { reading } from './reading.js';
 
 export interface LoadSpec {
   readonly host: string;
@@ -101,20 +102,7 @@ export type FromLoad =
   | { type: 'result'; result: LoadResult }
   | { type: 'error'; message: string };
 
-/** One reading, about 120 bytes of JSON. */
-export function reading(device: string, n: number): string {
-  return JSON.stringify({
-    device,
-    n,
-    ts: Date.now(),
-    temp: 20 + (n % 100) / 10,
-    hum: 40 + (n % 37) / 10,
-    press: 1013.2,
-    bat: 3.71,
-    rssi: -67,
-    fw: '1.4.2',
-  });
-}
+export { reading };
 
 interface Shared {
   running: boolean;
