@@ -238,7 +238,9 @@ while :; do
   if [[ -n "$SASL_USER" ]]; then
     SCRAM_ARGS=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASS]" --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASS]")
   fi
-  CLUSTER_ID="$(node -e 'process.stdout.write(require("crypto").randomBytes(16).toString("base64url"))')"
+  # 16 random bytes, base64url without padding: what kafka-storage random-uuid prints (no JVM start, no node)
+  CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  [[ ${#CLUSTER_ID} -eq 22 ]] || die "could not make a cluster id (got '$CLUSTER_ID')"
   if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dlog4j.configuration="file:$DIR/log4j.properties" \
       -cp "$LIB_DIR/*" kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$DIR/server.properties" ${SCRAM_ARGS[@]+"${SCRAM_ARGS[@]}"} \

@@ -171,8 +171,9 @@ export function compileWindow(options: WindowOptions): Step {
         if (a.n === 0) {
           a.min = a.max = a.first = v;
         } else {
-          if (v < a.min) a.min = v;
-          if (v > a.max) a.max = v;
+          // Math.min/max, not <: they order -0 below 0 as a reference computation does
+          a.min = Math.min(a.min, v);
+          a.max = Math.max(a.max, v);
         }
         a.n++;
         a.sum += v;
