@@ -103,8 +103,15 @@ export class GroupCommitWriter {
     if (events.length === 0) this.events++; // still a commit's worth of work
     this.events += events.length;
     for (const e of events) this.bytes += e.payload.length;
-    if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes || this.pending.length >= (this.options.maxMessages ?? Number.POSITIVE_INFINITY)) {
+    if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
       this.flush();
+      return;
+    }
+    // client mode: not synchronously. mqtt.js hands the next buffered message over inside our
+    // settle callback, so a synchronous commit here would chain commit after commit through a
+    // broker's whole backlog without ever yielding: no Kafka I/O, no timers, for seconds
+    if (this.pending.length >= (this.options.maxMessages ?? Number.POSITIVE_INFINITY)) {
+      this.scheduleImmediate();
       return;
     }
     if (this.events >= (this.options.minEvents ?? Number.POSITIVE_INFINITY)) this.scheduleImmediate();

@@ -130,12 +130,16 @@ test('an event larger than its bound can never fit: dropped and counted, never h
   h.store.close();
 });
 
-test('with maxMessages (client mode), the commit does not wait once every connection has a message waiting', () => {
+test('with maxMessages (client mode), the commit does not wait once every connection has a message waiting, but yields to the event loop first', async () => {
   const h = harness(roomy, { maxWaitMs: 10_000, maxEvents: 1000, maxBytes: 1 << 20, maxMessages: 2 });
-  h.writer.submit([ev('r', 1)], () => undefined);
+  const first = h.submit([ev('r', 1)]);
   assert.equal(h.commits.length, 0);
-  h.writer.submit([ev('r', 2)], () => undefined);
+  const second = h.submit([ev('r', 2)]);
+  assert.equal(h.commits.length, 0, 'not inside submit: a settle callback that submits again must not chain commits without a yield');
+  const timerRan = new Promise<boolean>((resolve) => setImmediate(() => resolve(true)));
+  assert.deepEqual(await Promise.all([first, second]), [null, null]);
   assert.equal(h.commits.length, 1);
+  assert.equal(await timerRan, true);
   h.store.close();
 });
 
