@@ -1,3 +1,4 @@
+import { formatBytes } from '../core/format.js';
 import { accessSync, constants, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute } from 'node:path';
 import Database from 'better-sqlite3';
@@ -217,17 +218,7 @@ export function formatAge(ms: number): string {
   return `${Math.floor(h / 24)}d${h % 24}h`;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes };
 
 interface Totals {
   events: number;

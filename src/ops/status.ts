@@ -1,3 +1,4 @@
+import { formatBytes as bytes } from '../core/format.js';
 import { readFileSync } from 'node:fs';
 import type { Health } from './health.js';
 import type { SystemSample } from './system.js';
@@ -82,17 +83,6 @@ function duration(secs: number): string {
   return [d > 0 ? `${d}d` : '', h > 0 || d > 0 ? `${h}h` : '', `${m}m`, `${s % 60}s`].filter((x) => x !== '').join(' ');
 }
 
-function bytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 function pct(a: number, b: number): string {
   return b > 0 ? `${((100 * a) / b).toFixed(1)}%` : '-';
