@@ -69,8 +69,6 @@ export const brokerAuthSchema = z.strictObject({
   allow_anonymous: z.boolean().default(false),
   users: z.array(brokerUserSchema).default([]),
   acl: z.array(aclRuleSchema).default([]),
-  /** A publish outside the acl: `disconnect` the client (no PUBACK), or `drop` it (acknowledged, not forwarded). Both are counted. */
-  acl_deny: z.enum(['disconnect', 'drop']).default('disconnect'),
 });
 
 export const tlsClientSchema = z.strictObject({

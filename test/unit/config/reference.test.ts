@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { configSchema } from '../../../src/config/schema.js';
+import { ROOT } from '../../helpers/kafka.js';
+
+/** Leaf settings of the built-in defaults, as dotted paths (lists are leaves; routes have a table of their own). */
+function leaves(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || prefix === 'routes') return [prefix];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => leaves(v, prefix === '' ? k : `${prefix}.${k}`));
+}
+
+/**
+ * The keys README's config reference documents: the first cell of each table
+ * row, where `a.b.c` / `.d` is shorthand for a.b.c and a.b.d.
+ */
+function documented(readme: string): Set<string> {
+  const keys = new Set<string>();
+  for (const line of readme.split('\n')) {
+    if (!line.startsWith('| `')) continue;
+    const cell = line.split('|')[1]!;
+    let parent = '';
+    for (const m of cell.matchAll(/`([^`]+)`/g)) {
+      const key = m[1]!;
+      if (key.startsWith('.')) {
+        keys.add(`${parent}${key}`);
+      } else {
+        keys.add(key);
+        parent = key.slice(0, key.lastIndexOf('.'));
+      }
+    }
+  }
+  return keys;
+}
+
+test('README documents every setting of the schema (checked against the built-in defaults)', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const keys = documented(readme);
+  const missing = leaves(configSchema.parse({})).filter((path) => !keys.has(path));
+  assert.deepEqual(missing, [], `settings missing from README's config reference: ${missing.join(', ')}`);
+});
