@@ -91,12 +91,18 @@ export function statMetricDefinitions(stats: Stats): Array<{ field: string; name
 export function createMetricsRegistry(stats: Stats, snapshot: () => Promise<OpsSnapshot>, labels: { gatewayId: string; version: string }): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  // every metric's collect runs in parallel within one scrape: they share one snapshot
-  let current: { at: number; value: Promise<OpsSnapshot> } | null = null;
+  // prom-client starts every metric's collect in one synchronous pass per scrape: they share the
+  // snapshot taken by the first, which is dropped once it settles, so the next scrape reads anew
+  let current: Promise<OpsSnapshot> | null = null;
   const snap = (): Promise<OpsSnapshot> => {
-    const now = Date.now();
-    if (current === null || now - current.at > 100) current = { at: now, value: snapshot() };
-    return current.value;
+    if (current === null) {
+      const taken = snapshot();
+      current = taken;
+      taken.then(() => undefined, () => undefined).finally(() => {
+        if (current === taken) current = null;
+      });
+    }
+    return current;
   };
 
   for (const def of statMetricDefinitions(stats)) {
