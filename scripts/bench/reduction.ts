@@ -57,19 +57,19 @@ function* stream(): Generator<InboundMessage> {
 
 interface Scenario {
   readonly name: string;
-  readonly steps: StepConfig[];
+  /** routes as (name, Kafka topic, steps) */
+  readonly routes: ReadonlyArray<readonly [string, string, StepConfig[]]>;
 }
 
 const decode = { decode: 'json' } as StepConfig;
+const deadband = [decode, { deadband: { field: 'temp', abs: 0.2, max_silence_secs: 300, by: '{device}' } } as StepConfig];
+const minutes = [decode, { window: { secs: 60, by: '{device}', fields: ['temp', 'hum'], aggregates: ['count', 'min', 'max', 'mean'] } } as StepConfig];
 const SCENARIOS: Scenario[] = [
-  { name: 'edgehaul, no transform (payload bytes as received)', steps: [] },
-  { name: 'decode json only (value as CBOR)', steps: [decode] },
-  { name: 'deadband temp 0.2 abs, heartbeat 5 min', steps: [decode, { deadband: { field: 'temp', abs: 0.2, max_silence_secs: 300, by: '{device}' } } as StepConfig] },
-  { name: 'window 60 s: count/min/max/mean of temp and hum', steps: [decode, { window: { secs: 60, by: '{device}', fields: ['temp', 'hum'], aggregates: ['count', 'min', 'max', 'mean'] } } as StepConfig] },
-  {
-    name: 'deadband + 60 s window (two routes)',
-    steps: [], // built from the two above, see run()
-  },
+  { name: 'edgehaul, no transform (payload bytes as received)', routes: [['r', 'plant.telemetry', []]] },
+  { name: 'decode json only (value as CBOR)', routes: [['r', 'plant.telemetry', [decode]]] },
+  { name: 'deadband temp 0.2 abs, heartbeat 5 min', routes: [['r', 'plant.telemetry', deadband]] },
+  { name: 'window 60 s: count/min/max/mean of temp and hum', routes: [['r', 'plant.telemetry', minutes]] },
+  { name: 'deadband + 60 s window (two routes)', routes: [['changes', 'plant.telemetry', deadband], ['minutes', 'plant.minutes', minutes]] },
 ];
 
 interface Result {
@@ -85,11 +85,7 @@ interface Result {
 
 function routesFor(s: Scenario): RouteInput[] {
   const base = { match: 'site/+site/dev/+device/telemetry', key: '{device}', priority: 0, when_full: 'block' as const, durability: 'disk' as const };
-  if (s.steps.length > 0 || !s.name.startsWith('deadband +')) return [{ ...base, name: 'r', topic: 'plant.telemetry', steps: s.steps }];
-  return [
-    { ...base, name: 'changes', topic: 'plant.telemetry', steps: SCENARIOS[2]!.steps },
-    { ...base, name: 'minutes', topic: 'plant.minutes', steps: SCENARIOS[3]!.steps },
-  ];
+  return s.routes.map(([name, topic, steps]) => ({ ...base, name, topic, steps }));
 }
 
 /** Runs the stream through the pipeline and packs outputs as the forwarder would: per route and key, per linger period. */
