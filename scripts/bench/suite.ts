@@ -59,6 +59,8 @@
  *                        measure Kafka bytes per event with a payload transform
  *   --memprobe           preload memprobe.ts into the daemons: the process.memoryUsage() sample at
  *                        the RSS peak (V8 heap, external, the rest) goes into the results
+ *   --daemon-config JSON settings merged into every edgehaul daemon's config (objects key by
+ *                        key), e.g. '{"buffer":{"commit":{"max_wait_ms":5}}}'
  *   --daemon-node-args=A extra node flags for every daemon, e.g. --daemon-node-args=--max-semi-space-size=4
  *   --publish            copy suite.md and suite.svg to docs/bench/
  *   --max-secs S         watchdog: stop everything and fail after this long (1500; quick 600)
@@ -113,6 +115,7 @@ interface Options {
   backlog: number;
   profile: boolean;
   routeSteps: unknown[] | null;
+  daemonConfig: Record<string, unknown> | null;
   daemonNodeArgs: string[];
   publish: boolean;
   maxSecs: number;
@@ -125,6 +128,24 @@ function parseSteps(raw: string | null): unknown[] | null {
   const v: unknown = JSON.parse(raw);
   if (!Array.isArray(v)) throw new Error('--route-steps must be a JSON array of transform steps');
   return v;
+}
+
+function parseObject(raw: string | null, flag: string): Record<string, unknown> | null {
+  if (raw === null) return null;
+  const v: unknown = JSON.parse(raw);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${flag} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** `over` merged into `base`: objects key by key, anything else replaced. */
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+    out[k] = isObj(b) && isObj(v) ? deepMerge(b, v) : v;
+  }
+  return out;
 }
 
 function parseOptions(): Options {
@@ -144,6 +165,7 @@ function parseOptions(): Options {
       profile: { type: 'boolean' },
       memprobe: { type: 'boolean' },
       'route-steps': { type: 'string' },
+      'daemon-config': { type: 'string' },
       'daemon-node-args': { type: 'string' },
       publish: { type: 'boolean' },
       'max-secs': { type: 'string' },
@@ -178,6 +200,7 @@ function parseOptions(): Options {
     backlog: Math.round(num('backlog', quick ? 100_000 : 1_000_000, 1000, 100_000_000)),
     profile: flag('profile'),
     routeSteps: parseSteps(str('route-steps')),
+    daemonConfig: parseObject(str('daemon-config'), '--daemon-config'),
     daemonNodeArgs: [
       ...(str('daemon-node-args') ?? '').split(/\s+/).filter((a) => a !== ''),
       ...(flag('memprobe') ? ['--import', pathToFileURL(join(ROOT, 'dist/scripts/bench/memprobe.js')).href] : []),
@@ -659,7 +682,7 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       const ingest = spec.mode === 'embedded'
         ? { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } }
         : { mode: 'client', client: { url: `mqtt://127.0.0.1:${upstream!.port}`, client_id: 'edgehaul-bench', qos: 1, reconnect_ms: 500 } };
-      const config = {
+      const base = {
         gateway: { id: 'gw-bench' },
         ingest,
         buffer: { path: 'buffer.db' },
@@ -669,6 +692,7 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
         shutdown: { timeout_secs: 20 },
         http: { host: '127.0.0.1', port: 0 },
       };
+      const config = opts.daemonConfig !== null ? deepMerge(base, opts.daemonConfig) : base;
       const nodeArgs = [...opts.daemonNodeArgs, ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
       const wrap = spec.pinned ? ['taskset', '-c', '0'] : [];
       if (spec.pinned && !hasCommand('taskset')) throw new Error('taskset not found (util-linux)');
