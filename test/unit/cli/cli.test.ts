@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Encoder } from 'cbor-x';
 import { encodeBatch } from '../../../src/forward/format.js';
 import { ROOT } from '../../helpers/kafka.js';
 
@@ -22,6 +23,15 @@ test('decode prints one JSON line per event, from a file or stdin', () => {
     const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines.map((l) => [l.gateway, l.key, l.seq, l.payload]), [['gw-1', 'dev-1', 7, '{"t":1}'], ['gw-1', 'dev-1', 9, '{"t":2}']]);
   }
+  // dead letters: transformed maps, shaped
+  const deadLetter = { route: 'r', step: '0:decode', reason: 'decode json: not JSON', topic: 'devices/dev-1/t', client_id: 'd1', received_at: 1_700_000_000_009, payload: Buffer.from('{x') };
+  const encoded = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true }).encode(deadLetter);
+  const deadEvents = [11, 12].map((seq) => ({ seq, route: '$dead_letters', kafkaTopic: 'd', key: 'dev-1', topic: 'devices/dev-1/t', payload: encoded, receivedAt: 1_700_000_000_009, encoded: true }));
+  const dead = cli(['decode'], encodeBatch('gw-1', '$dead_letters', 'dev-1', deadEvents));
+  assert.equal(dead.status, 0, dead.stderr);
+  const deadLines = dead.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; value: unknown });
+  assert.deepEqual(deadLines.map((l) => l.seq), [11, 12]);
+  for (const l of deadLines) assert.deepEqual(l.value, { ...deadLetter, payload: Buffer.from('{x').toString('base64') });
   const bad = cli(['decode'], Buffer.from('not cbor at all'));
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /EH_ERR_DECODE_FORMAT/);
