@@ -3,10 +3,11 @@
  * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and an optional
  * wrapper command that execs node (`taskset -c 0`: the pid stays the
  * daemon's). Its state dir is on its command line, so `pgrep -f <tmp dir>`
- * finds it.
+ * finds it. It runs with the node flags and allocator settings of the
+ * systemd unit (unitRuntime), so the benchmark measures what a gateway runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
@@ -22,6 +23,23 @@ export interface StatsLine {
   readonly buffer: { events?: unknown; [k: string]: unknown } | null;
   /** the backlog figures of the stats line (send_rate, receive_rate, drain_eta_secs, disk_bytes_per_event, ...) */
   readonly backlog?: { [k: string]: unknown } | null;
+}
+
+/**
+ * What systemd/edgehaul.service gives the daemon besides its arguments: the
+ * node flags of ExecStart (between `node` and the script) and the
+ * Environment= settings for the allocator (MALLOC_*).
+ */
+export function unitRuntime(unitText: string): { nodeArgs: string[]; env: Record<string, string> } {
+  const exec = /^ExecStart=(.*)$/m.exec(unitText);
+  if (exec === null) throw new Error('the unit has no ExecStart=');
+  const words = exec[1]!.trim().split(/\s+/);
+  const node = words.findIndex((w) => w === 'node' || w.endsWith('/node'));
+  const script = words.findIndex((w, i) => i > node && !w.startsWith('-'));
+  if (node < 0 || script < 0) throw new Error(`cannot find node and its script in ExecStart=${exec[1]!}`);
+  const env: Record<string, string> = {};
+  for (const m of unitText.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S+)$/gm)) env[m[1]!] = m[2]!;
+  return { nodeArgs: words.slice(node + 1, script), env };
 }
 
 export class BenchDaemon {
@@ -55,12 +73,13 @@ export class BenchDaemon {
 
   /** Starts and waits for "edgehaul running"; returns the ingest address it reports. */
   async start(timeoutMs = 30_000): Promise<string> {
-    const argv = [process.execPath, ...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
+    const unit = unitRuntime(readFileSync(join(this.root, 'systemd/edgehaul.service'), 'utf8'));
+    const argv = [process.execPath, ...unit.nodeArgs, ...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
     const [cmd, ...args] = [...this.wrap, ...argv];
     const child = track(spawn(cmd!, args, {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STATE_DIRECTORY: this.dir },
+      env: { ...process.env, ...unit.env, STATE_DIRECTORY: this.dir },
     }));
     this.child = child;
     onJsonLines(child.stdout!, (line) => {
