@@ -22,7 +22,7 @@ import { tlsClientOptions } from './security/tls.js';
 import { dirname } from 'node:path';
 import { evaluateHealth, type Health } from './ops/health.js';
 import { OpsServer } from './ops/http.js';
-import { createMetricsRegistry, type OpsSnapshot } from './ops/metrics.js';
+import { commitDurationHistogram, createMetricsRegistry, type OpsSnapshot } from './ops/metrics.js';
 import { Scheduler } from './ops/schedule.js';
 import { LOSS_REASONS } from './ops/stats.js';
 import { VERSION, type StatusReport } from './ops/status.js';
@@ -63,6 +63,9 @@ export class Gateway {
   // operations: health, metrics, status, telemetry, schedules, upload windows
   private readonly startedAt = Date.now();
   private lastCommitAt = 0;
+  private readonly commitSeconds = commitDurationHistogram();
+  /** the longest commit (write + sync) since the last stats line, ms */
+  private commitMaxMs = 0;
   private lastCommitErrorAt = 0;
   private ops: OpsServer | null = null;
   private httpBound = '';
@@ -223,6 +226,8 @@ export class Gateway {
         onCommit: (report) => {
           this.stats.commits_total++;
           this.lastCommitAt = Date.now();
+          this.commitSeconds.observe(report.durationMs / 1000);
+          if (report.durationMs > this.commitMaxMs) this.commitMaxMs = report.durationMs;
           this.stats.committed_events_total += report.events;
           this.forwarder?.notify();
         },
@@ -330,7 +335,7 @@ export class Gateway {
     every(RATE_INTERVAL_MS, () => this.sampleRates());
     every(1000, () => this.watchWindow());
     if (config.http.enabled) {
-      const registry = createMetricsRegistry(this.stats, () => this.opsSnapshot(), { gatewayId, version: VERSION });
+      const registry = createMetricsRegistry(this.stats, () => this.opsSnapshot(), { gatewayId, version: VERSION }, [this.commitSeconds]);
       this.ops = new OpsServer({ registry, health: () => this.health(), status: () => this.status() }, this.log.child({ stage: 'http' }));
       this.httpBound = await this.ops.listen(config.http.host, config.http.port);
       this.log.info({ http: this.httpBound, paths: ['/metrics', '/healthz', '/status'] }, 'http listening');
@@ -712,7 +717,9 @@ export class Gateway {
       this.log[health.status === 'ok' ? 'info' : health.status === 'degraded' ? 'warn' : 'error']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
       this.lastHealth = health.status;
     }
-    this.log.info({ stats: this.stats.snapshot(), buffer, backlog, health }, 'stats');
+    const commit = { max_ms: Math.round(this.commitMaxMs * 100) / 100 };
+    this.commitMaxMs = 0;
+    this.log.info({ stats: this.stats.snapshot(), buffer, backlog, health, commit }, 'stats');
   }
 }
 

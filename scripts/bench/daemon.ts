@@ -23,6 +23,8 @@ export interface StatsLine {
   readonly buffer: { events?: unknown; [k: string]: unknown } | null;
   /** the backlog figures of the stats line (send_rate, receive_rate, drain_eta_secs, disk_bytes_per_event, ...) */
   readonly backlog?: { [k: string]: unknown } | null;
+  /** the longest group commit (SQLite write + WAL fdatasync) since the previous stats line, ms */
+  readonly commitMaxMs?: number | null;
 }
 
 /**
@@ -84,7 +86,7 @@ export class BenchDaemon {
     this.child = child;
     onJsonLines(child.stdout!, (line) => {
       if (line.msg === 'stats') {
-        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'] });
+        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'], commitMaxMs: typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number' ? (line.commit as { max_ms: number }).max_ms : null });
       } else {
         this.lines.push(line);
       }

@@ -237,6 +237,8 @@ interface Step {
   readonly loadgenCpuSecs: number;
   /** CPU seconds of processes this benchmark did not start, in the window (noise) */
   readonly otherCpuSecs: number;
+  /** edgehaul: the longest group commit (SQLite write + WAL fdatasync) in the window, ms: the disk's share of the PUBACK tail */
+  readonly commitMaxMs: number | null;
   readonly hostBusy: number;
   stop: string | null;
   readonly errors: string[];
@@ -375,6 +377,8 @@ interface Subject {
   settle(acked: number): Promise<void>;
   /** true when this scenario's PUBACKs come from the system under test (not an upstream broker) */
   readonly ownPuback: boolean;
+  /** edgehaul: the longest group commit (write + fdatasync) its stats lines report between these times, ms */
+  commitMaxMs?(from: number, to: number): number | null;
 }
 
 async function stepped(opts: Options, name: string, subject: Subject, rss: RssSampler, steps: ReadonlyArray<number | null>, tag: string, rules = true): Promise<Step[]> {
@@ -413,6 +417,7 @@ async function stepped(opts: Options, name: string, subject: Subject, rss: RssSa
       peakRssBytes: Math.max(rss0, rss.peak(subject.pid)) || null,
       loadgenCpuSecs: cpu.loadgen ?? 0,
       otherCpuSecs: cpu.other,
+      commitMaxMs: subject.commitMaxMs?.(load.measureFrom, load.measureTo) ?? null,
       hostBusy: cpu.hostBusy,
       stop: null,
       errors: l.errors.slice(0, 5),
@@ -743,6 +748,11 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       pid,
       roles: { daemon: [pid], ...(kafka.pid !== null ? { kafka: [kafka.pid] } : {}), ...(upstream !== null ? { upstream: [upstream.pid] } : {}) },
       forwarded: async () => (daemon !== null ? counter('sent_events_total') : topicRecords(kafka, topic)),
+      commitMaxMs: (from, to) => {
+        // a stats line covers the interval before it (log.stats_interval_secs: 0.5)
+        const m = (daemon?.stats ?? []).filter((l) => l.at > from && l.at <= to + 500 && typeof l.commitMaxMs === 'number').map((l) => l.commitMaxMs!);
+        return m.length > 0 ? Math.max(...m) : null;
+      },
       settle: async (acked) => {
         const deadline = Date.now() + (opts.quick ? 8000 : 15_000);
         if (daemon !== null) {
@@ -856,7 +866,8 @@ function goals(sc: StepScenario[], bytes: BytesCase[], backlog: BacklogResult | 
   const r2 = ratio(disk?.sustainedPerSec, naive?.sustainedPerSec);
   out.push({ goal: 'embedded-disk >= 3x the naive bridge', value: r2 === null ? '-' : `${fix(r2, 1)}x (${int(disk?.sustainedPerSec)} vs ${int(naive?.sustainedPerSec)} events/s)`, verdict: v(r2 === null ? null : r2 >= 3) });
   const p = disk?.at10k?.puback.p99 ?? null;
-  out.push({ goal: 'PUBACK p99 <= 10 ms at 10,000 events/s (disk)', value: p === null ? '-' : `${fix(p, 1)} ms`, verdict: v(p === null ? null : p <= 10) });
+  const c = disk?.at10k?.commitMaxMs ?? null;
+  out.push({ goal: 'PUBACK p99 <= 10 ms at 10,000 events/s (disk)', value: p === null ? '-' : `${fix(p, 1)} ms${c === null ? '' : ` (longest commit + fdatasync in the step: ${fix(c, 1)} ms)`}`, verdict: v(p === null ? null : p <= 10) });
   const k = disk?.at10k?.toKafka?.p99 ?? null;
   out.push({ goal: 'publish-to-Kafka p99 <= 250 ms at 10,000 events/s', value: k === null ? '-' : `${fix(k, 0)} ms`, verdict: v(k === null ? null : k <= 250) });
   const idle = disk?.idleRssBytes ?? null;
@@ -942,8 +953,8 @@ function markdown(meta: Record<string, unknown>, opts: Options, sc: StepScenario
   out.push('## Curves', '');
   for (const s of sc) {
     out.push(`### ${s.name}`, '', s.what, '');
-    out.push(mdTable(['offered/s', 'PUBACK/s', 'into Kafka/s', 'PUBACK p50 / p99 ms', 'to Kafka p50 / p99 ms', 'CPU s/100k', 'disk B/event', 'peak RSS MB', 'other CPU s', 'stop'],
-      s.steps.map((t) => [t.offered === null ? 'max' : int(t.offered), int(t.ackedPerSec), s.kind === 'limit' ? '-' : int(t.kafkaPerSec), ms(t.puback, 2), ms(t.toKafka, 0), fix(t.cpuSecsPer100k, 2), fix(t.diskBytesPerEvent, 0), mbs(t.peakRssBytes), fix(t.otherCpuSecs, 1), t.stop ?? ''])), '');
+    out.push(mdTable(['offered/s', 'PUBACK/s', 'into Kafka/s', 'PUBACK p50 / p99 ms', 'longest commit ms', 'to Kafka p50 / p99 ms', 'CPU s/100k', 'disk B/event', 'peak RSS MB', 'other CPU s', 'stop'],
+      s.steps.map((t) => [t.offered === null ? 'max' : int(t.offered), int(t.ackedPerSec), s.kind === 'limit' ? '-' : int(t.kafkaPerSec), ms(t.puback, 2), fix(t.commitMaxMs, 1), ms(t.toKafka, 0), fix(t.cpuSecsPer100k, 2), fix(t.diskBytesPerEvent, 0), mbs(t.peakRssBytes), fix(t.otherCpuSecs, 1), t.stop ?? ''])), '');
   }
   return `${out.join('\n')}\n`;
 }

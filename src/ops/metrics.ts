@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RouteUsage } from '../buffer/store.js';
 import { HEALTH_REASONS, type Health, type HealthReason } from './health.js';
 import { LOSS_REASONS, type Stats } from './stats.js';
@@ -88,8 +88,23 @@ export function statMetricDefinitions(stats: Stats): Array<{ field: string; name
  * and Node.js metrics. Labels are route and reason only: their values come
  * from the config and fixed lists, never from devices.
  */
-export function createMetricsRegistry(stats: Stats, snapshot: () => Promise<OpsSnapshot>, labels: { gatewayId: string; version: string }): Registry {
+/**
+ * Time from a group commit's start until its publishes are settled (the SQLite
+ * write plus the WAL's fdatasync): the part of a device's PUBACK latency that
+ * is the disk's. Observed once per commit, not per event.
+ */
+export function commitDurationHistogram(): Histogram {
+  return new Histogram({
+    name: 'edgehaul_commit_duration_seconds',
+    help: 'group commit duration until its publishes are settled (SQLite write and WAL fdatasync)',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
+    registers: [],
+  });
+}
+
+export function createMetricsRegistry(stats: Stats, snapshot: () => Promise<OpsSnapshot>, labels: { gatewayId: string; version: string }, observed: readonly Histogram[] = []): Registry {
   const registry = new Registry();
+  for (const h of observed) registry.registerMetric(h);
   collectDefaultMetrics({ register: registry });
   // prom-client starts every metric's collect in one synchronous pass per scrape: they share the
   // snapshot taken by the first, which is dropped once it settles, so the next scrape reads anew

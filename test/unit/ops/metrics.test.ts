@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createMetricsRegistry, statMetricDefinitions, type OpsSnapshot } from '../../../src/ops/metrics.js';
+import { commitDurationHistogram, createMetricsRegistry, statMetricDefinitions, type OpsSnapshot } from '../../../src/ops/metrics.js';
 import { evaluateHealth } from '../../../src/ops/health.js';
 import { Stats } from '../../../src/ops/stats.js';
 import { parsePrometheus } from '../../helpers/prometheus.js';
@@ -47,12 +47,21 @@ test('the scrape has the expected names, units, labels and values', async () => 
   stats.loss('dead_letter', 'alarms', 2);
   stats.loss('rejected', '-', 1);
   stats.transform_dropped_total['telemetry/1:deadband'] = 6;
-  const registry = createMetricsRegistry(stats, async () => snapshotOf(stats), { gatewayId: 'gw-1', version: '9.9.9' });
+  const commits = commitDurationHistogram();
+  commits.observe(0.0004);
+  commits.observe(0.003);
+  commits.observe(0.15);
+  const registry = createMetricsRegistry(stats, async () => snapshotOf(stats), { gatewayId: 'gw-1', version: '9.9.9' }, [commits]);
   const text = await registry.metrics();
   const m = parsePrometheus(text);
   const value = (name: string, labels: Record<string, string> = {}): number | undefined => m.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 
   assert.equal(value('edgehaul_received_messages_total'), 7);
+  assert.equal(m.types.get('edgehaul_commit_duration_seconds'), 'histogram');
+  assert.equal(value('edgehaul_commit_duration_seconds_bucket', { le: '0.0005' }), 1);
+  assert.equal(value('edgehaul_commit_duration_seconds_bucket', { le: '0.005' }), 2);
+  assert.equal(value('edgehaul_commit_duration_seconds_bucket', { le: '0.2' }), 3);
+  assert.equal(value('edgehaul_commit_duration_seconds_count'), 3);
   assert.equal(m.types.get('edgehaul_received_messages_total'), 'counter');
   assert.equal(value('edgehaul_sent_bytes_total'), 1234);
   assert.equal(value('edgehaul_example_added_events_total'), 3, 'a new Stats field is picked up');
@@ -84,7 +93,7 @@ test('the scrape has the expected names, units, labels and values', async () => 
     assert.doesNotMatch(name, /[A-Z]/, name);
   }
   const labelNames = new Set(m.samples.filter((s) => s.name.startsWith('edgehaul_')).flatMap((s) => Object.keys(s.labels)));
-  const allowed = new Set(['route', 'reason', 'step', 'status', 'sensor', 'gateway_id', 'version']);
+  const allowed = new Set(['route', 'reason', 'step', 'status', 'sensor', 'gateway_id', 'version', 'le']); // le: a histogram's fixed buckets
   assert.deepEqual([...labelNames].filter((l) => !allowed.has(l)), [], 'no per-device (or other unbounded) labels');
 });
 
