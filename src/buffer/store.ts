@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
@@ -106,13 +106,6 @@ export interface CommitExtras {
 
 export const DEAD_LETTER_PAYLOAD_BYTES = 4096;
 
-export interface CommitResult {
-  readonly evicted: RemovedRow[];
-  readonly ranges: Array<{ route: string; firstSeq: number; lastSeq: number }>;
-  /** The commit is on disk only once afterDurable() calls back; until then its rows are not read. */
-  readonly sync: boolean;
-}
-
 export interface BufferStore {
   /**
    * One transaction: removes `evict` (rows chosen by the full policy),
@@ -120,12 +113,7 @@ export interface BufferStore {
    * checkpoints). Returns the evicted rows as they were and the sequence range
    * of every group.
    */
-  commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): CommitResult;
-  /**
-   * Calls `done` once every commit made so far is on stable storage (at once
-   * when nothing waits for the disk). See openSqliteStore.
-   */
-  afterDurable(done: (err: Error | null) => void): void;
+  commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
   /** The newest dead letters first. */
   recentDeadLetters(limit: number): DeadLetterRecord[];
   /** Dead letters kept for inspection. */
@@ -200,43 +188,8 @@ export interface SqliteStoreOptions {
   firstSeq?: number;
 }
 
-/**
- * `synchronous: full` without blocking the event loop: SQLite runs with
- * synchronous=NORMAL (a commit writes its WAL frames but does not fsync them)
- * and the store fdatasyncs the WAL file itself, on libuv's thread pool, before
- * anything that commit acknowledges is acknowledged. What reaches the disk is
- * what FULL would write; the difference is who waits for it: with FULL the
- * whole process stood still for every fsync (~15% of the main thread at full
- * load here, up to 17 ms at a time), now only the PUBACKs of that commit wait,
- * while ingest and Kafka go on and the next commit gathers. One fdatasync
- * covers every commit written before it started (group fsync). Checkpoints
- * still sync the WAL and the database file inside SQLite.
- *
- * Rows of a commit stay invisible to readNext until their sync completed, so
- * no event is sent to Kafka with a sequence number a power cut could hand out
- * again. allocate() (numbers for memory routes, acknowledged at once) syncs
- * synchronously, as FULL did.
- */
-function openWalForSync(path: string): number | null {
-  try {
-    const fd = openSync(`${path}-wal`, 'r');
-    // the WAL's directory entry must survive a power cut too: once, at open
-    const dir = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
-    fdatasyncSync(fd);
-    return fd;
-  } catch {
-    return null; // no WAL file to hold on to: SQLite syncs every commit itself (FULL)
-  }
-}
-
 export function openSqliteStore(path: string, options: SqliteStoreOptions): SqliteBufferStore {
   let db: Database.Database;
-  let walFd: number | null = null;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     db = new Database(path);
@@ -252,12 +205,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       db.pragma(`max_page_count = ${Math.max(64, Math.ceil(options.maxFileBytes / pageSize))}`);
     }
-    if (options.synchronous === 'full' && path !== ':memory:') {
-      walFd = openWalForSync(path);
-      if (walFd !== null) db.pragma('synchronous = NORMAL');
-    }
   } catch (err) {
-    if (walFd !== null) closeSync(walFd);
     throw new EdgehaulError('EH_ERR_STORE_OPEN', `cannot open buffer ${path}: ${(err as Error).message}`, { cause: err });
   }
 
@@ -362,39 +310,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       // kept pending: the next commit or flush tries again; the rows stay invisible meanwhile
     }
   };
-  const hidden = (skip?: ReadonlySet<number>) => (id: number): boolean => pendingDeletes.has(id) || unsynced.has(id) || (skip?.has(id) ?? false);
-
-  // group fsync of the WAL (openWalForSync): rows written since the sync in flight started wait in `gathering`
-  const unsynced = new Set<number>();
-  interface SyncRound { ids: number[]; done: Array<(err: Error | null) => void> }
-  let gathering: SyncRound = { ids: [], done: [] };
-  let dirty = false;
-  let inFlight: SyncRound | null = null;
-  let closed = false;
-  const startSync = (): void => {
-    const round = gathering;
-    gathering = { ids: [], done: [] };
-    dirty = false;
-    inFlight = round;
-    const fd = walFd!;
-    fdatasync(fd, (err) => {
-      inFlight = null;
-      if (closed) {
-        closeSync(fd); // close() left it open for this call
-        return;
-      }
-      if (err === null) {
-        for (const id of round.ids) unsynced.delete(id);
-      } else {
-        // committed but maybe not on disk: the rows stay unread until a later sync succeeds
-        gathering.ids.push(...round.ids);
-        dirty = true;
-      }
-      const failure = err === null ? null : new EdgehaulError('EH_ERR_STORE_WRITE', `buffer sync failed: ${err.message}`, { cause: err });
-      for (const d of round.done) d(failure);
-      if (dirty && gathering.done.length > 0) startSync();
-    });
-  };
+  const hidden = (skip?: ReadonlySet<number>) => (id: number): boolean => pendingDeletes.has(id) || (skip?.has(id) ?? false);
   const firstLive = (route: string): number | null => {
     let after = 0;
     for (;;) {
@@ -414,7 +330,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     return out;
   };
 
-  /** Inserts one row; the caller owns the transaction. The row is read only once afterDurable's sync covers it. */
+  /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
     const tuples: StoredTuple[] = r.events.map((e) => (e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt]));
     const body = pack(encoder.encode(tuples));
@@ -433,10 +349,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     writeExtras(extras);
     const evicted = removeRows(evict);
     let seq = nextSeq;
-    const inserted: Array<{ id: number; route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
+    const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
     for (const g of groups) {
-      const { id, bytes } = insert({ ...g, firstSeq: seq });
-      inserted.push({ id, route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes });
+      const { bytes } = insert({ ...g, firstSeq: seq });
+      inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes });
       seq += g.events.length;
     }
     // rows that go take their evidence of the numbers handed out with them: write it down
@@ -456,8 +372,6 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         const next = first + count + SEQ_RESERVE;
         try {
           setNextSeq.run(next);
-          // memory routes acknowledge at once: the reservation must be on disk before any number is used
-          if (walFd !== null) fdatasyncSync(walFd);
         } catch (err) {
           throw new EdgehaulError('EH_ERR_STORE_WRITE', `cannot reserve sequence numbers: ${(err as Error).message}`, { cause: err });
         }
@@ -496,27 +410,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       }
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
-      if (walFd !== null) {
-        dirty = true;
-        for (const r of result.inserted) {
-          unsynced.add(r.id);
-          gathering.ids.push(r.id);
-        }
-      }
-      return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })), sync: walFd !== null };
-    },
-
-    afterDurable(done) {
-      if (walFd === null || closed || (!dirty && inFlight === null)) {
-        done(null);
-        return;
-      }
-      if (!dirty) {
-        inFlight!.done.push(done); // what was written is covered by the sync in flight
-        return;
-      }
-      gathering.done.push(done);
-      if (inFlight === null) startSync();
+      return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
     },
 
     readNext(maxEvents, maxBytes, skip, minPriority = Number.MIN_SAFE_INTEGER) {
@@ -661,25 +555,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     },
 
     close() {
-      if (closed) return;
       flushDeletes();
-      closed = true;
-      let failure: Error | null = null;
-      if (walFd !== null) {
-        try {
-          fdatasyncSync(walFd);
-          for (const id of gathering.ids) unsynced.delete(id);
-        } catch (err) {
-          failure = new EdgehaulError('EH_ERR_STORE_WRITE', `buffer sync failed: ${(err as Error).message}`, { cause: err });
-        }
-        // a sync still on the thread pool closes the descriptor when it returns
-        if (inFlight === null) closeSync(walFd);
-      }
-      const waiting = [...(inFlight?.done ?? []), ...gathering.done];
-      inFlight = null;
-      gathering = { ids: [], done: [] };
       if (db.open) db.close();
-      for (const d of waiting) d(failure);
     },
   };
 }

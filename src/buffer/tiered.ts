@@ -46,7 +46,7 @@ export class TieredStore implements BufferStore {
     const evictedFromMemory = this.removeMemory(evict.filter((id) => id < 0));
     const diskEvict = evict.filter((id) => id > 0);
     const hasExtras = extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
-    const result = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [], sync: false };
+    const result = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [] };
     const ranges = [...result.ranges];
     for (const g of memoryGroups) {
       const firstSeq = this.disk.allocate(g.events.length);
@@ -63,11 +63,7 @@ export class TieredStore implements BufferStore {
       this.account(row.route, 1, row.events.length, row.bytes);
       ranges.push({ route: g.route, firstSeq, lastSeq: firstSeq + g.events.length - 1 });
     }
-    return { evicted: [...evictedFromMemory, ...result.evicted], ranges, sync: result.sync };
-  }
-
-  afterDurable(done: (err: Error | null) => void): void {
-    this.disk.afterDurable(done);
+    return { evicted: [...evictedFromMemory, ...result.evicted], ranges };
   }
 
   readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority?: number): StoredCommit[] {

@@ -104,7 +104,7 @@ export class GroupCommitWriter {
     this.events += events.length;
     for (const e of events) this.bytes += e.payload.length;
     if (this.events >= this.options.maxEvents || this.bytes >= this.options.maxBytes) {
-      void this.flush();
+      this.flush();
       return;
     }
     // client mode: not synchronously. mqtt.js hands the next buffered message over inside our
@@ -123,16 +123,10 @@ export class GroupCommitWriter {
     if (this.blocked.length > 0) this.schedule();
   }
 
-  /**
-   * Commits what is waiting now; safe to call at any time (shutdown calls it).
-   * The publishes are settled once the commit is on disk (BufferStore.afterDurable):
-   * the returned promise resolves then. Meanwhile the event loop goes on and the
-   * next commit gathers.
-   */
-  flush(): Promise<void> {
+  /** Commits what is waiting now; safe to call at any time (shutdown calls it). */
+  flush(): void {
     this.clearTimers();
-    // nothing new: still wait for the commits whose sync is in flight (shutdown relies on it)
-    if (this.pending.length === 0 && this.blocked.length === 0) return new Promise((resolve) => this.store.afterDurable(() => resolve()));
+    if (this.pending.length === 0 && this.blocked.length === 0) return;
     // held messages go first: they arrived first
     const batch = this.blocked.length > 0 ? [...this.blocked, ...this.pending] : this.pending;
     this.pending = [];
@@ -151,48 +145,31 @@ export class GroupCommitWriter {
     const started = performance.now();
     let failure: Error | null = null;
     let evicted: RemovedRow[] = [];
-    let sync = false;
     const deadLetters = taken.flatMap((p) => p.deadLetters ?? []);
     const states = this.hooks.checkpoints?.() ?? [];
     if (!plan.isEmpty || deadLetters.length > 0 || states.length > 0) {
       try {
-        const result = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters });
-        evicted = result.evicted;
-        sync = result.sync;
+        evicted = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters }).evicted;
       } catch (err) {
         failure = err as Error;
         if (states.length > 0) this.hooks.checkpointsLost?.(states);
       }
     }
-    if (failure === null) {
+    if (failure !== null) {
+      this.hooks.onError(failure, taken.length);
+    } else {
       for (const row of evicted) this.hooks.onFull(row.route, row.events, 'evicted_oldest');
       for (const [route, n] of plan.droppedNewest) this.hooks.onFull(route, n, 'dropped_newest');
+      const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
+      if (taken.length > 0) this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
     }
+    for (const p of taken) p.settle(failure);
     if (this.blocked.length > 0 && this.recheck === null) {
       this.recheck = setTimeout(() => {
         this.recheck = null;
-        void this.flush();
+        this.flush();
       }, BLOCKED_RECHECK_MS);
     }
-    const settle = (err: Error | null): void => {
-      if (err !== null) {
-        this.hooks.onError(err, taken.length);
-      } else if (taken.length > 0) {
-        const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
-        this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
-      }
-      for (const p of taken) p.settle(err);
-    };
-    if (failure !== null || !sync) {
-      settle(failure);
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.store.afterDurable((err) => {
-        settle(err);
-        resolve();
-      });
-    });
   }
 
   /** Shutdown: held messages are not acknowledged; their devices send them again after the restart. */
@@ -208,13 +185,13 @@ export class GroupCommitWriter {
     if (this.immediate !== null) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.immediate = setImmediate(() => void this.flush());
+    this.immediate = setImmediate(() => this.flush());
   }
 
   private schedule(): void {
     if (this.timer !== null || this.immediate !== null) return;
-    if (this.options.maxWaitMs === 0) this.immediate = setImmediate(() => void this.flush());
-    else this.timer = setTimeout(() => void this.flush(), this.options.maxWaitMs);
+    if (this.options.maxWaitMs === 0) this.immediate = setImmediate(() => this.flush());
+    else this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
   }
 
   private clearTimers(): void {

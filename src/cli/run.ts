@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { EXIT } from '../core/errors.js';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
@@ -7,20 +6,8 @@ import { SystemdNotifier } from '../ops/notify.js';
 import { ConfigReloader } from '../ops/reload.js';
 import { ConfigError, formatProblem } from '../config/load.js';
 
-/**
- * V8 lets the old generation grow by up to 4x of what survived the last full
- * GC; under a steady stream of short-lived events that is mostly garbage, and
- * RSS at full load reached ~250 MB. Growing by 30% per GC keeps it near 150 MB
- * at no measurable cost in throughput (README "Performance"). Read by V8 at
- * every GC, so it can be set here; a `--heap-growing-percent` given to node wins.
- */
-export const HEAP_GROWING_PERCENT = 30;
-
 /** `edgehaul run`: starts the gateway and owns signals and the exit code. */
 export async function runDaemon(configFile: string): Promise<number> {
-  if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent'))) {
-    setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  }
   let loaded;
   try {
     loaded = loadConfig(configFile);

@@ -13,15 +13,12 @@ import { waitFor } from '../../helpers/poll.js';
 const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-store-')), 'b.db');
 const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) => store.commit([{ route, priority, events }]).ranges[0]!;
-/** Resolves once every commit so far is on disk (and so readable). */
-const durable = (store: BufferStore): Promise<void> => new Promise((resolve, reject) => store.afterDurable((err) => (err === null ? resolve() : reject(err))));
 
-test('sequence numbers never repeat, across deletes and reopen', async () => {
+test('sequence numbers never repeat, across deletes and reopen', () => {
   const path = tempDb();
   let store = openSqliteStore(path, { synchronous: 'full' });
   assert.deepEqual(put(store, [ev('a', 1), ev('b', 2)]), { route: 'r', firstSeq: 1, lastSeq: 2 });
   assert.deepEqual(put(store, [ev('a', 3)]), { route: 'r', firstSeq: 3, lastSeq: 3 });
-  await durable(store);
   store.remove(store.readNext(100, 1e9).map((c) => c.id));
   assert.equal(store.stats().events, 0);
   store.close();
@@ -165,7 +162,6 @@ test('delivered rows vanish from reads at once and are deleted in batches, by a 
   const store = openSqliteStore(path, { synchronous: 'full' });
   put(store, [ev('a', 1)]);
   put(store, [ev('a', 2)]);
-  await durable(store);
   const first = store.readNext(1, 1e9)[0]!;
   assert.deepEqual(store.remove([first.id]).map((r) => r.events), [1]);
   assert.deepEqual(store.remove([first.id]), [], 'removing twice counts once');
@@ -175,7 +171,6 @@ test('delivered rows vanish from reads at once and are deleted in batches, by a 
   assert.equal(store.stats().oldestReceivedAt, 1002);
   assert.equal(rowsOnDisk(), 2, 'not deleted yet');
   await waitFor('the batched delete', () => rowsOnDisk() === 1, 5000);
-  await durable(store);
   store.remove([store.readNext(1, 1e9)[0]!.id]);
   // a commit after the batching interval carries the pending delete
   await waitFor('a commit to carry the delete', () => {
@@ -185,14 +180,13 @@ test('delivered rows vanish from reads at once and are deleted in batches, by a 
   store.close();
 });
 
-test('insert-only commits leave next_seq to the rows: a reopen continues above them', async () => {
+test('insert-only commits leave next_seq to the rows: a reopen continues above them', () => {
   const path = tempDb();
   const store = openSqliteStore(path, { synchronous: 'full' });
   for (let i = 0; i < 5; i++) put(store, [ev('a', i), ev('a', i + 100)]);
   store.close();
   const again = openSqliteStore(path, { synchronous: 'full' });
   assert.equal(put(again, [ev('a', 9)]).firstSeq, 11);
-  await durable(again);
   // deleting everything, then reopening: meta carries the number
   again.remove(again.readNext(100, 1e9).map((c) => c.id));
   again.close();
@@ -202,12 +196,11 @@ test('insert-only commits leave next_seq to the rows: a reopen continues above t
   third.close();
 });
 
-test('readNext with a priority floor reads only rows at or above it (upload windows), and maintain() checkpoints', async () => {
+test('readNext with a priority floor reads only rows at or above it (upload windows), and maintain() checkpoints', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'full' });
   put(store, [ev('t', 1, 'telemetry')], 'telemetry', 0);
   put(store, [ev('a', 2, 'alarms')], 'alarms', 10);
   put(store, [ev('t', 3, 'telemetry')], 'telemetry', 0);
-  await durable(store);
   assert.deepEqual(store.readNext(100, 1e9, undefined, 10).map((c) => c.route), ['alarms']);
   assert.deepEqual(store.readNext(100, 1e9, undefined, 11), []);
   assert.deepEqual(store.readNext(100, 1e9).map((c) => c.route), ['alarms', 'telemetry', 'telemetry']);
@@ -216,57 +209,5 @@ test('readNext with a priority floor reads only rows at or above it (upload wind
   assert.ok(report.wal_bytes_before > 0, 'the commits were in the WAL');
   assert.ok(store.maintain().wal_bytes_before < report.wal_bytes_before, 'truncated by the checkpoint (optimize may write a little again)');
   assert.equal(store.stats().events, 3, 'maintenance changes no data');
-  store.close();
-});
-
-test('synchronous full: a commit is read only after afterDurable called back; one sync covers the commits before it', async () => {
-  const path = tempDb();
-  const store = openSqliteStore(path, { synchronous: 'full' });
-  const a = store.commit([{ route: 'r', priority: 0, events: [ev('a', 1)] }]);
-  assert.equal(a.sync, true, 'the commit waits for a sync');
-  assert.deepEqual(store.readNext(100, 1e9), [], 'not on disk yet: not sent either');
-  const order: string[] = [];
-  const first = new Promise<void>((resolve) => store.afterDurable((err) => {
-    assert.equal(err, null);
-    order.push('first');
-    resolve();
-  }));
-  // written while the first sync is in flight: the next round covers both
-  put(store, [ev('a', 2)]);
-  put(store, [ev('a', 3)]);
-  const second = new Promise<void>((resolve) => store.afterDurable((err) => {
-    assert.equal(err, null);
-    order.push('second');
-    resolve();
-  }));
-  const third = new Promise<void>((resolve) => store.afterDurable(() => {
-    order.push('third');
-    resolve();
-  }));
-  assert.equal(order.length, 0, 'callbacks come from the thread pool, never synchronously while dirty');
-  await Promise.all([first, second, third]);
-  assert.deepEqual(order, ['first', 'second', 'third']);
-  assert.deepEqual(store.readNext(100, 1e9).flatMap((c) => c.events.map((e) => e.seq)), [1, 2, 3]);
-  // nothing written since: at once
-  let called = false;
-  store.afterDurable(() => (called = true));
-  assert.equal(called, true);
-  // close() syncs what is left and calls the waiting back
-  put(store, [ev('a', 4)]);
-  const atClose = new Promise<Error | null>((resolve) => store.afterDurable(resolve));
-  store.close();
-  assert.equal(await atClose, null);
-  const again = openSqliteStore(path, { synchronous: 'full' });
-  assert.deepEqual(again.readNext(100, 1e9).flatMap((c) => c.events.map((e) => e.seq)), [1, 2, 3, 4]);
-  again.close();
-});
-
-test('synchronous normal: nothing waits for a sync, rows are read at once', () => {
-  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  assert.equal(store.commit([{ route: 'r', priority: 0, events: [ev('a', 1)] }]).sync, false);
-  assert.equal(store.readNext(100, 1e9).length, 1);
-  let called = false;
-  store.afterDurable(() => (called = true));
-  assert.equal(called, true);
   store.close();
 });

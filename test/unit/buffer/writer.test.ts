@@ -183,29 +183,3 @@ test('a message that only fed transform state or became a dead letter is acknowl
   assert.ok(failed instanceof Error);
   assert.deepEqual(lostAgain, [1]);
 });
-
-test('synchronous full: publishes are settled after the sync, the event loop runs meanwhile, and flush() resolves then', async () => {
-  const store = openSqliteStore(tempDb(), { synchronous: 'full' });
-  const commits: CommitReport[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 1000, maxEvents: 1000, maxBytes: 1 << 20 }, () => roomy, () => new Set(), {
-    onCommit: (r) => commits.push(r),
-    onError: () => assert.fail('no error expected'),
-    onFull: () => assert.fail('nothing is full'),
-  });
-  const order: string[] = [];
-  const settled = new Promise<Error | null>((resolve) => writer.submit([ev('r', 1)], (err) => {
-    order.push('settled');
-    resolve(err);
-  }));
-  const flushed = writer.flush().then(() => order.push('flushed'));
-  assert.equal(order.length, 0, 'not settled inside the commit');
-  assert.equal(commits.length, 0, 'onCommit (which wakes the forwarder) waits for the sync too');
-  assert.equal(await settled, null);
-  await flushed;
-  assert.deepEqual(order, ['settled', 'flushed']);
-  assert.equal(commits.length, 1);
-  assert.equal(store.readNext(10, 1e9).length, 1);
-  // nothing pending: flush() still waits for syncs in flight, and resolves
-  await writer.flush();
-  store.close();
-});
