@@ -23,7 +23,7 @@ export interface StatsLine {
   readonly buffer: { events?: unknown; [k: string]: unknown } | null;
   /** the backlog figures of the stats line (send_rate, receive_rate, drain_eta_secs, disk_bytes_per_event, ...) */
   readonly backlog?: { [k: string]: unknown } | null;
-  /** the longest group commit (SQLite write + WAL fdatasync) since the previous stats line, ms */
+  /** the longest group commit (SQLite write and its fsync) since the previous stats line, ms */
   readonly commitMaxMs?: number | null;
 }
 

@@ -90,13 +90,13 @@ export function statMetricDefinitions(stats: Stats): Array<{ field: string; name
  */
 /**
  * Time from a group commit's start until its publishes are settled (the SQLite
- * write plus the WAL's fdatasync): the part of a device's PUBACK latency that
+ * write and its fsync): the part of a device's PUBACK latency that
  * is the disk's. Observed once per commit, not per event.
  */
 export function commitDurationHistogram(): Histogram {
   return new Histogram({
     name: 'edgehaul_commit_duration_seconds',
-    help: 'group commit duration until its publishes are settled (SQLite write and WAL fdatasync)',
+    help: 'group commit duration until its publishes are settled (SQLite write and fsync)',
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
     registers: [],
   });
