@@ -78,7 +78,6 @@ import { pathToFileURL } from 'node:url';
 import { promisify, parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
-import { decode as cborDecode } from 'cbor-x';
 import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
 import { BenchDaemon } from './daemon.js';
@@ -466,16 +465,12 @@ async function readBack(kafka: KafkaHandle, kafkaDir: string | null, topic: stri
       const s = steps[i]!;
       if (appendAt >= s.from && appendAt < s.to) inWindow[i]!++;
     }
-    let ts: unknown = value !== undefined && value !== null && typeof value === 'object' ? (value as { ts?: unknown }).ts : undefined;
-    const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    if (value !== undefined) {
-      // decoded by the route's steps: decodeBatch gave the value
-    } else try {
-      ts = (JSON.parse(buf.toString('utf8')) as { ts?: unknown }).ts;
-    } catch {
+    // a route with transform steps: decodeBatch gave the value; otherwise the payload is the JSON reading
+    let ts: unknown;
+    if (value !== undefined) ts = value !== null && typeof value === 'object' ? (value as { ts?: unknown }).ts : undefined;
+    else {
       try {
-        // a transform (--route-steps) may have turned the reading into CBOR
-        ts = (cborDecode(buf) as { ts?: unknown } | null)?.ts;
+        ts = (JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as { ts?: unknown }).ts;
       } catch {
         return;
       }
