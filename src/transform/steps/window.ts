@@ -165,13 +165,15 @@ export function compileWindow(options: WindowOptions): Step {
     const value = ev.value;
     if (isRecord(value)) {
       for (let i = 0; i < nFields; i++) {
-        const v = value[fields[i]!];
-        if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+        const raw = value[fields[i]!];
+        if (typeof raw !== 'number' || !Number.isFinite(raw)) continue;
+        // -0 counts as 0: checkpoints and Kafka values are CBOR as cbor-x writes it, which has no -0,
+        // so a window restored after a restart must not differ from one that never stopped
+        const v = raw === 0 ? 0 : raw;
         const a = w.accs[i]!;
         if (a.n === 0) {
           a.min = a.max = a.first = v;
         } else {
-          // Math.min/max, not <: they order -0 below 0 as a reference computation does
           a.min = Math.min(a.min, v);
           a.max = Math.max(a.max, v);
         }

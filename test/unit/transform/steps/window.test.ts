@@ -139,7 +139,8 @@ describe('window step', () => {
           const id = `${e.key}@${start}`;
           const r = ref.get(id) ?? { key: e.key, start, count: 0, vs: [] };
           r.count++;
-          if (e.v !== null) r.vs.push(e.v);
+          // the step counts -0 as 0 (its CBOR checkpoints cannot carry -0)
+          if (e.v !== null) r.vs.push(e.v === 0 ? 0 : e.v);
           ref.set(id, r);
           assert.equal(s.run(working({ value: e.v === null ? { other: 1 } : { v: e.v }, vars: { k: e.key } }), now), DROPPED);
           lastSnap = s.checkpoint!() ?? lastSnap;
