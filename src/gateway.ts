@@ -598,6 +598,7 @@ export class Gateway {
       lastCommitErrorAt: this.lastCommitErrorAt,
       diskFreeBytes: this.system?.lastDisk?.free_bytes ?? null,
       upstreamAuthFailed: this.stats.upstream_auth_failed,
+      upstreamUnconfirmedAt: this.stats.upstream_unconfirmed_at,
     }, { bufferRatio: rules.buffer_ratio, diskMinFreeBytes: rules.disk_min_free_bytes, lossWindowMs: rules.loss_window_secs * 1000 });
   }
 

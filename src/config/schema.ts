@@ -202,9 +202,14 @@ export const configSchema = z.strictObject({
   kafka: z.strictObject({
     brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).min(1).default(['127.0.0.1:9092']),
     client_id: z.string().min(1).default('edgehaul'),
-    compression: z.enum(['none', 'gzip']).default('none'),
+    compression: z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none'),
     connection_timeout_ms: durationMs(120_000).default(3000),
     request_timeout_ms: durationMs(300_000).default(30_000),
+    /**
+     * How long the producer keeps retrying a record (through leader elections and reconnects) before
+     * the send counts as failed and the forwarder's own backoff takes over; the rows stay buffered.
+     */
+    delivery_timeout_ms: durationMs(3_600_000).default(120_000),
     /** Events per Kafka record (one CBOR batch) at most. */
     max_events_per_record: z.number().int().min(1).max(100_000).default(1000),
     /** Events read from the buffer per send at most. */
@@ -337,6 +342,9 @@ export const configSchema = z.strictObject({
   cfg.routes.forEach((r, i) => {
     if (r.name === HEALTH_ROUTE) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `"${HEALTH_ROUTE}" is the internal route of telemetry; choose another name` });
   });
+  if (cfg.kafka.delivery_timeout_ms <= cfg.kafka.request_timeout_ms) {
+    ctx.addIssue({ code: 'custom', path: ['kafka', 'delivery_timeout_ms'], message: 'must be above request_timeout_ms' });
+  }
   if (cfg.kafka.retry.max_ms < cfg.kafka.retry.initial_ms) {
     ctx.addIssue({ code: 'custom', path: ['kafka', 'retry', 'max_ms'], message: 'must be >= initial_ms' });
   }

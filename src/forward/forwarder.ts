@@ -4,7 +4,7 @@ import type { BufferStore, StoredCommit } from '../buffer/store.js';
 import { LogThrottle, type Logger } from '../ops/log.js';
 import type { Stats } from '../ops/stats.js';
 import { batchHeaders, encodeBatch } from './format.js';
-import type { OutRecord, RecordSink } from './sink.js';
+import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
 export interface ForwarderOptions {
   readonly gatewayId: string;
@@ -158,6 +158,16 @@ export class Forwarder {
     });
   }
 
+  /** Records the upstream did not confirm: counted and logged, the send fails and is retried. */
+  private unconfirmed(u: Unconfirmed): void {
+    this.stats.upstream_unconfirmed_records_total += u.records;
+    this.stats.upstream_unconfirmed_at = Date.now();
+    if (u.reordered > 0) this.stats.upstream_reordered_records_total += u.reordered;
+    this.throttle.run('unconfirmed', (suppressed) => {
+      this.log.error({ code: 'EH_ERR_UPSTREAM_UNCONFIRMED', records: u.records, reordered: u.reordered, suppressed }, 'kafka confirmed only some records of a send (no partition and offset for the others); all are kept and sent again');
+    });
+  }
+
   private async sendOnce(commits: StoredCommit[]): Promise<boolean> {
     const records = this.toRecords(commits);
     for (const c of commits) this.leased.add(c.id);
@@ -165,7 +175,11 @@ export class Forwarder {
       // in order, one request at a time; the commits are deleted only after the last one
       for (const request of this.toRequests(records)) {
         if (this.bucket !== null) await this.bucket.removeTokens(request.reduce((n, r) => n + r.value.length, 0));
-        await this.sink.send(request);
+        const unconfirmed = checkConfirmations(request, await this.sink.send(request));
+        if (unconfirmed !== null) {
+          this.unconfirmed(unconfirmed);
+          throw new Error(`kafka confirmed ${request.length - unconfirmed.records} of ${request.length} records`);
+        }
       }
     } catch (err) {
       this.leased.clear();
@@ -276,4 +290,33 @@ export class Forwarder {
       this.interrupt = done;
     });
   }
+}
+
+export interface Unconfirmed {
+  /** records without a confirmation */
+  readonly records: number;
+  /** confirmed records that follow an unconfirmed one of the same topic and key: written out of order */
+  readonly reordered: number;
+}
+
+/**
+ * The evidence check: every record needs its own confirmation (a partition
+ * and an offset). Returns null when all are confirmed.
+ */
+export function checkConfirmations(records: readonly OutRecord[], confirmations: ReadonlyArray<Confirmation | null>): Unconfirmed | null {
+  let missing = 0;
+  let reordered = 0;
+  const gapAt = new Set<string>();
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const c = i < confirmations.length ? confirmations[i] : null;
+    const id = `${r.topic}\u0000${r.key}`;
+    if (c === null || c === undefined || !(c.partition >= 0) || !/^\d+$/.test(c.offset)) {
+      missing++;
+      gapAt.add(id);
+    } else if (gapAt.has(id)) {
+      reordered++;
+    }
+  }
+  return missing === 0 ? null : { records: missing, reordered };
 }

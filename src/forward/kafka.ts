@@ -1,47 +1,111 @@
-import { CompressionTypes, Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
+import { createRequire } from 'node:module';
+import type { DeliveryReport, LibrdKafkaError, Producer, ProducerGlobalConfig, ProducerTopicConfig } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
 import { LogThrottle, type Logger } from '../ops/log.js';
 import type { Stats } from '../ops/stats.js';
-import { tlsClientOptions } from '../security/tls.js';
-import type { OutRecord, RecordSink } from './sink.js';
+import { readPem } from '../security/tls.js';
+import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
-const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+// a CommonJS addon: its named exports are not visible to ESM's static analysis
+const rdkafka = createRequire(import.meta.url)('@confluentinc/kafka-javascript') as typeof import('@confluentinc/kafka-javascript');
+const CODES = rdkafka.CODES.ERRORS;
+
+/** librdkafka's settings for our producer, from the config (secrets resolved here, never logged). */
+export function producerConfig(kafka: Config['kafka']): ProducerGlobalConfig & ProducerTopicConfig {
+  const tls = kafka.tls;
+  const sasl = kafka.sasl;
+  const protocol = `${sasl !== undefined ? 'sasl_' : ''}${tls.enabled ? 'ssl' : 'plaintext'}`;
+  const conf: ProducerGlobalConfig & ProducerTopicConfig = {
+    'client.id': kafka.client_id,
+    'bootstrap.servers': kafka.brokers.join(','),
+    'security.protocol': protocol as ProducerGlobalConfig['security.protocol'],
+    // idempotent: acks=all, at most 5 requests in flight per partition, retries keep their order and never duplicate
+    'enable.idempotence': true,
+    'request.required.acks': -1,
+    // a permanent failure of one message would leave a gap that later messages of its partition jump over:
+    // librdkafka raises a fatal error instead, the forwarder drops this producer and sends the rows again in order
+    'enable.gapless.guarantee': true,
+    'compression.codec': kafka.compression,
+    // Java's default partitioner (murmur2 of the key): a key lands where a Java producer (and kafkajs) put it
+    partitioner: 'murmur2_random',
+    // the forwarder batches already; a short linger only joins the records of one send
+    'linger.ms': 5,
+    'message.max.bytes': Math.min(1_000_000_000, Math.max(1_000_000, kafka.max_send_bytes + 65_536)),
+    'socket.connection.setup.timeout.ms': Math.max(1000, kafka.connection_timeout_ms),
+    'request.timeout.ms': kafka.request_timeout_ms,
+    'message.timeout.ms': kafka.delivery_timeout_ms,
+    'retry.backoff.ms': 100,
+    'retry.backoff.max.ms': 1000,
+    'reconnect.backoff.ms': 100,
+    'reconnect.backoff.max.ms': 5000,
+    dr_cb: true,
+  };
+  if (tls.enabled) {
+    conf['enable.ssl.certificate.verification'] = tls.reject_unauthorized;
+    conf['ssl.endpoint.identification.algorithm'] = tls.reject_unauthorized ? 'https' : 'none';
+    const ca = readPem(tls.ca);
+    const cert = readPem(tls.cert);
+    const key = readPem(tls.key);
+    if (ca !== undefined) conf['ssl.ca.pem'] = ca;
+    if (cert !== undefined) conf['ssl.certificate.pem'] = cert;
+    if (key !== undefined) conf['ssl.key.pem'] = key;
+  }
+  if (sasl !== undefined) {
+    conf['sasl.mechanisms'] = sasl.mechanism.toUpperCase();
+    conf['sasl.username'] = sasl.username;
+    conf['sasl.password'] = readSecret(sasl.password);
+  }
+  return conf;
+}
+
+type Pending = { readonly index: number; readonly settle: (index: number, c: Confirmation | null, err: LibrdKafkaError | null) => void };
 
 /**
- * kafkajs producer: idempotent (no duplicates within one producer session),
- * acks=all, one request in flight so that a retry can never overtake a
- * later batch. kafkajs' DefaultPartitioner is murmur2 like the Java client, so
- * a key lands on the same partition as it would from any Java producer.
+ * Kafka through librdkafka (`@confluentinc/kafka-javascript`): an idempotent
+ * producer with acks=all whose every message gets its own delivery report
+ * with a partition and an offset. kafkajs 2.2.4, used before, resolved
+ * `sendBatch` without writing the partitions of a leader that died
+ * mid-request (its issue #1303), which lost acknowledged events on a
+ * replicated cluster; librdkafka tracks each message until the new leader
+ * confirms it.
  */
 export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onConnected: (up: boolean) => void, stats?: Stats): RecordSink {
   const kafkaLog = log.child({ component: 'kafka' });
   const throttle = new LogThrottle(30_000);
-  const ssl = tlsClientOptions(kafkaConfig.tls);
-  const saslConfig = kafkaConfig.sasl;
-  // read once at start; the value lives only in kafkajs' options, never in a log line
-  const sasl = saslConfig === undefined ? undefined : { mechanism: saslConfig.mechanism, username: saslConfig.username, password: readSecret(saslConfig.password) };
-  const kafka = new Kafka({
-    clientId: kafkaConfig.client_id,
-    brokers: [...kafkaConfig.brokers],
-    ...(ssl !== undefined ? { ssl } : {}),
-    ...(sasl !== undefined ? { sasl: sasl as never } : {}),
-    connectionTimeout: kafkaConfig.connection_timeout_ms,
-    requestTimeout: kafkaConfig.request_timeout_ms,
-    // the forwarder retries with its own backoff; kafkajs retries only the quick transient cases
-    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      const { message, ...extra } = entry.log;
-      // the forwarder's own retries are bounded on purpose; duplicates they cause carry the same sequence numbers
-      const expected = message.startsWith('Limiting retries for the idempotent producer');
-      const level = expected || entry.level > logLevel.WARN ? 'debug' : 'warn';
-      throttle.run(`${entry.namespace}:${message}`, (suppressed) => {
-        kafkaLog[level]({ ns: entry.namespace, broker: extra.broker, error: extra.error, suppressed }, `kafkajs: ${message}`);
-      });
-    },
-  });
+  const conf = producerConfig(kafkaConfig);
+  if (kafkaConfig.tls.enabled && kafkaConfig.tls.servername !== undefined) {
+    kafkaLog.warn({ servername: kafkaConfig.tls.servername }, 'kafka.tls.servername is not used: librdkafka checks the certificate against the broker host names');
+  }
   let producer: Promise<Producer> | null = null;
+  /** sends waiting for delivery reports of a producer that may die (fatal error, close) */
+  let inFlight = new Set<Pending>();
+
+  function onError(p: Producer, err: LibrdKafkaError): void {
+    if (err.code === CODES.ERR__AUTHENTICATION || err.code === CODES.ERR_SASL_AUTHENTICATION_FAILED) {
+      if (stats !== undefined) {
+        stats.upstream_auth_failures_total++;
+        stats.upstream_auth_failed = true;
+      }
+      throttle.run('sasl', (suppressed) => {
+        kafkaLog.error({ code: 'EH_ERR_UPSTREAM_AUTH', mechanism: kafkaConfig.sasl?.mechanism, username: kafkaConfig.sasl?.username, err: err.message, suppressed }, 'kafka refused our credentials; events stay buffered and the login is retried');
+      });
+      onConnected(false);
+      return;
+    }
+    if (err.code === CODES.ERR__ALL_BROKERS_DOWN) onConnected(false);
+    if (err.isFatal === true) {
+      // an idempotent producer cannot go on after a fatal error: a new one (new producer id) takes over
+      throttle.run(`fatal:${err.code}`, (suppressed) => {
+        kafkaLog.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: err.message, kafka_code: err.code, suppressed }, 'kafka producer failed fatally; a new producer resends what was not confirmed');
+      });
+      void retire(p);
+      return;
+    }
+    throttle.run(`error:${err.code}`, (suppressed) => {
+      kafkaLog.debug({ err: err.message, kafka_code: err.code, suppressed }, 'librdkafka');
+    });
+  }
 
   /** One producer at a time, shared by concurrent callers; a failed connect is forgotten so the next call tries again. */
   function connected(): Promise<Producer> {
@@ -55,66 +119,113 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
     return producer;
   }
 
-  async function connect(): Promise<Producer> {
-    const p = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: true,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2000 },
+  function connect(): Promise<Producer> {
+    const p = new rdkafka.Producer(conf);
+    p.on('event.error', (err) => onError(p, err));
+    p.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => {
+      const pending = report.opaque as Pending | undefined;
+      if (pending === undefined) return;
+      const ok = err === null || err === undefined || err.code === CODES.ERR_NO_ERROR;
+      const offset = report.offset;
+      // evidence, not a callback: a confirmation names the partition and the offset Kafka wrote it at
+      const confirmed = ok && Number.isInteger(report.partition) && report.partition >= 0 && typeof offset === 'number' && offset >= 0;
+      pending.settle(pending.index, confirmed ? { partition: report.partition, offset: String(offset) } : null, ok ? null : err);
+      if (confirmed) onConnected(true);
     });
-    try {
-      await p.connect();
-    } catch (err) {
-      await p.disconnect().catch(() => undefined);
-      if ((err as Error).name === 'KafkaJSSASLAuthenticationError') {
-        if (stats !== undefined) {
-          stats.upstream_auth_failures_total++;
-          stats.upstream_auth_failed = true;
+    return new Promise<Producer>((resolve, reject) => {
+      p.connect({ timeout: Math.max(1000, kafkaConfig.connection_timeout_ms) }, (err) => {
+        if (err !== null && err !== undefined) {
+          p.disconnect(() => undefined);
+          reject(new Error(`kafka unreachable: ${err.message}`));
+          return;
         }
-        throttle.run('sasl', (suppressed) => {
-          kafkaLog.error({ code: 'EH_ERR_UPSTREAM_AUTH', mechanism: saslConfig?.mechanism, username: saslConfig?.username, err: (err as Error).message, suppressed }, 'kafka refused our credentials; events stay buffered and the login is retried');
-        });
-      }
-      throw err;
-    }
-    if (stats !== undefined) stats.upstream_auth_failed = false;
-    onConnected(true);
-    return p;
+        p.setPollInBackground(true);
+        if (stats !== undefined) stats.upstream_auth_failed = false;
+        onConnected(true);
+        resolve(p);
+      });
+    });
   }
 
-  async function drop(): Promise<void> {
-    const p = producer;
-    producer = null;
-    onConnected(false);
-    if (p !== null) await p.then((x) => x.disconnect()).catch(() => undefined);
+  /** Fails the sends still waiting on this producer and disconnects it. */
+  async function retire(p: Producer): Promise<void> {
+    const current = producer;
+    if (current !== null && (await current.catch(() => null)) === p) producer = null;
+    const waiting = inFlight;
+    inFlight = new Set();
+    for (const w of waiting) w.settle(-1, null, null);
+    await new Promise<void>((resolve) => {
+      // Producer.disconnect flushes first; skip that (the binding's own disconnect): what was not
+      // confirmed is in the buffer and is sent again by the next producer
+      (p as unknown as { _disconnect(cb: () => void): void })._disconnect(() => resolve());
+    }).catch(() => undefined);
   }
 
   return {
     async connect(): Promise<void> {
       await connected();
     },
-    async send(records: readonly OutRecord[]): Promise<void> {
+    async send(records: readonly OutRecord[]): Promise<ReadonlyArray<Confirmation | null>> {
       const p = await connected();
-      const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
-      for (const r of records) {
-        let list = byTopic.get(r.topic);
-        if (list === undefined) byTopic.set(r.topic, (list = []));
-        list.push({ key: r.key, value: r.value, headers: r.headers });
+      const results: Array<Confirmation | null> = new Array<Confirmation | null>(records.length).fill(null);
+      let firstError: LibrdKafkaError | null = null;
+      await new Promise<void>((resolve) => {
+        let open = records.length;
+        const entries: Pending[] = [];
+        const settle = (index: number, c: Confirmation | null, err: LibrdKafkaError | null): void => {
+          if (index < 0) {
+            // the producer was retired: nothing more will be reported
+            for (const e of entries) inFlight.delete(e);
+            open = 0;
+            resolve();
+            return;
+          }
+          if (open === 0) return;
+          results[index] = c;
+          if (err !== null && firstError === null) firstError = err;
+          open--;
+          if (open === 0) {
+            for (const e of entries) inFlight.delete(e);
+            resolve();
+          }
+        };
+        if (records.length === 0) {
+          resolve();
+          return;
+        }
+        const group: Pending = { index: -1, settle };
+        inFlight.add(group);
+        entries.push(group);
+        for (let i = 0; i < records.length; i++) {
+          const r = records[i]!;
+          const headers = Object.entries(r.headers).map(([k, v]) => ({ [k]: v }));
+          try {
+            p.produce(r.topic, null, r.value, r.key, Date.now(), { index: i, settle } satisfies Pending, headers);
+          } catch (err) {
+            // not queued: neither it nor any later record may go out before it (per-key order)
+            if (firstError === null) firstError = err as LibrdKafkaError;
+            open -= records.length - i;
+            if (open === 0) {
+              inFlight.delete(group);
+              resolve();
+            }
+            break;
+          }
+        }
+      });
+      if (firstError !== null && results.every((c) => c === null)) {
+        throw new Error(`kafka did not take the records: ${(firstError as LibrdKafkaError).message}`);
       }
-      try {
-        await p.sendBatch({
-          acks: -1,
-          timeout: kafkaConfig.request_timeout_ms,
-          compression: COMPRESSION[kafkaConfig.compression],
-          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-        });
-      } catch (err) {
-        // a fresh producer on the next attempt: kafkajs does not always recover a producer whose broker went away
-        await drop();
-        throw err;
+      return results;
+    },
+    async close(): Promise<void> {
+      const p = producer;
+      producer = null;
+      onConnected(false);
+      if (p !== null) {
+        const resolved = await p.catch(() => null);
+        if (resolved !== null) await retire(resolved);
       }
     },
-    close: drop,
   };
 }

@@ -19,6 +19,7 @@ export const HEALTH_REASONS = {
   store_not_writable: 'failing',
   upstream_down: 'degraded',
   upstream_auth: 'degraded',
+  upstream_unconfirmed: 'degraded',
   buffer_high: 'degraded',
   events_lost: 'degraded',
   disk_low: 'degraded',
@@ -50,6 +51,8 @@ export interface HealthInput {
   readonly diskFreeBytes: number | null;
   /** Kafka refused the SASL credentials on the last attempt */
   readonly upstreamAuthFailed?: boolean;
+  /** ms since epoch of the last send Kafka did not fully confirm; 0: never */
+  readonly upstreamUnconfirmedAt?: number;
 }
 
 export interface HealthRules {
@@ -66,6 +69,8 @@ export function evaluateHealth(i: HealthInput, rules: HealthRules): Health {
   if (i.lastCommitErrorAt > 0 && i.lastCommitErrorAt >= i.lastCommitAt) found.push(['store_not_writable', 'the last buffer commit failed; publishes are not acknowledged']);
   if (i.buffer !== null && i.buffer.events > 0 && !i.upstreamConnected) found.push(['upstream_down', 'kafka unreachable; events are waiting']);
   if (i.upstreamAuthFailed === true) found.push(['upstream_auth', 'kafka refused our credentials (kafka.sasl)']);
+  const unconfirmedAt = i.upstreamUnconfirmedAt ?? 0;
+  if (unconfirmedAt > 0 && i.now - unconfirmedAt < rules.lossWindowMs) found.push(['upstream_unconfirmed', `kafka left records of a send unconfirmed in the last ${Math.round(rules.lossWindowMs / 1000)} s (sent again; see upstream_unconfirmed_records_total)`]);
   if (i.buffer !== null && i.buffer.bytes > rules.bufferRatio * i.maxBytes) found.push(['buffer_high', `buffer above ${Math.round(rules.bufferRatio * 100)}% of buffer.max_bytes`]);
   if (i.lastLossAt > 0 && i.now - i.lastLossAt < rules.lossWindowMs) found.push(['events_lost', `events lost in the last ${Math.round(rules.lossWindowMs / 1000)} s (see lost_events_total)`]);
   if (i.diskFreeBytes !== null && i.diskFreeBytes < rules.diskMinFreeBytes) found.push(['disk_low', `${i.diskFreeBytes} bytes free on the buffer's filesystem (health.disk_min_free_bytes ${rules.diskMinFreeBytes})`]);

@@ -43,6 +43,9 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   sent_records_total: { help: 'Kafka records (CBOR batches) delivered' },
   sent_bytes_total: { help: 'record value bytes delivered to Kafka' },
   send_errors_total: { help: 'failed sends to Kafka (kept and retried)' },
+  upstream_unconfirmed_records_total: { help: 'records Kafka did not confirm with a partition and an offset (kept and sent again)' },
+  upstream_reordered_records_total: { help: 'records Kafka confirmed after an unconfirmed record of the same key (order broken upstream)' },
+  upstream_unconfirmed_at: null, // health reason upstream_unconfirmed
   dropped_unrouted_total: { name: 'edgehaul_dropped_unrouted_messages_total', help: 'messages that matched no route' },
   dropped_oversize_total: { name: 'edgehaul_dropped_oversize_messages_total', help: 'payloads above ingest.max_payload_bytes' },
   connected_clients: { help: 'MQTT clients connected' },

@@ -18,6 +18,12 @@ export class Stats {
   sent_records_total = 0;
   sent_bytes_total = 0;
   send_errors_total = 0;
+  /** records a send returned without a confirmation (partition and offset) from Kafka: kept and sent again */
+  upstream_unconfirmed_records_total = 0;
+  /** confirmed records written after an unconfirmed one of the same key (per-key order broken upstream) */
+  upstream_reordered_records_total = 0;
+  /** ms since epoch of the last send Kafka did not fully confirm; 0: none since start */
+  upstream_unconfirmed_at = 0;
   dropped_unrouted_total = 0;
   dropped_oversize_total = 0;
   connected_clients = 0;

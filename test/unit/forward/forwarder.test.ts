@@ -7,8 +7,8 @@ import pino from 'pino';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { openSqliteStore } from '../../../src/buffer/store.js';
 import { decodeBatch } from '../../../src/forward/format.js';
-import { Forwarder } from '../../../src/forward/forwarder.js';
-import type { OutRecord, RecordSink } from '../../../src/forward/sink.js';
+import { checkConfirmations, Forwarder } from '../../../src/forward/forwarder.js';
+import type { Confirmation, OutRecord, RecordSink } from '../../../src/forward/sink.js';
 import { Stats } from '../../../src/ops/stats.js';
 import { waitFor } from '../../helpers/poll.js';
 
@@ -22,10 +22,11 @@ class FakeSink implements RecordSink {
   attempts = 0;
   constructor(private failures: number) {}
   async connect(): Promise<void> {}
-  async send(records: readonly OutRecord[]): Promise<void> {
+  async send(records: readonly OutRecord[]): Promise<Confirmation[]> {
     this.attempts++;
     if (this.failures-- > 0) throw new Error('broker unreachable');
     this.accepted.push(...records);
+    return records.map((_, i) => ({ partition: 0, offset: String(this.accepted.length - records.length + i) }));
   }
   async close(): Promise<void> {}
 }
@@ -53,6 +54,64 @@ test('events leave the buffer only after the sink accepted them, retried after f
   assert.deepEqual(byKey.get('b'), [2]);
   assert.equal(await fwd.stop(Date.now() + 1000), 0);
   store.close();
+});
+
+/**
+ * kafkajs' failure on a leader change (its issue #1303): the send resolves, but
+ * the records of some partitions got no response. Each returned entry stands
+ * for one record; null means no partition and offset came back for it.
+ */
+class PartialSink implements RecordSink {
+  accepted: OutRecord[] = [];
+  sends = 0;
+  constructor(private readonly partialSends: number, private readonly unconfirmed: (r: OutRecord, i: number) => boolean) {}
+  async connect(): Promise<void> {}
+  async send(records: readonly OutRecord[]): Promise<Array<Confirmation | null>> {
+    this.sends++;
+    const partial = this.sends <= this.partialSends;
+    return records.map((r, i) => {
+      if (partial && this.unconfirmed(r, i)) return null;
+      this.accepted.push(r);
+      return { partition: 0, offset: String(this.accepted.length - 1) };
+    });
+  }
+  async close(): Promise<void> {}
+}
+
+test('a send that resolves without a confirmation for every record keeps the rows, counts and logs it, degrades health, and sends again', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 1), ev('b', 2), ev('a', 3), ev('c', 4)] }]);
+  // key b's record gets no confirmation in the first send; the send itself resolves
+  const sink = new PartialSink(1, (r) => r.key === 'b');
+  const stats = new Stats();
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const fwd = new Forwarder(store, sink, options, stats, log);
+  fwd.start();
+  await waitFor('delivery', () => store.stats().events === 0, 5000);
+  assert.equal(sink.sends, 2, 'the partially confirmed send is retried as a whole');
+  assert.equal(stats.upstream_unconfirmed_records_total, 1);
+  assert.equal(stats.upstream_reordered_records_total, 0);
+  assert.ok(stats.upstream_unconfirmed_at > 0);
+  assert.equal(stats.send_errors_total, 1);
+  assert.equal(stats.sent_events_total, 4, 'counted once, when all were confirmed');
+  const line = lines.find((l) => l.code === 'EH_ERR_UPSTREAM_UNCONFIRMED');
+  assert.ok(line !== undefined, 'logged with its code');
+  assert.equal(line.records, 1);
+  const delivered = sink.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString())));
+  assert.deepEqual([...new Set(delivered)].sort(), [1, 2, 3, 4], 'every event delivered (the retry duplicates a and c, with the same sequence numbers)');
+  assert.equal(await fwd.stop(Date.now() + 1000), 0);
+  store.close();
+});
+
+test('checkConfirmations: a missing or malformed confirmation is a failure; a confirmed record after an unconfirmed one of its key is counted as reordered', () => {
+  const r = (key: string): OutRecord => ({ topic: 't', key, value: Buffer.alloc(1), headers: {} });
+  const ok = (offset: string): Confirmation => ({ partition: 1, offset });
+  assert.equal(checkConfirmations([r('a'), r('b')], [ok('0'), ok('7')]), null);
+  assert.deepEqual(checkConfirmations([r('a'), r('b')], [ok('0')]), { records: 1, reordered: 0 }, 'fewer confirmations than records');
+  assert.deepEqual(checkConfirmations([r('a')], [{ partition: -1, offset: '3' }]), { records: 1, reordered: 0 });
+  assert.deepEqual(checkConfirmations([r('a')], [ok('-1')]), { records: 1, reordered: 0 }, 'an offset of -1 is no evidence of a write');
+  assert.deepEqual(checkConfirmations([r('a'), r('b'), r('a')], [null, ok('1'), ok('2')]), { records: 1, reordered: 1 });
 });
 
 test('higher-priority commits are sent before an older lower-priority backlog', async () => {
@@ -123,11 +182,12 @@ class GatedSink implements RecordSink {
   closed = false;
   private gate: (() => void) | null = null;
   async connect(): Promise<void> {}
-  async send(records: readonly OutRecord[]): Promise<void> {
+  async send(records: readonly OutRecord[]): Promise<Confirmation[]> {
     this.inFlight++;
     await new Promise<void>((resolve) => (this.gate = resolve));
     this.inFlight--;
     this.accepted.push(...records);
+    return records.map((_, i) => ({ partition: 0, offset: String(this.accepted.length - records.length + i) }));
   }
   release(): void {
     this.gate?.();
