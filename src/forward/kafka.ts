@@ -82,7 +82,8 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
   let inFlight = new Set<Pending>();
 
   function onError(p: Producer, err: LibrdKafkaError): void {
-    if (err.code === CODES.ERR__AUTHENTICATION || err.code === CODES.ERR_SASL_AUTHENTICATION_FAILED) {
+    // the binding reports these events with code -1: the message is what tells them apart
+    if (err.code === CODES.ERR__AUTHENTICATION || err.code === CODES.ERR_SASL_AUTHENTICATION_FAILED || /authentication/i.test(err.message)) {
       if (stats !== undefined) {
         stats.upstream_auth_failures_total++;
         stats.upstream_auth_failed = true;
@@ -93,7 +94,7 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       onConnected(false);
       return;
     }
-    if (err.code === CODES.ERR__ALL_BROKERS_DOWN) onConnected(false);
+    if (err.code === CODES.ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message)) onConnected(false);
     if (err.isFatal === true) {
       // an idempotent producer cannot go on after a fatal error: a new one (new producer id) takes over
       throttle.run(`fatal:${err.code}`, (suppressed) => {
@@ -132,10 +133,20 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       pending.settle(pending.index, confirmed ? { partition: report.partition, offset: String(offset) } : null, ok ? null : err);
       if (confirmed) onConnected(true);
     });
+    // librdkafka's error events (a refused login among them) wait for a poll; until the background
+    // poller runs (after the first metadata), poll here or a connect fails with no reason
+    const poller = setInterval(() => {
+      try {
+        p.poll();
+      } catch {
+        // not connected yet
+      }
+    }, 100);
     return new Promise<Producer>((resolve, reject) => {
       p.connect({ timeout: Math.max(1000, kafkaConfig.connection_timeout_ms) }, (err) => {
+        clearInterval(poller);
         if (err !== null && err !== undefined) {
-          p.disconnect(() => undefined);
+          // the binding has disconnected its handle already (and Producer.disconnect would throw)
           reject(new Error(`kafka unreachable: ${err.message}`));
           return;
         }
