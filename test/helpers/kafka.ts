@@ -93,3 +93,50 @@ export function eventCount(records: readonly ConsumedRecord[]): number {
 }
 
 export { HEADERS };
+
+export interface KafkaCluster {
+  readonly brokers: string[];
+  readonly dir: string;
+  /** Signals node `id` (1-based; SIGKILL by default) and waits until its process is gone. */
+  kill(id: number, signal?: 'KILL' | 'TERM'): Promise<void>;
+  /** Starts node `id` again with its data and ports; resolves once it serves. */
+  restart(id: number): Promise<void>;
+  stop(): Promise<void>;
+  /** Partition -> leader node id (-1: none) and in-sync replica count, from the cluster's metadata. */
+  partitions(topic: string): Promise<Array<{ partition: number; leader: number; isr: number }>>;
+}
+
+/** A replicated KRaft cluster of `nodes` nodes (scripts/kafka/cluster.sh), replication 3, min.insync.replicas 2. */
+export async function startKafkaCluster(nodes = 3): Promise<KafkaCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-test-cluster-'));
+  const script = join(SCRIPTS, 'cluster.sh');
+  const { stdout } = await run('bash', [script, 'start', '--dir', dir, '--nodes', String(nodes)], { timeout: 240_000 });
+  const m = /^KAFKA_BROKERS=(\S+)/m.exec(stdout);
+  if (m === null) throw new Error(`cluster.sh printed no KAFKA_BROKERS: ${stdout}`);
+  const brokers = m[1]!.split(',');
+  const kafka = new Kafka({ clientId: 'edgehaul-test-admin', brokers, logLevel: logLevel.NOTHING, retry: { retries: 2 } });
+  return {
+    brokers,
+    dir,
+    kill: async (id, signal = 'KILL') => {
+      await run('bash', [script, 'kill', dir, String(id), signal], { timeout: 90_000 });
+    },
+    restart: async (id) => {
+      await run('bash', [script, 'restart', dir, String(id)], { timeout: 180_000 });
+    },
+    stop: async () => {
+      await run('bash', [script, 'stop', dir], { timeout: 90_000 });
+    },
+    partitions: async (topic) => {
+      // a fresh admin each time: the one before may hold a connection to a node killed since
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const md = await admin.fetchTopicMetadata({ topics: [topic] });
+        return md.topics[0]!.partitions.map((p) => ({ partition: p.partitionId, leader: p.leader, isr: p.isr.length }));
+      } finally {
+        await admin.disconnect();
+      }
+    },
+  };
+}
