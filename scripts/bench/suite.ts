@@ -68,9 +68,12 @@
  *   --kafka X            use a running Kafka instead of starting one: HOST:PORT, or the --dir
  *                        of scripts/kafka/start.sh (then Kafka log bytes can be measured)
  *   --keep               keep the temp dir (daemon buffers and logs, Kafka data)
+ *   --baseline REF       also run embedded-disk on the daemon of git revision REF (exported and
+ *                        built in the temp dir with this checkout's node_modules), right after this
+ *                        checkout's embedded-disk: two versions side by side in one run
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
@@ -121,6 +124,7 @@ interface Options {
   maxSecs: number;
   kafka: string | null;
   keep: boolean;
+  baseline: string | null;
 }
 
 function parseSteps(raw: string | null): unknown[] | null {
@@ -171,6 +175,7 @@ function parseOptions(): Options {
       'max-secs': { type: 'string' },
       kafka: { type: 'string' },
       keep: { type: 'boolean' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -209,7 +214,22 @@ function parseOptions(): Options {
     maxSecs: num('max-secs', quick ? 600 : 1500, 10, 86_400),
     kafka: str('kafka'),
     keep: flag('keep'),
+    baseline: str('baseline'),
   };
+}
+
+/**
+ * The daemon of git revision `ref`, built in `dir` for a side-by-side
+ * scenario: its tree exported with git archive, this checkout's node_modules
+ * linked in (the revision must build with them), compiled with tsc.
+ */
+function buildBaseline(ref: string, dir: string): { root: string; label: string } {
+  const rev = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
+  mkdirSync(dir, { recursive: true });
+  execFileSync('bash', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'archive', ROOT, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return { root: dir, label: rev };
 }
 
 // ---------------------------------------------------------------- results
@@ -671,6 +691,8 @@ interface PipelineSpec {
   readonly pinned: boolean;
   /** the route's transform steps for this scenario (default: --route-steps) */
   readonly steps?: unknown[];
+  /** the checkout whose daemon runs (default: this one; --baseline: another revision) */
+  readonly root?: string;
 }
 
 const WHAT: Record<string, string> = {
@@ -714,7 +736,7 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       const nodeArgs = [...opts.daemonNodeArgs, ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
       const wrap = spec.pinned ? ['taskset', '-c', '0'] : [];
       if (spec.pinned && !hasCommand('taskset')) throw new Error('taskset not found (util-linux)');
-      daemon = new BenchDaemon(ROOT, dir, config, nodeArgs, wrap);
+      daemon = new BenchDaemon(spec.root ?? ROOT, dir, config, nodeArgs, wrap);
       const address = await daemon.start();
       if (spec.mode === 'client') {
         const d = daemon;
@@ -1047,6 +1069,13 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
         case 'embedded-disk-1core': {
           const [mode, durability] = name.split('-') as ['embedded' | 'client', 'disk' | 'memory'];
           scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, name, { system: 'edgehaul', mode, durability, compression: 'none', pinned: name.endsWith('1core') }, opts.steps, true, profileDir));
+          if (name === 'embedded-disk' && opts.baseline !== null) {
+            const base = buildBaseline(opts.baseline, join(tmpRoot, 'baseline'));
+            const label = `embedded-disk@${base.label}`;
+            log(label);
+            WHAT[label] = `embedded-disk on the daemon of revision ${base.label} (--baseline)`;
+            scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, label, { system: 'edgehaul', mode, durability, compression: 'none', pinned: false, root: base.root }, opts.steps, true, profileDir));
+          }
           break;
         }
         case 'kafka-bytes':

@@ -25,10 +25,11 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   const app = join(root, 'opt/edgehaul');
   const etc = join(root, 'etc/edgehaul');
   const unit = join(root, 'etc/systemd/system/edgehaul.service');
-  for (const p of ['dist/src/cli/main.js', 'package.json', 'README.md', 'node_modules/better-sqlite3/package.json', 'node_modules/unix-dgram/package.json', 'node_modules/kafkajs/package.json']) {
+  for (const p of ['dist/src/cli/main.js', 'package.json', 'README.md', 'node_modules/better-sqlite3/package.json', 'node_modules/unix-dgram/package.json', 'node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node']) {
     assert.ok(existsSync(join(app, p)), `${p} installed`);
   }
   assert.ok(!existsSync(join(app, 'node_modules/typescript')), 'build-only packages are left out');
+  assert.ok(!existsSync(join(app, 'node_modules/kafkajs')), 'kafkajs (tests and benchmarks only) is left out');
   assert.ok(!existsSync(join(app, 'dist/test')), 'tests are left out');
   assert.equal(mode(app), '755');
   assert.equal(mode(etc), '750');
