@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   EH_ERR_INGEST_TLS: 'a TLS handshake on the embedded TLS listener failed',
   EH_ERR_UPSTREAM_AUTH: 'Kafka refused the SASL credentials; events stay buffered',
   EH_ERR_UPSTREAM_SEND: 'a batch could not be sent to Kafka; it stays buffered and is retried',
+  EH_ERR_UPSTREAM_UNCONFIRMED: 'a send returned without a confirmation (partition and offset) for every record; all its events stay buffered and are sent again',
   EH_ERR_DECODE_FORMAT: 'a Kafka record value is not an edgehaul batch',
   EH_ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within its deadline',
   EH_ERR_HTTP_LISTEN: 'the HTTP endpoint (/metrics, /healthz, /status) cannot bind its address',
