@@ -180,6 +180,7 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       const p = await connected();
       const results: Array<Confirmation | null> = new Array<Confirmation | null>(records.length).fill(null);
       let firstError: LibrdKafkaError | null = null;
+      let retired = false;
       await new Promise<void>((resolve) => {
         let open = records.length;
         const entries: Pending[] = [];
@@ -187,6 +188,7 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
           if (index < 0) {
             // the producer was retired: nothing more will be reported
             for (const e of entries) inFlight.delete(e);
+            retired = open > 0;
             open = 0;
             resolve();
             return;
@@ -224,6 +226,7 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
           }
         }
       });
+      if (retired) throw new Error('the kafka producer was closed or failed before confirming every record');
       if (firstError !== null && results.every((c) => c === null)) {
         throw new Error(`kafka did not take the records: ${(firstError as LibrdKafkaError).message}`);
       }
