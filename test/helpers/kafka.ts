@@ -15,6 +15,8 @@ export interface KafkaBroker {
   readonly brokers: string[];
   /** With `sasl`: the SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). */
   readonly saslBrokers: string[];
+  /** With `tls`: the SSL listener. */
+  readonly tlsBrokers: string[];
   readonly dir: string;
   stop(): Promise<void>;
   /** Starts the stopped broker again, same port and data. */
@@ -22,17 +24,20 @@ export interface KafkaBroker {
 }
 
 /** A broker of this test's own, started with the project's script (its data lives in a temp dir). */
-export async function startKafka(opts: { sasl?: { username: string; password: string } } = {}): Promise<KafkaBroker> {
+export async function startKafka(opts: { sasl?: { username: string; password: string }; tlsPem?: string } = {}): Promise<KafkaBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'edgehaul-test-kafka-'));
   const sasl = opts.sasl !== undefined ? ['--sasl', `${opts.sasl.username}:${opts.sasl.password}`] : [];
-  const { stdout } = await run('bash', [join(SCRIPTS, 'start.sh'), '--dir', dir, ...sasl], { timeout: 180_000 });
+  const tls = opts.tlsPem !== undefined ? ['--tls', opts.tlsPem] : [];
+  const { stdout } = await run('bash', [join(SCRIPTS, 'start.sh'), '--dir', dir, ...sasl, ...tls], { timeout: 180_000 });
   const m = /^KAFKA_BROKERS=(\S+)/m.exec(stdout);
   if (m === null) throw new Error(`start.sh printed no KAFKA_BROKERS: ${stdout}`);
   const brokers = [m[1]!];
   const s = /^KAFKA_SASL_BROKERS=(\S+)/m.exec(stdout);
+  const t = /^KAFKA_TLS_BROKERS=(\S+)/m.exec(stdout);
   return {
     brokers,
     saslBrokers: s !== null ? [s[1]!] : [],
+    tlsBrokers: t !== null ? [t[1]!] : [],
     dir,
     stop: async () => {
       await run('bash', [join(SCRIPTS, 'stop.sh'), dir], { timeout: 60_000 });
