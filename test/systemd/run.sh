@@ -260,9 +260,8 @@ out="$(ct bash /mnt/edgehaul/scripts/install.sh 2>&1)" || { echo "$out" >&2; die
 is_state active || die "not active after the upgrade"
 [ "$(prop MainPID)" != "$pid" ] || die "upgrade did not restart the process"
 [ "$(buffered)" = "$held" ] || die "buffer after the upgrade: $(buffered) events, before: $held"
-out="$(ct bash /mnt/edgehaul/scripts/install.sh 2>&1)" || die "second install.sh failed"
-grep -q 'nothing changed' <<<"$out" || { echo "$out" >&2; die "a second install.sh changed something"; }
-say "upgrade: replaced, restarted, buffer kept ($held events); a second run changes nothing"
+# (that a second run changes nothing is test/integration/install.test.ts's, in a scratch root)
+say "upgrade: replaced, restarted, buffer kept ($held events)"
 
 # --- uninstall, --purge, reinstall --------------------------------------------------------
 ct bash /mnt/edgehaul/scripts/uninstall.sh | indent
