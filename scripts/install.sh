@@ -12,11 +12,12 @@
 #   /etc/edgehaul/edgehaul.yaml          the config, 0640 root:edgehaul; installed only if absent
 #   /etc/edgehaul/credentials/           0700 root: files for LoadCredential= (secrets)
 #   /etc/systemd/system/edgehaul.service the unit
+#   /usr/local/bin/edgehaul              the edgehaul command (runs /opt/edgehaul with node)
 #   /var/lib/edgehaul                    the buffer: created by systemd (StateDirectory=), never touched here
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 ROOT=""
@@ -37,6 +38,7 @@ ETC="$ROOT/etc/edgehaul"
 UNIT_DIR="$ROOT/etc/systemd/system"
 USER_NAME=edgehaul
 changed=0
+start_failed=0
 
 say() { printf 'install.sh: %s\n' "$*"; }
 fail() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -123,10 +125,28 @@ fi
 set_owner "root:$USER_NAME" 640 "$ETC/edgehaul.yaml"
 [ -d "$ETC/credentials" ] || { mkdir -p "$ETC/credentials"; changed=1; }
 set_owner "root:root" 700 "$ETC/credentials"
-if ! node "$APP/dist/src/cli/main.js" check-config "$ETC/edgehaul.yaml" >/dev/null 2>&1; then
+# as the service will see it: its state directory, and secret files where its LoadCredential= lines point
+config_ok=1
+if ! check_out="$(node "$APP/dist/src/cli/main.js" check-config --state-dir "$ROOT/var/lib/edgehaul" --credentials-dir "$ETC/credentials" "$ETC/edgehaul.yaml" 2>&1)"; then
+  config_ok=0
   say "warning: $ETC/edgehaul.yaml does not validate; the service will not start until it does:"
-  node "$APP/dist/src/cli/main.js" check-config "$ETC/edgehaul.yaml" || true
+  printf '%s\n' "$check_out" | sed 's/^/  /'
 fi
+
+# --- the edgehaul command -----------------------------------------------------
+BIN="$ROOT/usr/local/bin/edgehaul"
+mkdir -p "$ROOT/usr/local/bin"
+wrapper='#!/bin/sh
+# edgehaul command, installed by edgehaul'"'"'s scripts/install.sh (removed by uninstall.sh)
+exec node /opt/edgehaul/dist/src/cli/main.js "$@"'
+if [ -f "$BIN" ] && [ "$(cat "$BIN")" = "$wrapper" ]; then
+  say "command $BIN: unchanged"
+else
+  printf '%s\n' "$wrapper" >"$BIN"
+  say "command $BIN: installed"
+  changed=1
+fi
+set_owner "root:root" 755 "$BIN"
 
 # --- the unit -----------------------------------------------------------------
 mkdir -p "$UNIT_DIR"
@@ -154,16 +174,33 @@ else
     changed=1
   fi
   if [ "$START" -eq 1 ]; then
-    if ! systemctl is-active --quiet edgehaul; then
-      systemctl start edgehaul
-      say "service: started"
-      changed=1
+    if [ "$config_ok" -eq 0 ]; then
+      # starting would only fail (exit 78); a running daemon keeps the config it has
+      if systemctl is-active --quiet edgehaul; then
+        say "warning: service left running as it was, not restarted: fix $ETC/edgehaul.yaml, then: systemctl restart edgehaul"
+      else
+        say "warning: service not started: fix $ETC/edgehaul.yaml, then: systemctl start edgehaul"
+      fi
+      start_failed=1
+    elif ! systemctl is-active --quiet edgehaul; then
+      if systemctl start edgehaul; then
+        say "service: started"
+        changed=1
+      else
+        start_failed=1
+      fi
     elif [ "$app_changed" -eq 1 ] || [ "$unit_changed" -eq 1 ]; then
       # SIGTERM: commit, flush to Kafka, stop; the buffer on disk carries everything else across
-      systemctl restart edgehaul
-      say "service: restarted on the new version"
+      if systemctl restart edgehaul; then
+        say "service: restarted on the new version"
+      else
+        start_failed=1
+      fi
     fi
-    systemctl is-active --quiet edgehaul || say "warning: the service is not running: journalctl -u edgehaul -n 50"
+    if [ "$config_ok" -eq 1 ] && ! systemctl is-active --quiet edgehaul; then
+      say "warning: the service is not running: journalctl -u edgehaul -n 50"
+      start_failed=1
+    fi
   fi
 fi
 
@@ -172,3 +209,5 @@ if [ "$changed" -eq 0 ]; then
 else
   say "done"
 fi
+# installed, but the service asked for is not running: say so in the exit code too
+if [ "$start_failed" -eq 1 ]; then exit 1; fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
-import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { checkSecrets, ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import { batchToJsonLines, decodeBatch } from '../forward/format.js';
 import { runHashPassword } from './hash-password.js';
 import { runInspect } from './inspect.js';
@@ -14,6 +15,15 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
   throw err;
 });
+
+/** The unit's StateDirectory=: where the service keeps a relative buffer.path. */
+const SERVICE_STATE_DIR = '/var/lib/edgehaul';
+
+/** A directory from systemd's environment; StateDirectory= may list several, separated by ':' (the first is ours). */
+function nonEmpty(v: string | undefined): string | undefined {
+  const first = v?.split(':')[0];
+  return first === undefined || first === '' ? undefined : first;
+}
 
 const program = new Command('edgehaul')
   .description('edge IoT gateway: MQTT in, durable SQLite buffer, CBOR batches to Kafka')
@@ -30,11 +40,17 @@ program
 
 program
   .command('check-config')
-  .description('validate a config file without starting; exit 0 when valid, 78 when not')
+  .description('validate a config file and the secret files it names, as the service will see them, without starting; exit 0 when valid, 78 when not')
   .argument('[file]', 'YAML config file', '/etc/edgehaul/edgehaul.yaml')
-  .action((file: string) => {
+  .option('--state-dir <dir>', "where a relative buffer.path lives (default: $STATE_DIRECTORY, else the service's /var/lib/edgehaul)")
+  .option('--credentials-dir <dir>', 'where { file: NAME } secrets are looked for (default: $CREDENTIALS_DIRECTORY, else the credentials directory beside the config)')
+  .action((file: string, opts: { stateDir?: string; credentialsDir?: string }) => {
+    const stateDir = opts.stateDir ?? nonEmpty(process.env.STATE_DIRECTORY) ?? SERVICE_STATE_DIR;
+    const credentialsDir = opts.credentialsDir ?? nonEmpty(process.env.CREDENTIALS_DIRECTORY) ?? join(dirname(resolve(file)), 'credentials');
     try {
-      const loaded = loadConfig(file);
+      const loaded = loadConfig(file, { ...process.env, STATE_DIRECTORY: stateDir });
+      // { env: VAR } secrets are the service's environment, not this shell's: the daemon checks them at start
+      checkSecrets(loaded, { ...process.env, CREDENTIALS_DIRECTORY: credentialsDir }, { envToo: false });
       process.stdout.write(`${file}: ok (gateway id ${loaded.gatewayId}, ${loaded.config.routes.length} route(s), ingest ${loaded.config.ingest.mode}, buffer ${loaded.bufferPath})\n`);
       process.exitCode = EXIT.OK;
     } catch (err) {

@@ -4,13 +4,15 @@ import { Gateway } from '../gateway.js';
 import { createLogger } from '../ops/log.js';
 import { SystemdNotifier } from '../ops/notify.js';
 import { ConfigReloader } from '../ops/reload.js';
-import { ConfigError, formatProblem } from '../config/load.js';
+import { checkSecrets, ConfigError, formatProblem } from '../config/load.js';
 
 /** `edgehaul run`: starts the gateway and owns signals and the exit code. */
 export async function runDaemon(configFile: string): Promise<number> {
   let loaded;
   try {
     loaded = loadConfig(configFile);
+    // a missing secret cannot heal by restarting either: exit 78 (RestartPreventExitStatus=) before anything starts
+    checkSecrets(loaded);
   } catch (err) {
     const log = createLogger('info');
     if (err instanceof ConfigError) {
@@ -77,7 +79,8 @@ export async function runDaemon(configFile: string): Promise<number> {
     log.fatal({ code: e.code, err: e.message }, 'start failed');
     await gateway.stop(Date.now() + 2000).catch(() => undefined);
     notifier.close();
-    return EXIT.FAILURE;
+    // a secret that vanished between the check and its use is still a config problem: no restart loop
+    return e.code === 'EH_ERR_CONFIG_SECRET' ? EXIT.CONFIG : EXIT.FAILURE;
   }
   log.info({ gateway_id: loaded.gatewayId, ingest: gateway.address, kafka: config.kafka.brokers, routes: config.routes.map((r) => r.name) }, 'edgehaul running');
   notifier.ready(`ingest ${gateway.address}`);

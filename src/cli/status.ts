@@ -8,7 +8,12 @@ export interface StatusOptions {
   readonly url?: string;
   readonly json: boolean;
   readonly timeoutMs?: number;
+  /** asked when the config cannot be read (a user outside group edgehaul); default: http.host and http.port's defaults */
+  readonly defaultUrl?: string;
 }
+
+/** http.host and http.port when the config does not say otherwise (src/config/schema.ts). */
+export const DEFAULT_HTTP = { host: '127.0.0.1', port: 9464 } as const;
 
 /** The endpoint's base URL from the config: a wildcard listen address is reached on loopback. */
 export function statusUrl(host: string, port: number): string {
@@ -28,9 +33,15 @@ export async function runStatus(opts: StatusOptions, out: (s: string) => void = 
       }
       base = statusUrl(config.http.host, config.http.port);
     } catch (e) {
-      if (e instanceof ConfigError) for (const p of e.problems) err(`${opts.config}: ${formatProblem(p)} [${e.code}]\n`);
-      else err(`${opts.config}: ${(e as Error).message}\n`);
-      return EXIT.CONFIG;
+      if (e instanceof ConfigError && e.code === 'EH_ERR_CONFIG_READ') {
+        // the installed config is 0640 root:edgehaul: any other user still gets the status, from the default address
+        base = opts.defaultUrl ?? statusUrl(DEFAULT_HTTP.host, DEFAULT_HTTP.port);
+        err(`${opts.config} cannot be read (${e.problems[0]?.message ?? 'error'}); asking the default address ${base} (--url to give another)\n`);
+      } else {
+        if (e instanceof ConfigError) for (const p of e.problems) err(`${opts.config}: ${formatProblem(p)} [${e.code}]\n`);
+        else err(`${opts.config}: ${(e as Error).message}\n`);
+        return EXIT.CONFIG;
+      }
     }
   }
   const url = `${base.replace(/\/+$/, '')}/status`;

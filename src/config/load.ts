@@ -29,7 +29,7 @@ export interface LoadedConfig {
 export class ConfigError extends EdgehaulError {
   readonly problems: readonly ConfigProblem[];
 
-  constructor(code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID', file: string, problems: readonly ConfigProblem[]) {
+  constructor(code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET', file: string, problems: readonly ConfigProblem[]) {
     super(code, `${file}: ${problems.map(formatProblem).join('; ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
@@ -161,6 +161,48 @@ export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env)
   } catch (err) {
     throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `secret file ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+}
+
+/** The secrets the daemon reads with this config (only those of the parts it uses), each with its key. */
+export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }> {
+  const out: Array<{ key: string; secret: Secret }> = [];
+  const add = (key: string, secret: Secret | undefined): void => {
+    if (secret !== undefined) out.push({ key, secret });
+  };
+  const tls = (prefix: string, t: { enabled: boolean; ca?: Secret | undefined; cert?: Secret | undefined; key?: Secret | undefined }): void => {
+    if (!t.enabled) return;
+    add(`${prefix}.ca`, t.ca);
+    add(`${prefix}.cert`, t.cert);
+    add(`${prefix}.key`, t.key);
+  };
+  if (cfg.ingest.mode === 'embedded') {
+    tls('ingest.embedded.tls', cfg.ingest.embedded.tls);
+  } else {
+    add('ingest.client.password', cfg.ingest.client.password);
+    tls('ingest.client.tls', cfg.ingest.client.tls);
+  }
+  tls('kafka.tls', cfg.kafka.tls);
+  add('kafka.sasl.password', cfg.kafka.sasl?.password);
+  return out;
+}
+
+/**
+ * Reads every secret the config names (values are dropped at once, never logged) and throws a
+ * ConfigError EH_ERR_CONFIG_SECRET listing the missing ones: a missing secret is a config problem
+ * (exit 78), found at start rather than at the first connection. `envToo: false` skips `{ env }`
+ * secrets (check-config run by hand does not have the service's environment).
+ */
+export function checkSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env, opts: { envToo?: boolean } = {}): void {
+  const problems: ConfigProblem[] = [];
+  for (const { key, secret } of usedSecrets(loaded.config)) {
+    if (secret.env !== undefined && opts.envToo === false) continue;
+    try {
+      readSecret(secret, env);
+    } catch (err) {
+      problems.push({ key, line: null, message: (err as Error).message });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_SECRET', loaded.file, problems);
 }
 
 /** Freezes an object and everything it holds: the running config is never changed in place. */

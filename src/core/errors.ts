@@ -7,7 +7,7 @@ export const ERROR_CODES = {
   EH_ERR_CONFIG_READ: 'the config file cannot be read',
   EH_ERR_CONFIG_YAML: 'the config file is not valid YAML',
   EH_ERR_CONFIG_INVALID: 'the config does not match the schema',
-  EH_ERR_CONFIG_SECRET: 'a secret named by the config (env or file) is missing',
+  EH_ERR_CONFIG_SECRET: 'a secret named by the config (env or file) is missing or unreadable; the daemon does not start (exit 78)',
   EH_ERR_CONFIG_RELOAD: 'a reloaded config was rejected or could not be applied; the running config stays',
   EH_ERR_STORE_OPEN: 'the buffer database cannot be opened',
   EH_ERR_STORE_DAMAGED: 'the buffer database was damaged; it was moved aside and an empty one started',

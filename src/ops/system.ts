@@ -1,4 +1,5 @@
-import { statfs } from 'node:fs/promises';
+import { readFile, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadavg, uptime as osUptime } from 'node:os';
 import si from 'systeminformation';
 
@@ -30,8 +31,9 @@ export interface SystemSample {
  * cpuTemperature 10.5 / 5.0 ms, part of it an execSync that blocks the event
  * loop, plus two more spawned shells; fsSize 5.6 / 2.1 ms (runs df); time()
  * 4.8 ms. So: disk free comes from fs.statfs (not fsSize), uptime from
- * node:os (not si.time()), and the two spawning calls are cached for
- * `slowEveryMs` whatever the callers ask.
+ * node:os (not si.time()), network counters from /proc and /sys (see
+ * readNetworkCounters), and the spawning call is cached for `slowEveryMs`
+ * whatever the callers ask.
  */
 export class SystemProbe {
   private disk: DiskSample | null = null;
@@ -78,16 +80,49 @@ export class SystemProbe {
     this.slowPending ??= (async () => {
       const [temperature, network] = await Promise.all([
         si.cpuTemperature().then((t) => (typeof t.main === 'number' ? t.main : null), () => null),
-        si.networkStats().then((n) => {
-          const first = n[0];
-          return first === undefined ? null : { iface: first.iface, rx_bytes: first.rx_bytes, tx_bytes: first.tx_bytes };
-        }, () => null),
+        readNetworkCounters(),
       ]);
       this.slow = { at: this.now(), temperature, network };
     })().finally(() => {
       this.slowPending = null;
     });
     return this.slowPending;
+  }
+}
+
+/** The interface of the default route in a /proc/net/route text (lowest metric), or null when there is none. */
+export function defaultRouteInterface(routeTable: string): string | null {
+  let best: { iface: string; metric: number } | null = null;
+  for (const line of routeTable.split('\n').slice(1)) {
+    const [iface, destination, , flags, , , metric, mask] = line.trim().split(/\s+/);
+    if (iface === undefined || destination !== '00000000' || mask !== '00000000') continue;
+    // RTF_UP
+    if ((Number.parseInt(flags ?? '0', 16) & 0x1) === 0) continue;
+    const m = Number(metric ?? 0);
+    if (best === null || m < best.metric) best = { iface, metric: m };
+  }
+  return best?.iface ?? null;
+}
+
+/**
+ * Byte counters of the default route's interface since boot, read from /proc/net/route and
+ * /sys/class/net/IFACE/statistics: no netlink socket (the unit's RestrictAddressFamilies= has
+ * none, and systeminformation's networkStats needs one to find the interface) and no spawned
+ * shell. null when there is no default route or the counters cannot be read. `root` is for tests.
+ */
+export async function readNetworkCounters(root = '/'): Promise<SystemSample['network']> {
+  try {
+    const iface = defaultRouteInterface(await readFile(join(root, 'proc/net/route'), 'utf8'));
+    if (iface === null || iface.includes('/') || iface.startsWith('.')) return null;
+    const stat = async (name: string): Promise<number> => {
+      const n = Number((await readFile(join(root, 'sys/class/net', iface, 'statistics', name), 'utf8')).trim());
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name}: not a counter`);
+      return n;
+    };
+    const [rx, tx] = await Promise.all([stat('rx_bytes'), stat('tx_bytes')]);
+    return { iface, rx_bytes: rx, tx_bytes: tx };
+  } catch {
+    return null;
   }
 }
 

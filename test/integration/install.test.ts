@@ -39,6 +39,10 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   assert.equal(readFileSync(join(etc, 'edgehaul.yaml'), 'utf8'), readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8'));
   assert.equal(readFileSync(unit, 'utf8'), readFileSync(join(ROOT, 'systemd/edgehaul.service'), 'utf8'));
   assert.ok(!existsSync(join(root, 'var/lib/edgehaul')), 'the state directory is systemd\'s (StateDirectory=)');
+  // the edgehaul command README uses
+  const bin = join(root, 'usr/local/bin/edgehaul');
+  assert.equal(mode(bin), '755');
+  assert.match(readFileSync(bin, 'utf8'), /^#!\/bin\/sh\n[^]*\nexec node \/opt\/edgehaul\/dist\/src\/cli\/main\.js "\$@"\n$/);
 
   // the installed copy runs on its own node_modules
   const check = spawnSync(process.execPath, [join(app, 'dist/src/cli/main.js'), 'check-config', join(etc, 'edgehaul.yaml')], { encoding: 'utf8', cwd: root });
@@ -68,9 +72,34 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   assert.equal(readFileSync(join(etc, 'edgehaul.yaml'), 'utf8'), edited);
   assert.ok(existsSync(join(state, 'buffer.db')), 'buffered events kept');
   assert.match(run('uninstall.sh', ['--root', root]).out, /nothing to remove/);
+  assert.ok(!existsSync(bin), 'the edgehaul command removed');
+  // README's secrets step: `systemctl edit edgehaul` writes a drop-in naming a credential file
+  const dropIn = join(root, 'etc/systemd/system/edgehaul.service.d/override.conf');
+  spawnSync('mkdir', ['-p', join(root, 'etc/systemd/system/edgehaul.service.d')]);
+  writeFileSync(dropIn, '[Service]\nLoadCredential=mqtt-password:/etc/edgehaul/credentials/mqtt-password\n');
+  assert.match(run('uninstall.sh', ['--root', root]).out, /edgehaul\.service\.d: kept/);
+  assert.ok(existsSync(dropIn), 'uninstall keeps the drop-in with the config');
   const purged = run('uninstall.sh', ['--root', root, '--purge']);
   assert.equal(purged.code, 0, purged.out);
   assert.ok(!existsSync(etc) && !existsSync(state), 'purged');
+  // left behind, it would name a credential file --purge deleted: the next install fails with 243/CREDENTIALS
+  assert.ok(!existsSync(join(root, 'etc/systemd/system/edgehaul.service.d')), 'drop-ins purged');
+});
+
+test('install.sh with a config naming a missing secret file installs, warns with the problem and does not abort', { timeout: 300_000 }, (t) => {
+  const root = join(mkdtempSync(join(tmpdir(), 'edgehaul-install-')), 'root');
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  spawnSync('mkdir', ['-p', join(root, 'etc/edgehaul')]);
+  // valid YAML and schema; only the secret file it names is not there
+  const shipped = readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8');
+  writeFileSync(join(root, 'etc/edgehaul/edgehaul.yaml'), shipped.replace(/^kafka:\n/m, 'kafka:\n  sasl: { mechanism: plain, username: gw, password: { file: kafka-password } }\n'));
+  const r = run('install.sh', ['--root', root, '--no-start']);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /warning: .*edgehaul\.yaml does not validate; the service will not start until it does:\n.*\[EH_ERR_CONFIG_SECRET\]/);
+  // secrets are looked for where the unit's LoadCredential= lines point, inside the scratch root
+  assert.match(r.out, new RegExp(`kafka\\.sasl\\.password: secret file ${root}/etc/edgehaul/credentials/kafka-password cannot be read`));
+  assert.match(r.out, /unit .*: installed/);
+  assert.match(r.out, /install\.sh: done/);
 });
 
 test('install.sh rejects an unknown option with usage exit code 2', () => {

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Encoder } from 'cbor-x';
+import { DEFAULT_HTTP, runStatus } from '../../../src/cli/status.js';
+import { parseConfig } from '../../../src/config/load.js';
 import { encodeBatch } from '../../../src/forward/format.js';
 import { ROOT } from '../../helpers/kafka.js';
 
@@ -74,4 +78,75 @@ test('check-config reports every problem on its own line with its YAML line: syn
   const missing = cli(['check-config', join(dir, 'absent.yaml')]);
   assert.equal(missing.status, 78);
   assert.match(missing.stderr, /ENOENT.*\[EH_ERR_CONFIG_READ\]/);
+});
+
+test('check-config reports the buffer path the service uses and resolves secret files as the service will', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const withoutSystemd = (args: string[]) => {
+    const env = { ...process.env };
+    delete env.STATE_DIRECTORY;
+    delete env.CREDENTIALS_DIRECTORY;
+    return spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { encoding: 'utf8', env, cwd: dir });
+  };
+  // by hand (no $STATE_DIRECTORY): the unit's /var/lib/edgehaul, not the caller's working directory
+  const byHand = withoutSystemd(['check-config', join(ROOT, 'config/edgehaul.yaml')]);
+  assert.equal(byHand.status, 0, byHand.stderr);
+  assert.match(byHand.stdout, /buffer \/var\/lib\/edgehaul\/buffer\.db\)/);
+  assert.match(withoutSystemd(['check-config', '--state-dir', dir, join(ROOT, 'config/edgehaul.yaml')]).stdout, new RegExp(`buffer ${dir}/buffer\\.db\\)`));
+
+  // a secret file that is not there: exit 78 naming the key, as the daemon would at start
+  const shipped = readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8');
+  const withSasl = shipped.replace(/^kafka:\n/m, 'kafka:\n  sasl: { mechanism: plain, username: gw, password: { file: kafka-password } }\n');
+  assert.notEqual(withSasl, shipped);
+  const file = join(dir, 'edgehaul.yaml');
+  writeFileSync(file, withSasl);
+  const missing = withoutSystemd(['check-config', file]);
+  assert.equal(missing.status, 78, missing.stdout);
+  assert.match(missing.stderr, /kafka\.sasl\.password: secret file .*credentials\/kafka-password cannot be read: ENOENT \[EH_ERR_CONFIG_SECRET\]/);
+  // the credentials directory beside the config (README: LoadCredential=NAME:/etc/edgehaul/credentials/NAME)
+  mkdirSync(join(dir, 'credentials'));
+  writeFileSync(join(dir, 'credentials/kafka-password'), 'not-a-real-one\n');
+  const found = withoutSystemd(['check-config', file]);
+  assert.equal(found.status, 0, found.stderr);
+  assert.doesNotMatch(`${found.stdout}${found.stderr}`, /not-a-real-one/, 'a secret is never printed');
+  // --credentials-dir (or $CREDENTIALS_DIRECTORY) wins
+  assert.equal(withoutSystemd(['check-config', '--credentials-dir', join(dir, 'elsewhere'), file]).status, 78);
+});
+
+test('the daemon exits 78 (no restart under systemd) when a secret file is missing', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const shipped = readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8');
+  const file = join(dir, 'edgehaul.yaml');
+  writeFileSync(file, shipped.replace(/^kafka:\n/m, 'kafka:\n  sasl: { mechanism: plain, username: gw, password: { file: kafka-password } }\n'));
+  const run = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'run', '--config', file], {
+    encoding: 'utf8', timeout: 30_000, env: { ...process.env, STATE_DIRECTORY: dir, CREDENTIALS_DIRECTORY: join(dir, 'creds') },
+  });
+  assert.equal(run.status, 78, `${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /"code":"EH_ERR_CONFIG_SECRET".*"key":"kafka\.sasl\.password".*config rejected/);
+});
+
+test('status: a config this user cannot read falls back to the default address', async (t) => {
+  const report = { ok: true };
+  const server = createServer((req, res) => {
+    res.writeHead(req.url === '/status' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(report));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runStatus({ config: join(tmpdir(), 'edgehaul-no-such-dir', 'edgehaul.yaml'), json: true, defaultUrl: url }, (s) => out.push(s), (s) => err.push(s));
+  assert.equal(code, 0, err.join(''));
+  assert.deepEqual(JSON.parse(out.join('')), report);
+  assert.match(err.join(''), new RegExp(`cannot be read \\(.*ENOENT.*\\); asking the default address ${url}`));
+  // an invalid config is still an error: it may name another address
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bad.yaml'), 'http:\n  prot: 1\n');
+  assert.equal(await runStatus({ config: join(dir, 'bad.yaml'), json: true, defaultUrl: url }, () => undefined, () => undefined), 78);
+  assert.equal(DEFAULT_HTTP.port, parseConfig('', 'x').http.port);
+  assert.equal(DEFAULT_HTTP.host, parseConfig('', 'x').http.host);
 });
