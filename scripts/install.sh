@@ -92,6 +92,15 @@ else
   say "npm not found: node_modules copied as it is, build-only packages included"
 fi
 find "$STAGE/dist" -name '*.map' -type f -delete
+# librdkafka's sources and build intermediates (about 270 MB where it compiled): the binding needs only
+# its .node file and, when built here, the shared libraries next to it
+rdk="$STAGE/node_modules/@confluentinc/kafka-javascript"
+if [ -d "$rdk" ]; then
+  rm -rf "$rdk/deps" "$rdk/build/Release/obj.target" "$rdk/build/Release/.deps" "$rdk/src"
+  if [ -d "$rdk/build/deps" ]; then
+    find "$rdk/build/deps" -mindepth 1 -maxdepth 1 ! -name 'librdkafka.so*' ! -name 'librdkafka++.so*' -exec rm -rf {} +
+  fi
+fi
 app_changed=0
 if [ -d "$APP" ] && diff -rq --no-dereference "$STAGE" "$APP" >/dev/null 2>&1; then
   say "application $APP: unchanged"

@@ -30,6 +30,7 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   }
   assert.ok(!existsSync(join(app, 'node_modules/typescript')), 'build-only packages are left out');
   assert.ok(!existsSync(join(app, 'node_modules/kafkajs')), 'kafkajs (tests and benchmarks only) is left out');
+  assert.ok(!existsSync(join(app, 'node_modules/@confluentinc/kafka-javascript/deps')), "librdkafka's sources are left out");
   assert.ok(!existsSync(join(app, 'dist/test')), 'tests are left out');
   assert.equal(mode(app), '755');
   assert.equal(mode(etc), '750');
