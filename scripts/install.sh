@@ -101,6 +101,11 @@ if [ -d "$rdk" ]; then
     find "$rdk/build/deps" -mindepth 1 -maxdepth 1 ! -name 'librdkafka.so*' ! -name 'librdkafka++.so*' -exec rm -rf {} +
   fi
 fi
+# the native modules must load on this machine before anything is replaced: librdkafka, where it was
+# compiled here, links Debian's libsasl2, libssl, libzstd and liblz4
+if ! load_err="$(cd "$STAGE" && node -e 'require("better-sqlite3"); require("@confluentinc/kafka-javascript")' 2>&1)"; then
+  fail "the native modules do not load here: $(printf '%s\n' "$load_err" | grep -m1 -E 'cannot open|Error') (on Debian: apt-get install libsasl2-2 libssl3 libzstd1 liblz4-1)"
+fi
 app_changed=0
 if [ -d "$APP" ] && diff -rq --no-dereference "$STAGE" "$APP" >/dev/null 2>&1; then
   say "application $APP: unchanged"

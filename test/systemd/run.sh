@@ -17,8 +17,9 @@ set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="${EDGEHAUL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgehaul}/debian"
 # bump the suffix when the package list changes: the cached rootfs is then rebuilt
-PACKAGES=systemd,systemd-sysv,dbus,iproute2
-ROOTFS="$CACHE/rootfs-bookworm-1"
+# libsasl2-2 libssl3 libzstd1 liblz4-1: what librdkafka, compiled against Debian's libraries, loads
+PACKAGES=systemd,systemd-sysv,dbus,iproute2,libsasl2-2,libssl3,libzstd1,liblz4-1
+ROOTFS="$CACHE/rootfs-bookworm-2"
 T0=$(date +%s)
 
 say() { printf '[systemd-test %3ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
