@@ -147,24 +147,9 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
 unclean.leader.election.enable=false
 
-auto.create.topics.enable=true
 num.partitions=$PARTITIONS
-delete.topic.enable=true
-group.initial.rebalance.delay.ms=0
-
-# small footprint: several nodes share 2 cores with the tests
-num.network.threads=2
-num.io.threads=2
-background.threads=2
-num.recovery.threads.per.data.dir=1
-num.replica.fetchers=1
-log.segment.bytes=16777216
-log.index.size.max.bytes=1048576
-log.retention.hours=24
-log.cleaner.threads=1
-log.cleaner.dedupe.buffer.size=8388608
-log.cleaner.io.buffer.size=262144
 EOF
+    cat "$SCRIPT_DIR/broker-common.properties" >>"$nd/server.properties"
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$nd/log4j2.properties" \
       -cp "$lib/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$nd/server.properties" >>"$nd/kafka.log" 2>&1 </dev/null \
       || { tail -n 40 "$nd/kafka.log" >&2; die "storage format of node $id failed"; }

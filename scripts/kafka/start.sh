@@ -130,26 +130,9 @@ share.coordinator.state.topic.min.isr=1
 default.replication.factor=1
 min.insync.replicas=1
 
-# topics
-auto.create.topics.enable=true
 num.partitions=$PARTITIONS
-delete.topic.enable=true
-group.initial.rebalance.delay.ms=0
-
-# small footprint for a 2-core box running tests next to it
-num.network.threads=2
-num.io.threads=2
-background.threads=2
-num.recovery.threads.per.data.dir=1
-num.replica.fetchers=1
-log.segment.bytes=16777216
-log.index.size.max.bytes=1048576
-log.retention.hours=24
-log.retention.check.interval.ms=60000
-log.cleaner.threads=1
-log.cleaner.dedupe.buffer.size=8388608
-log.cleaner.io.buffer.size=262144
 EOF
+  cat "$SCRIPT_DIR/broker-common.properties" >>"$DIR/server.properties"
   if [[ -n "$SASL_USER" ]]; then
     cat >>"$DIR/server.properties" <<EOF
 

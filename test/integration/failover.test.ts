@@ -127,45 +127,46 @@ test('leaders SIGKILLed under load, three times: every acknowledged event reache
   assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
 });
 
-test('two of three nodes down for 30 s (below min.insync.replicas), then back: nothing acknowledged is lost', { timeout: 400_000 }, async (t) => {
-  const topic = `it.failover.majority.${Date.now()}`;
+/**
+ * Load until events flow, then `outage` (nodes killed) while the daemon keeps
+ * acknowledging, then `recover`; every acknowledged event must arrive.
+ */
+async function outageUnderLoad(t: { after: (fn: () => Promise<unknown>) => void; diagnostic: (m: string) => void }, tag: string, outage: () => Promise<void>, recover: () => Promise<void>): Promise<void> {
+  const topic = `it.failover.${tag}.${Date.now()}`;
   const daemon = daemonFor(topic);
   t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
   const url = await daemon.start();
-  const load = startLoad(url, 'mj', 40_000);
+  const load = startLoad(url, tag, 40_000);
   await waitFor('the topic to exist with its leaders', async () => (await cluster.partitions(topic).catch(() => [])).length === 6, 60_000, 250);
   await healthy(topic);
   await waitFor('events flowing', () => (latestStats(daemon)?.stats.sent_events_total ?? 0) > 1000, 30_000, 100);
-  await cluster.kill(2);
-  await cluster.kill(3);
-  const downAt = Date.now();
+  await outage();
   const ackedAtKill = load.acked();
   await waitFor('the daemon acknowledging while Kafka cannot take writes', () => load.acked() > ackedAtKill + 1000, 30_000, 100);
-  await waitFor('30 s of outage', () => Date.now() - downAt >= 30_000, 40_000, 250);
-  await Promise.all([cluster.restart(2), cluster.restart(3)]);
+  await recover();
   await healthy(topic);
   const runs = await load.finish();
   const result = await assertAllThere(topic, runs, daemon);
   t.diagnostic(`acknowledged ${result.acked}, delivered ${result.delivered} (duplicates ${result.duplicates})`);
   assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
+}
+
+test('two of three nodes down for 30 s (below min.insync.replicas), then back: nothing acknowledged is lost', { timeout: 400_000 }, async (t) => {
+  let downAt = 0;
+  await outageUnderLoad(t, 'majority', async () => {
+    await cluster.kill(2);
+    await cluster.kill(3);
+    downAt = Date.now();
+  }, async () => {
+    await waitFor('30 s of outage', () => Date.now() - downAt >= 30_000, 40_000, 250);
+    await Promise.all([cluster.restart(2), cluster.restart(3)]);
+  });
 });
 
 test('the whole cluster SIGKILLed and restarted under load: nothing acknowledged is lost', { timeout: 400_000 }, async (t) => {
-  const topic = `it.failover.all.${Date.now()}`;
-  const daemon = daemonFor(topic);
-  t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
-  const url = await daemon.start();
-  const load = startLoad(url, 'al', 40_000);
-  await waitFor('the topic to exist with its leaders', async () => (await cluster.partitions(topic).catch(() => [])).length === 6, 60_000, 250);
-  await healthy(topic);
-  await waitFor('events flowing', () => (latestStats(daemon)?.stats.sent_events_total ?? 0) > 1000, 30_000, 100);
-  await Promise.all([cluster.kill(1), cluster.kill(2), cluster.kill(3)]);
-  const ackedAtKill = load.acked();
-  await waitFor('the daemon acknowledging while Kafka is gone', () => load.acked() > ackedAtKill + 1000, 30_000, 100);
-  await Promise.all([cluster.restart(1), cluster.restart(2), cluster.restart(3)]);
-  await healthy(topic);
-  const runs = await load.finish();
-  const result = await assertAllThere(topic, runs, daemon);
-  t.diagnostic(`acknowledged ${result.acked}, delivered ${result.delivered} (duplicates ${result.duplicates})`);
-  assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
+  await outageUnderLoad(t, 'all', async () => {
+    await Promise.all([cluster.kill(1), cluster.kill(2), cluster.kill(3)]);
+  }, async () => {
+    await Promise.all([cluster.restart(1), cluster.restart(2), cluster.restart(3)]);
+  });
 });
