@@ -243,7 +243,9 @@ n0="$(prop NRestarts)"
 ct sh -c "kill -STOP $pid"  # the shell's kill: no procps in the rootfs
 restarted() { [ "$(prop NRestarts)" -gt "$n0" ] && is_state active && [ "$(prop MainPID)" != "$pid" ] && [ "$(prop MainPID)" != 0 ]; }
 poll 30 "watchdog restart after SIGSTOP" restarted
-ct journalctl -u edgehaul --no-pager | grep -q 'Watchdog timeout' || die "no watchdog timeout in the journal"
+# journald may write the line a moment after the restart: wait for it
+watchdog_logged() { ct journalctl -u edgehaul --no-pager | grep -q 'Watchdog timeout'; }
+poll 15 "the watchdog timeout in the journal" watchdog_logged
 acked="$(publish ci/after-watchdog 10)" || die "publish after the watchdog restart failed"
 [ "$acked" = 10 ] || die "acknowledged $acked of 10 after the watchdog restart"
 say "watchdog: SIGSTOPped PID $pid killed and restarted as $(prop MainPID), publishes acknowledged"
