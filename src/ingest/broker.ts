@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -49,7 +50,38 @@ interface Connection {
   closedByUs: boolean;
 }
 
-type ClientWithParser = Client & { _parser?: { _parseLength?: () => boolean; _emitError?: (err: Error) => void; packet?: { length: number } } };
+/** The parts of aedes' mqtt-packet parser (9.x) the doors below hook into. */
+interface PacketParser {
+  _parseLength?: () => boolean;
+  _parsePublish?: () => void;
+  _emitError?: (err: Error) => void;
+  /** the bytes of the packet being parsed (a BufferList) and the read position in it */
+  _list?: { length: number; readUInt16BE(offset: number): number; slice(start: number, end: number): Buffer };
+  _pos?: number;
+  error?: Error | null;
+  packet?: { length: number; qos?: number; messageId?: number };
+}
+
+type ClientWithParser = Client & { _parser?: PacketParser };
+
+/**
+ * Why a PUBLISH must close its connection, or null. mqtt-packet decodes the
+ * topic with Buffer.toString, which turns ill-formed bytes into U+FFFD and
+ * lets U+0000 through: the topic a device sent would then differ from the one
+ * routed and forwarded. So the raw topic bytes are checked before it decodes
+ * them, and the packet id after.
+ */
+function publishViolation(parser: PacketParser): string | null {
+  const list = parser._list;
+  const pos = parser._pos ?? 0;
+  if (list === undefined || pos + 2 > list.length) return null; // too short: the parser's own error
+  const end = pos + 2 + list.readUInt16BE(pos);
+  if (end > list.length) return null;
+  const topic = list.slice(pos + 2, end);
+  if (!isUtf8(topic)) return 'topic is not well-formed UTF-8 [MQTT-1.5.3-1]';
+  if (topic.includes(0)) return 'topic contains U+0000 [MQTT-1.5.3-2]';
+  return null;
+}
 
 type Refusal = Error & { returnCode: never };
 
@@ -147,6 +179,31 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
     const client = b.handle(conn, req as never) as ClientWithParser;
     connections.set(client, state);
     if (maxPacket > 0) limitPacketSize(client, state);
+    checkPublishes(client, state);
+  }
+
+  /**
+   * MQTT 3.1.1 requires closing the connection on a topic that is not
+   * well-formed UTF-8 or holds U+0000, and forbids packet id 0 on QoS 1/2
+   * (MQTT-2.3.1-1); aedes accepts all three and would acknowledge them.
+   */
+  function checkPublishes(client: ClientWithParser, state: Connection): void {
+    const parser = client._parser;
+    const original = parser?._parsePublish;
+    if (parser === undefined || typeof original !== 'function' || typeof parser._emitError !== 'function') return;
+    parser._parsePublish = function parsePublishChecked(this: PacketParser) {
+      let violation = publishViolation(this);
+      if (violation === null) {
+        original.call(this);
+        if (this.error !== null && this.error !== undefined) return;
+        if ((this.packet?.qos ?? 0) > 0 && this.packet?.messageId === 0) violation = 'packet id 0 on a QoS 1/2 PUBLISH [MQTT-2.3.1-1]';
+      }
+      if (violation === null) return;
+      state.closedByUs = true;
+      if (stats !== undefined) stats.malformed_publishes_total++;
+      warn(`malformed:${violation}`, { code: 'EH_ERR_INGEST_MALFORMED', client_id: client.id, remote: state.remote, reason: violation }, 'malformed publish; connection closed');
+      this._emitError!(new Error(`malformed publish: ${violation}`));
+    };
   }
 
   /**

@@ -57,6 +57,7 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   rate_limited_total: { name: 'edgehaul_rate_limited_publishes_total', help: 'publishes held back because their client exceeded max_publish_per_sec' },
   connections_refused_total: { name: 'edgehaul_refused_connections_total', help: 'connections refused before login (max_connections, too many logins at once, shutting down)' },
   oversize_packets_total: { help: 'MQTT packets above max_packet_bytes (the connection is closed)' },
+  malformed_publishes_total: { help: 'PUBLISH packets with a topic that is not well-formed UTF-8 or holds U+0000, or packet id 0 at QoS 1/2 (the connection is closed)' },
   tls_errors_total: { name: 'edgehaul_tls_handshake_errors_total', help: 'failed TLS handshakes on the embedded TLS listener' },
   connection_errors_total: { help: 'connections closed for a client error (malformed packets, protocol violations, resets)' },
   upstream_auth_failures_total: { help: 'Kafka refused our SASL credentials' },
