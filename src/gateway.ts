@@ -660,6 +660,7 @@ export class Gateway {
       }
     };
     await step('close http', () => this.ops?.close());
+    // no connection is read any more; what was read is handed over
     await step('stop accepting', () => this.ingest?.stopAccepting());
     // a reload handing over to a new Kafka producer finishes first
     await step('finish reload', () => this.applying);

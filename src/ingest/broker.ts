@@ -33,6 +33,9 @@ const PACKET_OVERHEAD = 65_600;
 const SCRYPT_SLOTS = 2;
 const SCRYPT_QUEUE = 256;
 
+/** How long close() waits at most for the last acknowledgements to leave the sockets. */
+const ACK_FLUSH_MS = 2000;
+
 /** MQTT 3.1.1 CONNACK return codes. */
 const CONNACK = { UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
 
@@ -128,6 +131,12 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
   let broker: Aedes | null = null;
   const servers: Array<{ server: Server; close: () => Promise<void> }> = [];
   let accepting = true;
+  /** Publishes go to the sink until stopAccepting() has handed over the last ones read. */
+  let handingOver = true;
+  /** Connections whose publishes may wait for a rate-limit token. */
+  const limited = new Set<Connection>();
+  /** Connected clients, to stop reading them and to flush their acknowledgements on shutdown. */
+  const connected = new Set<Client>();
   let address = `mqtt://${options.host}:${options.port}`;
   let clients = 0;
   let live = 0;
@@ -330,10 +339,9 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
         },
         authorizePublish: (client, packet, callback) => {
           // the broker's own $SYS messages and will messages of gone clients arrive without a live client
-          if (client === null || !accepting) {
-            if (!accepting && client !== null) return callback(new Error('gateway is shutting down'));
-            return callback(null);
-          }
+          if (client === null) return callback(null);
+          // nothing is read after stopAccepting(); this is a safety net for a packet aedes still held
+          if (!handingOver) return callback(new Error('gateway is shutting down'));
           const state = connections.get(client);
           if (state !== undefined && state.acl !== null && !state.acl.canPublish(packet.topic)) {
             if (stats !== undefined) stats.acl_denied_total++;
@@ -346,7 +354,13 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
             const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
             sink(
               { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now() },
-              (err) => callback(err),
+              (err) => {
+                // not acknowledged at shutdown (held by a full buffer): an error would make aedes close the
+                // connection at once, dropping the PUBACKs of earlier messages still on their way out;
+                // close() ends the connection once they are written, and the device sends this one again
+                if (err !== null && !handingOver) return;
+                callback(err);
+              },
             );
           };
           const bucket = state?.bucket ?? null;
@@ -354,11 +368,18 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           if (stats !== undefined) stats.rate_limited_total++;
           warn(`rate:${client.id}`, { code: 'EH_ERR_INGEST_RATE_LIMITED', client_id: client.id, limit_per_sec: rate }, 'client publishes faster than max_publish_per_sec; slowed down');
           state!.queue.push(go);
+          limited.add(state!);
           if (state!.timer === null) state!.timer = setTimeout(() => drain(state!, client), Math.max(1, Math.ceil(1000 / rate)));
         },
       });
-      b.on('client', () => clients++);
-      b.on('clientDisconnect', () => clients--);
+      b.on('client', (client) => {
+        clients++;
+        connected.add(client);
+      });
+      b.on('clientDisconnect', (client) => {
+        clients--;
+        connected.delete(client);
+      });
       const onError = (client: Client, err: Error): void => {
         const state = connections.get(client);
         if (state?.closedByUs === true) return;
@@ -433,18 +454,64 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
       address = addresses[0]!;
     },
 
+    /**
+     * Stops reading: no new connections or logins, and no connection is read
+     * again. What was read is handed to the sink (publishes waiting for a
+     * rate-limit token too, at once), so the final commit covers it and its
+     * acknowledgements go out before close() ends the connections.
+     */
     async stopAccepting() {
       accepting = false;
-      // stop new connections; existing ones end in close()
       for (const { server } of servers) server.close();
+      const b = broker;
+      if (b !== null) for (const client of connected) (client as Client & { pause(): void }).pause();
+      for (const state of limited) {
+        if (state.timer !== null) clearTimeout(state.timer);
+        state.timer = null;
+        for (const go of state.queue.splice(0)) go();
+      }
+      limited.clear();
+      // aedes hands the packets of the chunk it parsed to authorizePublish in the same or the next ticks
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      handingOver = false;
     },
 
     async close() {
       const b = broker;
       broker = null;
-      if (b !== null) await new Promise<void>((resolve) => b.close(() => resolve()));
+      if (b !== null) {
+        await flushAcknowledgements([...connected], ACK_FLUSH_MS);
+        await new Promise<void>((resolve) => b.close(() => resolve()));
+      }
       await Promise.all(servers.map((s) => s.close()));
       servers.length = 0;
     },
   };
+}
+
+/**
+ * Waits until the acknowledgements already settled are written: aedes writes a
+ * PUBACK in the ticks after its hook's callback, and closing a connection
+ * destroys its socket with whatever Node still buffers for it. Bounded by
+ * `maxMs` for a device that does not read.
+ */
+async function flushAcknowledgements(clients: readonly Client[], maxMs: number): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const deadline = Date.now() + maxMs;
+  await Promise.all(clients.map(async (client) => {
+    const conn = client.conn as unknown as Duplex;
+    while (conn.writableLength > 0 && !conn.destroyed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          conn.off('drain', done);
+          conn.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(1, deadline - Date.now()));
+        conn.once('drain', done);
+        conn.once('close', done);
+      });
+    }
+  }));
 }
