@@ -497,6 +497,7 @@ export class Gateway {
       usage,
       fileBytes,
       maxBytes: this.loaded.config.buffer.max_bytes,
+      limitBytes: Math.floor(Math.min(this.loaded.config.buffer.max_bytes, this.room?.limitBytes() ?? Number.POSITIVE_INFINITY)),
       health: this.health(),
       uploadWindowOpen: this.windows?.isOpen(new Date()) ?? true,
       disk: system?.disk ?? null,

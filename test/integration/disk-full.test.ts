@@ -44,10 +44,13 @@ function eventsInFile(path: string): number {
   }
 }
 
-async function bufferEventsMetric(daemon: Daemon): Promise<number> {
+/** The sum of a metric's series on /metrics. */
+async function metric(daemon: Daemon, name: string): Promise<number> {
   const text = await (await fetch(`${daemon.httpUrl}/metrics`)).text();
-  return parsePrometheus(text).samples.filter((s) => s.name === 'edgehaul_buffer_events').reduce((n, s) => n + s.value, 0);
+  return parsePrometheus(text).samples.filter((s) => s.name === name).reduce((n, s) => n + s.value, 0);
 }
+
+const bufferEventsMetric = (daemon: Daemon): Promise<number> => metric(daemon, 'edgehaul_buffer_events');
 
 function freeBytes(dir: string): number {
   const s = statfsSync(dir);
@@ -98,7 +101,12 @@ test(`full filesystem (a ${FS_BYTES / 1_048_576} MiB tmpfs, default max_bytes, w
     assert.equal(line.stats.commit_errors_total, 0, 'no commit failed while held');
     assert.ok(line.stats.blocked_messages > 0, 'acknowledgements are held');
     assert.ok(freeBytes(fsDir) > 0, 'the filesystem is not full');
-    assert.ok(daemon.lines.some((l) => l.code === 'EH_ERR_BUFFER_FULL' && l.how === 'held'), 'the hold is logged as EH_ERR_BUFFER_FULL');
+    const fullLine = daemon.lines.find((l) => l.code === 'EH_ERR_BUFFER_FULL' && l.how === 'held');
+    assert.ok(fullLine !== undefined, 'the hold is logged as EH_ERR_BUFFER_FULL');
+    assert.equal(fullLine.limited_by, 'disk', JSON.stringify(fullLine));
+    const limit = await metric(daemon, 'edgehaul_buffer_effective_limit_bytes');
+    assert.ok(limit < FS_BYTES && limit > 0, `edgehaul_buffer_effective_limit_bytes ${limit}: the filesystem's bound, below max_bytes`);
+    t.diagnostic(`effective limit ${limit} bytes; buffer file ${await metric(daemon, 'edgehaul_buffer_file_bytes')} bytes; ${JSON.stringify(fullLine)}`);
     // the metrics agree with the file while held
     await waitFor('edgehaul_buffer_events = events in the file (held)', async () => (await bufferEventsMetric(daemon)) === eventsInFile(bufferPath), 10_000, 200);
 
