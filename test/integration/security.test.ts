@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, test } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { connectPacket, remainingLength } from '../../scripts/bench/mqtt-raw.js';
 import { hashPassword } from '../../src/security/password.js';
 import { Daemon, testConfig, type LogLine } from '../helpers/daemon.js';
 import { runDevice } from '../helpers/devices.js';
@@ -294,18 +295,6 @@ test('a flood from one client is slowed to max_publish_per_sec and does not star
   assert.ok(!daemon.lines.some((l) => l.code === 'EH_ERR_INGEST_RATE_LIMITED' && l.client_id === 'steady'));
 });
 
-/** MQTT's remaining-length encoding. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
 function u16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n);
@@ -315,13 +304,7 @@ function u16(n: number): Buffer {
 /** A QoS 1 PUBLISH written byte by byte, so the topic may be any bytes at all. */
 function rawPublish(topic: Buffer, packetId: number, payload: string): Buffer {
   const body = Buffer.concat([u16(topic.length), topic, u16(packetId), Buffer.from(payload)]);
-  return Buffer.concat([Buffer.from([0x32]), varint(body.length), body]);
-}
-
-function rawConnect(clientId: string): Buffer {
-  const id = Buffer.from(clientId);
-  const body = Buffer.concat([u16(4), Buffer.from('MQTT'), Buffer.from([0x04, 0x02]), u16(60), u16(id.length), id]);
-  return Buffer.concat([Buffer.from([0x10]), varint(body.length), body]);
+  return Buffer.concat([Buffer.from([0x32]), remainingLength(body.length), body]);
 }
 
 /**
@@ -337,7 +320,7 @@ async function rawPublishOutcome(port: number, clientId: string, publish: Buffer
   socket.on('error', () => undefined);
   try {
     await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('error', reject));
-    socket.write(rawConnect(clientId));
+    socket.write(connectPacket(clientId, 60));
     await waitFor(`CONNACK for ${clientId}`, () => received.length >= 4 || closedByServer, 10_000, 10);
     assert.deepEqual([...received.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], `${clientId}: CONNACK accepted`);
     socket.write(publish);
