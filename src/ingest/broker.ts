@@ -187,6 +187,11 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
     };
     const client = b.handle(conn, req as never) as ClientWithParser;
     connections.set(client, state);
+    // aedes does not report every close as clientDisconnect (a session taken over by a new connection)
+    conn.once('close', () => {
+      connected.delete(client);
+      limited.delete(state);
+    });
     if (maxPacket > 0) limitPacketSize(client, state);
     checkPublishes(client, state);
   }
