@@ -4,6 +4,7 @@ import { deepFreeze, readSecret } from './config/load.js';
 import { changed, diffConfig, effectiveConfig, type ConfigDiff } from './config/diff.js';
 import { openBuffer } from './buffer/open.js';
 import type { BufferLimits, RouteLimits } from './buffer/policy.js';
+import { DiskRoom } from './buffer/room.js';
 import type { BufferStore } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import type { Config } from './config/schema.js';
@@ -52,6 +53,8 @@ export interface ShutdownReport {
 export class Gateway {
   readonly stats = new Stats();
   private store: TieredStore | null = null;
+  /** what the buffer's filesystem can still take */
+  private room: DiskRoom | null = null;
   private writer: GroupCommitWriter | null = null;
   private forwarder: Forwarder | null = null;
   private ingest: Ingest | null = null;
@@ -127,6 +130,7 @@ export class Gateway {
     const opened = openBuffer(bufferPath, { synchronous: config.buffer.synchronous, maxFileBytes: Math.ceil(config.buffer.max_bytes * 1.25) + 8_388_608 }, this.log);
     const store = new TieredStore(opened.store);
     this.store = store;
+    this.room = new DiskRoom(dirname(bufferPath), () => this.loaded.config.buffer.disk_reserve_bytes, store);
     if (opened.quarantined !== null) {
       this.storeDamagedAt = Date.now();
       this.stats.store_damaged_total++;
@@ -220,7 +224,7 @@ export class Gateway {
     this.writer = new GroupCommitWriter(
       store,
       options,
-      () => this.limits ?? bufferLimits(this.loaded.config),
+      () => this.currentLimits(),
       () => this.forwarder?.inFlight ?? NOTHING_LEASED,
       {
         onCommit: (report) => {
@@ -233,6 +237,7 @@ export class Gateway {
         },
         onError: (err, messages) => {
           this.stats.commit_errors_total++;
+          this.room?.invalidate();
           this.lastCommitErrorAt = Date.now();
           this.throttle.run('commit', (suppressed) => {
             this.log.error({ code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed }, 'buffer commit failed; publishes not acknowledged');
@@ -241,13 +246,40 @@ export class Gateway {
         onFull: (route, events, how) => {
           this.stats.loss('dropped_full', route, events);
           this.throttle.run(`full:${route}:${how}`, (suppressed) => {
-            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, buffered_bytes: store.bytes(), max_bytes: this.loaded.config.buffer.max_bytes }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
+            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, ...this.bufferBounds() }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
           });
+        },
+        onHeld: (routes, messages) => {
+          for (const route of routes) {
+            this.throttle.run(`full:${route}:held`, (suppressed) => {
+              this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, how: 'held', held_messages: messages, suppressed, ...this.bufferBounds() }, 'buffer full: acknowledgements held');
+            });
+          }
         },
         checkpoints: () => this.pipeline.checkpoints(),
         checkpointsLost: (states) => this.pipeline.checkpointsLost(states),
       },
     );
+  }
+
+  /** The full policy's bounds now: buffer.max_bytes, or less when the filesystem cannot take that much. */
+  private currentLimits(): BufferLimits {
+    const limits = this.limits ?? bufferLimits(this.loaded.config);
+    const disk = this.room?.limitBytes() ?? Number.POSITIVE_INFINITY;
+    return disk < limits.totalBytes ? { ...limits, diskBytes: Math.floor(disk) } : limits;
+  }
+
+  /** For EH_ERR_BUFFER_FULL lines: what is stored and the bound that applies. */
+  private bufferBounds(): Record<string, unknown> {
+    const max = this.loaded.config.buffer.max_bytes;
+    const disk = this.room?.limitBytes() ?? Number.POSITIVE_INFINITY;
+    return {
+      buffered_bytes: this.store?.bytes() ?? 0,
+      max_bytes: max,
+      limit_bytes: Math.floor(Math.min(max, disk)),
+      limited_by: disk < max ? 'disk' : 'max_bytes',
+      disk_free_bytes: this.room?.freeBytes ?? null,
+    };
   }
 
   /**
@@ -465,6 +497,7 @@ export class Gateway {
       usage,
       fileBytes,
       maxBytes: this.loaded.config.buffer.max_bytes,
+      limitBytes: Math.floor(Math.min(this.loaded.config.buffer.max_bytes, this.room?.limitBytes() ?? Number.POSITIVE_INFINITY)),
       health: this.health(),
       uploadWindowOpen: this.windows?.isOpen(new Date()) ?? true,
       disk: system?.disk ?? null,
@@ -629,6 +662,7 @@ export class Gateway {
       }
     };
     await step('close http', () => this.ops?.close());
+    // no connection is read any more; what was read is handed over
     await step('stop accepting', () => this.ingest?.stopAccepting());
     // a reload handing over to a new Kafka producer finishes first
     await step('finish reload', () => this.applying);

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 const CONNACK = 2;
 const PUBACK = 4;
 
-function remainingLength(n: number): Buffer {
+export function remainingLength(n: number): Buffer {
   const bytes: number[] = [];
   do {
     let b = n % 128;

@@ -13,6 +13,13 @@ export interface RouteLimits {
 
 export interface BufferLimits {
   readonly totalBytes: number;
+  /**
+   * What the buffer's filesystem can take (DiskRoom), when it is less than
+   * totalBytes: the policy applies at the smaller of the two. Unlike
+   * totalBytes it moves, so an event above it is held or dropped by the
+   * route's policy, not dropped as one that can never fit.
+   */
+  readonly diskBytes?: number;
   readonly routes: ReadonlyMap<string, RouteLimits>;
 }
 
@@ -55,7 +62,8 @@ export class AdmissionPlan {
   private readonly removed = new Map<string, number>();
   private addedTotal = 0;
   private removedTotal = 0;
-  private readonly blockedRoutes = new Set<string>();
+  /** Routes with a message held by this plan (block). */
+  readonly blockedRoutes = new Set<string>();
   private readonly candidates = new Map<string, RowInfo[]>();
 
   constructor(
@@ -124,7 +132,8 @@ export class AdmissionPlan {
     const routeMax = limits.maxBytes ?? Number.POSITIVE_INFINITY;
     if (size > routeMax || size > this.limits.totalBytes) return this.dropNewest(route, events); // could never fit
 
-    const overTotal = (): number => this.view.totalBytes() + this.addedTotal - this.removedTotal + size - this.limits.totalBytes;
+    const bound = Math.min(this.limits.totalBytes, this.limits.diskBytes ?? Number.POSITIVE_INFINITY);
+    const overTotal = (): number => this.view.totalBytes() + this.addedTotal - this.removedTotal + size - bound;
     const overRoute = (): number => this.routeBytes(route) + size - routeMax;
     if (overTotal() > 0) this.evictFrom({ belowPriority: limits.priority }, overTotal);
     if (overTotal() > 0 || overRoute() > 0) {

@@ -131,12 +131,18 @@ export interface BufferStore {
   expiredRows(route: string, cutoffMs: number, skip?: ReadonlySet<number>): RowInfo[];
   /** Removes rows (delivered, or expired by the caller); returns what was removed. */
   remove(ids: readonly number[]): RemovedRow[];
+  /**
+   * What the file holds: rows removed (delivered) count until their delete is
+   * committed, so these figures agree with the file at every moment.
+   */
   stats(): BufferStats;
   usage(): ReadonlyMap<string, RouteUsage>;
-  /** Stored bytes of one route, or of all routes; from memory, free to call. */
+  /** Stored bytes of one route, or of all routes, not counting removed rows; from memory, free to call. */
   bytes(route?: string): number;
   /** Bytes of the database file and its WAL. */
   fileBytes(): number;
+  /** Bytes of free pages inside the database file: room that new rows take before the file grows. */
+  reusableBytes(): number;
   close(): void;
 }
 
@@ -166,6 +172,8 @@ export const SEQ_RESERVE = 100_000;
 
 /** Delivered rows are deleted at most this often, by a commit that comes along or by a transaction of their own. */
 const DELETE_FLUSH_MS = 250;
+/** A delete that failed (a full disk) is tried again, backing off to this. */
+const DELETE_RETRY_MAX_MS = 2000;
 
 const SCHEMA_VERSION = 3;
 
@@ -286,12 +294,21 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
    * the same b-tree pages once instead of twice (flash wear). Until then they
    * are invisible to every read. A crash before the delete means the rows are
    * sent again after the restart, with the same sequence numbers.
+   *
+   * A delete never depends on a commit succeeding: when no commit takes them
+   * within DELETE_FLUSH_MS, or the commit that carried them failed (a full
+   * disk refuses the insert), they go in a transaction of their own, tried
+   * again until it holds. Their pages then go to SQLite's free list, where new
+   * rows reuse them.
    */
-  const pendingDeletes = new Set<number>();
+  const pendingDeletes = new Map<number, { route: string; events: number; bytes: number }>();
+  /** removed rows still in the file, per route: stats() and usage() count them, bytes() does not */
+  const pendingUsage = new Map<string, { commits: number; events: number; bytes: number }>();
   let pendingSince = 0;
   let deleteTimer: NodeJS.Timeout | null = null;
+  let deleteRetryMs = DELETE_FLUSH_MS;
   const applyDeletes = (): void => {
-    for (const id of pendingDeletes) deleteById.run(id);
+    for (const id of pendingDeletes.keys()) deleteById.run(id);
   };
   const deletesTx = db.transaction(() => {
     applyDeletes();
@@ -299,15 +316,32 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     setNextSeq.run(next);
     return next;
   });
-  const flushDeletes = (): void => {
+  const deletesDone = (): void => {
+    pendingDeletes.clear();
+    pendingUsage.clear();
+    deleteRetryMs = DELETE_FLUSH_MS;
     if (deleteTimer !== null) clearTimeout(deleteTimer);
     deleteTimer = null;
-    if (pendingDeletes.size === 0 || !db.open) return;
+  };
+  const scheduleDeletes = (ms: number): void => {
+    if (deleteTimer !== null || pendingDeletes.size === 0) return;
+    deleteTimer = setTimeout(flushDeletes, ms);
+    deleteTimer.unref();
+  };
+  /** True when nothing is left to delete. */
+  const flushDeletes = (): boolean => {
+    if (deleteTimer !== null) clearTimeout(deleteTimer);
+    deleteTimer = null;
+    if (pendingDeletes.size === 0 || !db.open) return pendingDeletes.size === 0;
     try {
       ceiling = deletesTx();
-      pendingDeletes.clear();
+      deletesDone();
+      return true;
     } catch {
-      // kept pending: the next commit or flush tries again; the rows stay invisible meanwhile
+      // kept pending and invisible to reads; tried again (by a commit too) until the disk takes it
+      deleteRetryMs = Math.min(DELETE_RETRY_MAX_MS, deleteRetryMs * 2);
+      scheduleDeletes(deleteRetryMs);
+      return false;
     }
   };
   const hidden = (skip?: ReadonlySet<number>) => (id: number): boolean => pendingDeletes.has(id) || (skip?.has(id) ?? false);
@@ -394,20 +428,25 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
     commit(groups, evict = [], extras) {
       // deletes ride along at most every DELETE_FLUSH_MS: fewer transactions that touch the index and meta pages
-      const withDeletes = pendingDeletes.size > 0 && Date.now() - pendingSince >= DELETE_FLUSH_MS;
+      let withDeletes = pendingDeletes.size > 0 && Date.now() - pendingSince >= DELETE_FLUSH_MS;
+      const nonEmpty = groups.filter((g) => g.events.length > 0);
       let result: ReturnType<typeof commitTx>;
       try {
-        result = commitTx(groups.filter((g) => g.events.length > 0), evict, withDeletes, extras);
+        result = commitTx(nonEmpty, evict, withDeletes, extras);
       } catch (err) {
-        throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
+        // the deletes must not wait for inserts the disk refuses: alone they need less room, and free
+        // pages the commit can then reuse, so it is tried once more
+        if (pendingDeletes.size === 0 || !flushDeletes()) throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
+        withDeletes = false;
+        try {
+          result = commitTx(nonEmpty, evict, false, extras);
+        } catch (again) {
+          throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(again as Error).message}`, { cause: again });
+        }
       }
       nextSeq = result.nextSeq;
       ceiling = result.ceiling;
-      if (withDeletes) {
-        pendingDeletes.clear();
-        if (deleteTimer !== null) clearTimeout(deleteTimer);
-        deleteTimer = null;
-      }
+      if (withDeletes) deletesDone();
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
       return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
@@ -482,15 +521,17 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         const row = sizeOf.get(id);
         if (row === undefined) continue;
         if (pendingDeletes.size === 0) pendingSince = Date.now();
-        pendingDeletes.add(id);
+        pendingDeletes.set(id, row);
         account(row.route, -1, -row.events, -row.bytes);
+        const p = pendingUsage.get(row.route) ?? { commits: 0, events: 0, bytes: 0 };
+        p.commits++;
+        p.events += row.events;
+        p.bytes += row.bytes;
+        pendingUsage.set(row.route, p);
         removed.push({ id, ...row });
       }
       // an idle link still gets its deletes written soon
-      if (pendingDeletes.size > 0 && deleteTimer === null) {
-        deleteTimer = setTimeout(flushDeletes, DELETE_FLUSH_MS);
-        deleteTimer.unref();
-      }
+      scheduleDeletes(DELETE_FLUSH_MS);
       return removed;
     },
 
@@ -512,11 +553,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       let bytes = 0;
       let oldest: number | null = null;
       for (const [route, u] of usage) {
+        const o = firstLive(route);
+        if (o !== null && (oldest === null || o < oldest)) oldest = o;
+      }
+      for (const u of [...usage.values(), ...pendingUsage.values()]) {
         commits += u.commits;
         events += u.events;
         bytes += u.bytes;
-        const o = firstLive(route);
-        if (o !== null && (oldest === null || o < oldest)) oldest = o;
       }
       return { commits, events, bytes, oldestReceivedAt: oldest };
     },
@@ -530,7 +573,11 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
     usage() {
       const out = new Map<string, RouteUsage>();
-      for (const [route, u] of usage) out.set(route, { ...u, oldestReceivedAt: firstLive(route) });
+      for (const route of new Set([...usage.keys(), ...pendingUsage.keys()])) {
+        const u = usage.get(route) ?? { commits: 0, events: 0, bytes: 0 };
+        const p = pendingUsage.get(route) ?? { commits: 0, events: 0, bytes: 0 };
+        out.set(route, { commits: u.commits + p.commits, events: u.events + p.events, bytes: u.bytes + p.bytes, oldestReceivedAt: usage.has(route) ? firstLive(route) : null });
+      }
       return out;
     },
 
@@ -538,6 +585,12 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       const pages = db.pragma('page_count', { simple: true }) as number;
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       return pages * pageSize;
+    },
+
+    reusableBytes() {
+      const free = db.pragma('freelist_count', { simple: true }) as number;
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      return free * pageSize;
     },
 
     maintain() {

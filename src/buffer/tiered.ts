@@ -179,6 +179,10 @@ export class TieredStore implements BufferStore {
     return this.disk.fileBytes();
   }
 
+  reusableBytes(): number {
+    return this.disk.reusableBytes();
+  }
+
   recentDeadLetters(limit: number): DeadLetterRecord[] {
     return this.disk.recentDeadLetters(limit);
   }

@@ -36,6 +36,8 @@ export interface WriterHooks {
   onError(err: Error, messages: number): void;
   /** Events that left the buffer (evicted) or never entered it (dropped new) because the buffer was full. */
   onFull(route: string, events: number, how: 'evicted_oldest' | 'dropped_newest'): void;
+  /** Messages whose acknowledgement is held because these `block` routes are full; called at every try while held. */
+  onHeld?(routes: readonly string[], messages: number): void;
   /**
    * Transform checkpoints that changed since the last commit; written in the
    * commit's transaction, so the inputs acknowledged by it and their share of
@@ -164,6 +166,7 @@ export class GroupCommitWriter {
       if (taken.length > 0) this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
     }
     for (const p of taken) p.settle(failure);
+    if (this.blocked.length > 0) this.hooks.onHeld?.([...plan.blockedRoutes], this.blocked.length);
     if (this.blocked.length > 0 && this.recheck === null) {
       this.recheck = setTimeout(() => {
         this.recheck = null;

@@ -17,6 +17,7 @@ export const APPLY: Readonly<Record<string, 'live' | 'restart'>> = Object.freeze
   'buffer.path': 'restart',
   'buffer.synchronous': 'restart',
   'buffer.max_bytes': 'restart',
+  'buffer.disk_reserve_bytes': 'live',
   'buffer.ttl_secs': 'live',
   'buffer.memory': 'live',
   'buffer.commit': 'live',

@@ -176,6 +176,11 @@ export const configSchema = z.strictObject({
     synchronous: z.enum(['full', 'normal']).default('full'),
     /** Stored bytes at most (all routes); the database file stays within about 1.1x of it. */
     max_bytes: z.number().int().min(1_048_576).default(268_435_456),
+    /**
+     * Free space the buffer leaves on its filesystem: when the disk is smaller than max_bytes (or
+     * filled by others), the full policy applies once only this much is left.
+     */
+    disk_reserve_bytes: z.number().int().min(0).default(8_388_608),
     /** Events older than this are dropped (counted as expired); 0: kept until delivered. */
     ttl_secs: z.number().int().min(0).default(0),
     /** For routes with durability: memory. */

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   EH_ERR_ACL_SUBSCRIBE: 'a subscription outside the client ACL was refused',
   EH_ERR_INGEST_CONNECTIONS: 'an MQTT connection was refused: max_connections reached, too many logins at once, or shutting down',
   EH_ERR_INGEST_PACKET_TOO_LARGE: 'an MQTT packet exceeded max_packet_bytes; the connection was closed',
+  EH_ERR_INGEST_MALFORMED: 'a PUBLISH had a topic that is not well-formed UTF-8 or holds U+0000, or packet id 0 at QoS 1/2; the connection was closed',
   EH_ERR_INGEST_RATE_LIMITED: 'a client published faster than max_publish_per_sec and was slowed down',
   EH_ERR_INGEST_TLS: 'a TLS handshake on the embedded TLS listener failed',
   EH_ERR_UPSTREAM_AUTH: 'Kafka refused the SASL credentials; events stay buffered',

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,9 @@ const PACKET_OVERHEAD = 65_600;
 const SCRYPT_SLOTS = 2;
 const SCRYPT_QUEUE = 256;
 
+/** How long close() waits at most for the last acknowledgements to leave the sockets. */
+const ACK_FLUSH_MS = 2000;
+
 /** MQTT 3.1.1 CONNACK return codes. */
 const CONNACK = { UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
 
@@ -49,7 +53,38 @@ interface Connection {
   closedByUs: boolean;
 }
 
-type ClientWithParser = Client & { _parser?: { _parseLength?: () => boolean; _emitError?: (err: Error) => void; packet?: { length: number } } };
+/** The parts of aedes' mqtt-packet parser (9.x) the doors below hook into. */
+interface PacketParser {
+  _parseLength?: () => boolean;
+  _parsePublish?: () => void;
+  _emitError?: (err: Error) => void;
+  /** the bytes of the packet being parsed (a BufferList) and the read position in it */
+  _list?: { length: number; readUInt16BE(offset: number): number; slice(start: number, end: number): Buffer };
+  _pos?: number;
+  error?: Error | null;
+  packet?: { length: number; qos?: number; messageId?: number };
+}
+
+type ClientWithParser = Client & { _parser?: PacketParser };
+
+/**
+ * Why a PUBLISH must close its connection, or null. mqtt-packet decodes the
+ * topic with Buffer.toString, which turns ill-formed bytes into U+FFFD and
+ * lets U+0000 through: the topic a device sent would then differ from the one
+ * routed and forwarded. So the raw topic bytes are checked before it decodes
+ * them, and the packet id after.
+ */
+function publishViolation(parser: PacketParser): string | null {
+  const list = parser._list;
+  const pos = parser._pos ?? 0;
+  if (list === undefined || pos + 2 > list.length) return null; // too short: the parser's own error
+  const end = pos + 2 + list.readUInt16BE(pos);
+  if (end > list.length) return null;
+  const topic = list.slice(pos + 2, end);
+  if (!isUtf8(topic)) return 'topic is not well-formed UTF-8 [MQTT-1.5.3-1]';
+  if (topic.includes(0)) return 'topic contains U+0000 [MQTT-1.5.3-2]';
+  return null;
+}
 
 type Refusal = Error & { returnCode: never };
 
@@ -96,6 +131,12 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
   let broker: Aedes | null = null;
   const servers: Array<{ server: Server; close: () => Promise<void> }> = [];
   let accepting = true;
+  /** Publishes go to the sink until stopAccepting() has handed over the last ones read. */
+  let handingOver = true;
+  /** Connections whose publishes may wait for a rate-limit token. */
+  const limited = new Set<Connection>();
+  /** Connected clients, to stop reading them and to flush their acknowledgements on shutdown. */
+  const connected = new Set<Client>();
   let address = `mqtt://${options.host}:${options.port}`;
   let clients = 0;
   let live = 0;
@@ -146,7 +187,37 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
     };
     const client = b.handle(conn, req as never) as ClientWithParser;
     connections.set(client, state);
+    // aedes does not report every close as clientDisconnect (a session taken over by a new connection)
+    conn.once('close', () => {
+      connected.delete(client);
+      limited.delete(state);
+    });
     if (maxPacket > 0) limitPacketSize(client, state);
+    checkPublishes(client, state);
+  }
+
+  /**
+   * MQTT 3.1.1 requires closing the connection on a topic that is not
+   * well-formed UTF-8 or holds U+0000, and forbids packet id 0 on QoS 1/2
+   * (MQTT-2.3.1-1); aedes accepts all three and would acknowledge them.
+   */
+  function checkPublishes(client: ClientWithParser, state: Connection): void {
+    const parser = client._parser;
+    const original = parser?._parsePublish;
+    if (parser === undefined || typeof original !== 'function' || typeof parser._emitError !== 'function') return;
+    parser._parsePublish = function parsePublishChecked(this: PacketParser) {
+      let violation = publishViolation(this);
+      if (violation === null) {
+        original.call(this);
+        if (this.error !== null && this.error !== undefined) return;
+        if ((this.packet?.qos ?? 0) > 0 && this.packet?.messageId === 0) violation = 'packet id 0 on a QoS 1/2 PUBLISH [MQTT-2.3.1-1]';
+      }
+      if (violation === null) return;
+      state.closedByUs = true;
+      if (stats !== undefined) stats.malformed_publishes_total++;
+      warn(`malformed:${violation}`, { code: 'EH_ERR_INGEST_MALFORMED', client_id: client.id, remote: state.remote, reason: violation }, 'malformed publish; connection closed');
+      this._emitError!(new Error(`malformed publish: ${violation}`));
+    };
   }
 
   /**
@@ -273,10 +344,9 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
         },
         authorizePublish: (client, packet, callback) => {
           // the broker's own $SYS messages and will messages of gone clients arrive without a live client
-          if (client === null || !accepting) {
-            if (!accepting && client !== null) return callback(new Error('gateway is shutting down'));
-            return callback(null);
-          }
+          if (client === null) return callback(null);
+          // nothing is read after stopAccepting(); this is a safety net for a packet aedes still held
+          if (!handingOver) return callback(new Error('gateway is shutting down'));
           const state = connections.get(client);
           if (state !== undefined && state.acl !== null && !state.acl.canPublish(packet.topic)) {
             if (stats !== undefined) stats.acl_denied_total++;
@@ -289,7 +359,13 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
             const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
             sink(
               { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now() },
-              (err) => callback(err),
+              (err) => {
+                // not acknowledged at shutdown (held by a full buffer): an error would make aedes close the
+                // connection at once, dropping the PUBACKs of earlier messages still on their way out;
+                // close() ends the connection once they are written, and the device sends this one again
+                if (err !== null && !handingOver) return;
+                callback(err);
+              },
             );
           };
           const bucket = state?.bucket ?? null;
@@ -297,11 +373,18 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           if (stats !== undefined) stats.rate_limited_total++;
           warn(`rate:${client.id}`, { code: 'EH_ERR_INGEST_RATE_LIMITED', client_id: client.id, limit_per_sec: rate }, 'client publishes faster than max_publish_per_sec; slowed down');
           state!.queue.push(go);
+          limited.add(state!);
           if (state!.timer === null) state!.timer = setTimeout(() => drain(state!, client), Math.max(1, Math.ceil(1000 / rate)));
         },
       });
-      b.on('client', () => clients++);
-      b.on('clientDisconnect', () => clients--);
+      b.on('client', (client) => {
+        clients++;
+        connected.add(client);
+      });
+      b.on('clientDisconnect', (client) => {
+        clients--;
+        connected.delete(client);
+      });
       const onError = (client: Client, err: Error): void => {
         const state = connections.get(client);
         if (state?.closedByUs === true) return;
@@ -376,18 +459,64 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
       address = addresses[0]!;
     },
 
+    /**
+     * Stops reading: no new connections or logins, and no connection is read
+     * again. What was read is handed to the sink (publishes waiting for a
+     * rate-limit token too, at once), so the final commit covers it and its
+     * acknowledgements go out before close() ends the connections.
+     */
     async stopAccepting() {
       accepting = false;
-      // stop new connections; existing ones end in close()
       for (const { server } of servers) server.close();
+      const b = broker;
+      if (b !== null) for (const client of connected) (client as Client & { pause(): void }).pause();
+      for (const state of limited) {
+        if (state.timer !== null) clearTimeout(state.timer);
+        state.timer = null;
+        for (const go of state.queue.splice(0)) go();
+      }
+      limited.clear();
+      // aedes hands the packets of the chunk it parsed to authorizePublish in the same or the next ticks
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      handingOver = false;
     },
 
     async close() {
       const b = broker;
       broker = null;
-      if (b !== null) await new Promise<void>((resolve) => b.close(() => resolve()));
+      if (b !== null) {
+        await flushAcknowledgements([...connected], ACK_FLUSH_MS);
+        await new Promise<void>((resolve) => b.close(() => resolve()));
+      }
       await Promise.all(servers.map((s) => s.close()));
       servers.length = 0;
     },
   };
+}
+
+/**
+ * Waits until the acknowledgements already settled are written: aedes writes a
+ * PUBACK in the ticks after its hook's callback, and closing a connection
+ * destroys its socket with whatever Node still buffers for it. Bounded by
+ * `maxMs` for a device that does not read.
+ */
+async function flushAcknowledgements(clients: readonly Client[], maxMs: number): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const deadline = Date.now() + maxMs;
+  await Promise.all(clients.map(async (client) => {
+    const conn = client.conn as unknown as Duplex;
+    while (conn.writableLength > 0 && !conn.destroyed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          conn.off('drain', done);
+          conn.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(1, deadline - Date.now()));
+        conn.once('drain', done);
+        conn.once('close', done);
+      });
+    }
+  }));
 }

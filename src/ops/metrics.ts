@@ -13,6 +13,8 @@ export interface OpsSnapshot {
   readonly usage: ReadonlyMap<string, RouteUsage> | null;
   readonly fileBytes: number | null;
   readonly maxBytes: number;
+  /** the bound the full policy applies now: maxBytes, or less where the filesystem cannot take that much */
+  readonly limitBytes?: number;
   readonly health: Health;
   readonly uploadWindowOpen: boolean;
   readonly disk: DiskSample | null;
@@ -60,6 +62,7 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   rate_limited_total: { name: 'edgehaul_rate_limited_publishes_total', help: 'publishes held back because their client exceeded max_publish_per_sec' },
   connections_refused_total: { name: 'edgehaul_refused_connections_total', help: 'connections refused before login (max_connections, too many logins at once, shutting down)' },
   oversize_packets_total: { help: 'MQTT packets above max_packet_bytes (the connection is closed)' },
+  malformed_publishes_total: { help: 'PUBLISH packets with a topic that is not well-formed UTF-8 or holds U+0000, or packet id 0 at QoS 1/2 (the connection is closed)' },
   tls_errors_total: { name: 'edgehaul_tls_handshake_errors_total', help: 'failed TLS handshakes on the embedded TLS listener' },
   connection_errors_total: { help: 'connections closed for a client error (malformed packets, protocol violations, resets)' },
   upstream_auth_failures_total: { help: 'Kafka refused our SASL credentials' },
@@ -171,8 +174,8 @@ export function createMetricsRegistry(stats: Stats, snapshot: () => Promise<OpsS
       }
     } });
   };
-  perRoute('edgehaul_buffer_events', 'events waiting in the buffer', (u) => u.events);
-  perRoute('edgehaul_buffer_bytes', 'stored bytes waiting in the buffer', (u) => u.bytes);
+  perRoute('edgehaul_buffer_events', 'events in the buffer file (delivered ones until their delete is committed)', (u) => u.events);
+  perRoute('edgehaul_buffer_bytes', 'stored bytes in the buffer file (delivered ones until their delete is committed)', (u) => u.bytes);
   perRoute('edgehaul_buffer_oldest_age_seconds', 'age of the oldest waiting event (0 when none)', (u, now) => (u.oldestReceivedAt === null ? 0 : Math.max(0, (now - u.oldestReceivedAt) / 1000)));
 
   const gauge = (name: string, help: string, read: (s: OpsSnapshot) => number | null): void => {
@@ -183,6 +186,7 @@ export function createMetricsRegistry(stats: Stats, snapshot: () => Promise<OpsS
     } });
   };
   gauge('edgehaul_buffer_limit_bytes', 'buffer.max_bytes', (s) => s.maxBytes);
+  gauge('edgehaul_buffer_effective_limit_bytes', "the bound the full policy applies now: buffer.max_bytes, or less where the buffer's filesystem cannot take that much (buffer.disk_reserve_bytes kept free)", (s) => s.limitBytes ?? s.maxBytes);
   gauge('edgehaul_buffer_file_bytes', 'size of the buffer database file', (s) => s.fileBytes);
   gauge('edgehaul_upstream_lag_seconds', 'age of the oldest event not yet delivered to Kafka (0 when none)', (s) => {
     let oldest: number | null = null;

@@ -46,6 +46,8 @@ export class Stats {
   connections_refused_total = 0;
   /** MQTT packets above max_packet_bytes (the connection is closed) */
   oversize_packets_total = 0;
+  /** PUBLISH packets with a topic that is not well-formed UTF-8 or holds U+0000, or packet id 0 at QoS 1/2 (the connection is closed) */
+  malformed_publishes_total = 0;
   /** failed TLS handshakes on the embedded TLS listener */
   tls_errors_total = 0;
   /** connections closed for a client error: malformed packets, protocol violations, resets */

@@ -198,6 +198,7 @@ test('full, when_full block: at the route max_bytes the next publish is held una
     assert.ok(l.health.reasons.some((r) => /acknowledgements held/.test(r)), `health reasons: ${l.health.reasons.join('; ')}`);
   }
   assert.equal(held.state(), 'pending', 'the held publish is not acknowledged');
+  assert.ok(down.lines.some((l) => l.code === 'EH_ERR_BUFFER_FULL' && l.how === 'held' && l.route === route), 'holding is logged as EH_ERR_BUFFER_FULL');
 
   assert.equal((await down.stop('SIGTERM')).code, 0, down.describe());
   assert.notEqual(held.state(), 'acked', 'a held message is not acknowledged at shutdown');

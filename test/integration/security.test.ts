@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, test } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { connectPacket, remainingLength } from '../../scripts/bench/mqtt-raw.js';
 import { hashPassword } from '../../src/security/password.js';
 import { Daemon, testConfig, type LogLine } from '../helpers/daemon.js';
 import { runDevice } from '../helpers/devices.js';
@@ -292,4 +293,77 @@ test('a flood from one client is slowed to max_publish_per_sec and does not star
   assert.ok(floodAckedMeanwhile < 30_000, `the flood did not get through at full speed (${floodAckedMeanwhile} acked)`);
   assert.ok(daemon.lines.some((l) => l.code === 'EH_ERR_INGEST_RATE_LIMITED' && l.client_id === 'flooder'));
   assert.ok(!daemon.lines.some((l) => l.code === 'EH_ERR_INGEST_RATE_LIMITED' && l.client_id === 'steady'));
+});
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+/** A QoS 1 PUBLISH written byte by byte, so the topic may be any bytes at all. */
+function rawPublish(topic: Buffer, packetId: number, payload: string): Buffer {
+  const body = Buffer.concat([u16(topic.length), topic, u16(packetId), Buffer.from(payload)]);
+  return Buffer.concat([Buffer.from([0x32]), remainingLength(body.length), body]);
+}
+
+/**
+ * A raw TCP client: CONNECT, wait for the CONNACK, write `publish`, then wait
+ * until the PUBACK arrives or the server closes the connection.
+ */
+async function rawPublishOutcome(port: number, clientId: string, publish: Buffer): Promise<'puback' | 'closed'> {
+  const socket = netConnect(port, '127.0.0.1');
+  let received = Buffer.alloc(0);
+  let closedByServer = false;
+  socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  socket.on('close', () => (closedByServer = true));
+  socket.on('error', () => undefined);
+  try {
+    await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('error', reject));
+    socket.write(connectPacket(clientId, 60));
+    await waitFor(`CONNACK for ${clientId}`, () => received.length >= 4 || closedByServer, 10_000, 10);
+    assert.deepEqual([...received.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], `${clientId}: CONNACK accepted`);
+    socket.write(publish);
+    // a PUBACK is 0x40 0x02 <packet id>; anything else before the close would be a protocol error of ours
+    return await waitFor(`PUBACK or close for ${clientId}`, () => (received.length >= 8 && received[4] === 0x40 ? 'puback' as const : closedByServer ? 'closed' as const : undefined), 10_000, 10);
+  } finally {
+    socket.destroy();
+  }
+}
+
+test('malformed PUBLISH packets (topic not well-formed UTF-8, topic with U+0000, QoS 1 with packet id 0) close their connection, are counted and logged, and are neither acknowledged nor forwarded', { timeout: 90_000 }, async (t) => {
+  const topic = `it.sec.malformed.${Date.now()}`;
+  const daemon = new Daemon(Daemon.tempDir(), testConfig(kafka.brokers, {
+    routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
+  }));
+  t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
+  const url = await daemon.start();
+  const port = Number(new URL(url).port);
+  const reading = (device: string): string => JSON.stringify({ device, n: 0 });
+
+  const cases = [
+    { device: 'bad-utf8', topic: Buffer.concat([Buffer.from('devices/bad-utf8/t'), Buffer.from([0xc3, 0x28])]), packetId: 7 },
+    { device: 'bad-surrogate', topic: Buffer.concat([Buffer.from('devices/bad-surrogate/'), Buffer.from([0xed, 0xa0, 0x80])]), packetId: 7 },
+    { device: 'bad-nul', topic: Buffer.from('devices/bad-nul/a\u0000b'), packetId: 7 },
+    { device: 'bad-id', topic: Buffer.from('devices/bad-id/t'), packetId: 0 },
+  ];
+  for (const c of cases) {
+    assert.equal(await rawPublishOutcome(port, c.device, rawPublish(c.topic, c.packetId, reading(c.device))), 'closed', `${c.device}: the connection is closed without a PUBACK`);
+  }
+  // the same raw client with a well-formed packet is acknowledged: the refusals above are the checks, not the client
+  assert.equal(await rawPublishOutcome(port, 'good', rawPublish(Buffer.from('devices/good/t'), 7, reading('good'))), 'puback');
+
+  await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 1);
+  assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
+  const records = await consumeAll(kafka.brokers, topic);
+  const keys = records.flatMap((r) => r.batch.events.map(() => r.batch.key));
+  assert.deepEqual(keys, ['good'], 'only the well-formed publish reaches Kafka');
+  const stats = daemon.lastStats();
+  assert.equal(stats.malformed_publishes_total, cases.length);
+  assert.equal(stats.committed_events_total, 1);
+  assert.equal(stats.connection_errors_total, 0, 'counted as malformed, not as a generic client error');
+  const logged = daemon.lines.filter((l) => l.code === 'EH_ERR_INGEST_MALFORMED').map((l) => String(l.reason));
+  // two cases break MQTT-1.5.3-1: its second line within the interval is suppressed
+  assert.equal(logged.length, 3, `one line per kind (rate-limited per kind): ${logged.join('; ')}`);
+  assert.ok(logged.some((r) => /MQTT-1\.5\.3-1/.test(r)) && logged.some((r) => /MQTT-1\.5\.3-2/.test(r)) && logged.some((r) => /MQTT-2\.3\.1-1/.test(r)), logged.join('; '));
 });

@@ -20,9 +20,11 @@ test('sequence numbers never repeat, across deletes and reopen', () => {
   assert.deepEqual(put(store, [ev('a', 1), ev('b', 2)]), { route: 'r', firstSeq: 1, lastSeq: 2 });
   assert.deepEqual(put(store, [ev('a', 3)]), { route: 'r', firstSeq: 3, lastSeq: 3 });
   store.remove(store.readNext(100, 1e9).map((c) => c.id));
-  assert.equal(store.stats().events, 0);
+  assert.equal(store.bytes(), 0, 'removed rows leave the bound at once');
+  assert.equal(store.stats().events, 3, 'and count as what the file holds until their delete is committed');
   store.close();
   store = openSqliteStore(path, { synchronous: 'full' });
+  assert.equal(store.stats().events, 0);
   assert.deepEqual(put(store, [ev('a', 4)]), { route: 'r', firstSeq: 4, lastSeq: 4 });
   store.close();
 });
@@ -167,10 +169,12 @@ test('delivered rows vanish from reads at once and are deleted in batches, by a 
   assert.deepEqual(store.remove([first.id]), [], 'removing twice counts once');
   assert.deepEqual(store.readNext(10, 1e9).map((c) => c.events[0]!.seq), [2]);
   assert.deepEqual(store.oldestRows({ route: 'r' }, 10, new Set()).map((r) => r.events), [1], 'not an eviction candidate either');
-  assert.equal(store.stats().events, 1);
-  assert.equal(store.stats().oldestReceivedAt, 1002);
+  assert.equal(store.bytes(), store.bytes('r'));
+  assert.equal(store.stats().events, 2, 'stats say what the file holds: the row is still there');
+  assert.equal(store.stats().oldestReceivedAt, 1002, 'the oldest event waiting is the second');
   assert.equal(rowsOnDisk(), 2, 'not deleted yet');
   await waitFor('the batched delete', () => rowsOnDisk() === 1, 5000);
+  assert.equal(store.stats().events, 1);
   store.remove([store.readNext(1, 1e9)[0]!.id]);
   // a commit after the batching interval carries the pending delete
   await waitFor('a commit to carry the delete', () => {
@@ -209,5 +213,31 @@ test('readNext with a priority floor reads only rows at or above it (upload wind
   assert.ok(report.wal_bytes_before > 0, 'the commits were in the WAL');
   assert.ok(store.maintain().wal_bytes_before < report.wal_bytes_before, 'truncated by the checkpoint (optimize may write a little again)');
   assert.equal(store.stats().events, 3, 'maintenance changes no data');
+  store.close();
+});
+
+test('a commit the file cannot take does not hold back the deletes: they are written alone, and the commit then reuses their pages', () => {
+  // max_page_count stands in for a full disk here (the tmpfs integration test has the real one)
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal', maxFileBytes: 65_536 });
+  const big = (n: number): RoutedEvent => ({ ...ev('a', n), payload: randomBytes(2000) });
+  let stored = 0;
+  for (;;) {
+    try {
+      put(store, [big(stored)]);
+      stored++;
+    } catch (err) {
+      assert.equal((err as { code?: string }).code, 'EH_ERR_STORE_WRITE');
+      break;
+    }
+  }
+  assert.ok(stored > 5, `${stored} rows before the file was full`);
+  assert.throws(() => put(store, [big(stored)]), /buffer commit failed/, 'still full');
+  const delivered = store.readNext(1000, 1e9);
+  store.remove(delivered.map((c) => c.id));
+  assert.equal(store.stats().events, stored, 'counted until deleted');
+  // at once, not only after the delete interval: the failed insert makes the deletes go alone first
+  const range = put(store, [big(stored)]);
+  assert.equal(range.firstSeq, stored + 1);
+  assert.equal(store.stats().events, 1, 'the deletes are in the file');
   store.close();
 });

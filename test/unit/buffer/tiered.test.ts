@@ -67,8 +67,8 @@ test('rows being sent are not spilled, and removing delivered rows works in both
   assert.equal(store.spill({ afterMs: -1, maxBytes: 0 }, new Set(sending.map((c) => c.id))), 0);
   const removed = store.remove(sending.map((c) => c.id));
   assert.deepEqual(removed.map((r) => r.route).sort(), ['d', 'm']);
-  assert.equal(store.stats().events, 0);
   assert.equal(store.bytes(), 0);
+  assert.equal(store.stats().events, 1, 'the disk row counts until its delete is committed');
   store.close();
 });
 

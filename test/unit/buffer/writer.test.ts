@@ -183,3 +183,29 @@ test('a message that only fed transform state or became a dead letter is acknowl
   assert.ok(failed instanceof Error);
   assert.deepEqual(lostAgain, [1]);
 });
+
+test('the filesystem bound (diskBytes) applies like the total bound, but an event above it is held, not dropped as one that can never fit; holding is reported', async () => {
+  const held: Array<[string[], number]> = [];
+  let limits: BufferLimits = { totalBytes: 1 << 30, diskBytes: 2 * EVENT + 10, routes: new Map([['r', { priority: 0, whenFull: 'block', maxBytes: null }]]) };
+  const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
+  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, () => limits, () => new Set(), {
+    onCommit: () => undefined,
+    onError: () => undefined,
+    onFull: () => assert.fail('nothing is dropped'),
+    onHeld: (routes, messages) => held.push([[...routes], messages]),
+  });
+  const submit = (events: RoutedEvent[]): Promise<Error | null> => new Promise((resolve) => writer.submit(events, resolve));
+  assert.equal(await submit([ev('r', 1)]), null);
+  assert.equal(await submit([ev('r', 2)]), null);
+  const third = submit([ev('r', 3)]);
+  // a big one above the whole disk bound waits too (the disk may free up), behind the third
+  const big = submit([ev('r', 4, 5000)]);
+  await waitFor('both held', () => writer.blockedMessages === 2, 2000);
+  assert.deepEqual(held.at(-1), [['r'], 2]);
+  // the filesystem has room again
+  limits = { ...limits, diskBytes: 1 << 20 };
+  writer.kick();
+  assert.deepEqual(await Promise.all([third, big]), [null, null]);
+  assert.equal(store.stats().events, 4);
+  store.close();
+});
