@@ -134,7 +134,7 @@ export class Gateway {
     }
     this.pipeline.restore(opened.store.loadStates());
     const backlog = store.stats();
-    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
+    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, incarnation: opened.store.incarnation, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
     this.system = new SystemProbe(dirname(bufferPath));
     await this.system.sampleDisk();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -108,6 +109,12 @@ export const DEAD_LETTER_PAYLOAD_BYTES = 4096;
 
 export interface BufferStore {
   /**
+   * This buffer file's incarnation: 16 random hex digits drawn when the
+   * database was created and stored in it. Sequence numbers restart when the
+   * file is lost; the pair (incarnation, seq) never repeats.
+   */
+  readonly incarnation: string;
+  /**
    * One transaction: removes `evict` (rows chosen by the full policy),
    * inserts one row per group, and writes the extras (dead letters, transform
    * checkpoints). Returns the evicted rows as they were and the sequence range
@@ -171,8 +178,9 @@ const SCHEMA_VERSION = 3;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
 // Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
-// A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output).
-type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 1];
+// A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output); a sixth
+// (with the fifth 0 or 1) holds the route's topic captures.
+type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 0 | 1, captures?: Record<string, string>];
 /** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
 type LegacyTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
 
@@ -190,6 +198,7 @@ export interface SqliteStoreOptions {
 
 export function openSqliteStore(path: string, options: SqliteStoreOptions): SqliteBufferStore {
   let db: Database.Database;
+  let incarnation: string;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     db = new Database(path);
@@ -201,6 +210,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     // after a checkpoint the WAL is cut back, so a burst does not leave a large file behind
     db.pragma('journal_size_limit = 8388608');
     migrate(db, options.firstSeq ?? 1);
+    incarnation = readIncarnation(db);
     if (options.maxFileBytes !== undefined) {
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       db.pragma(`max_page_count = ${Math.max(64, Math.ceil(options.maxFileBytes / pageSize))}`);
@@ -332,7 +342,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
   /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
-    const tuples: StoredTuple[] = r.events.map((e) => (e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt]));
+    const tuples: StoredTuple[] = r.events.map((e): StoredTuple => {
+      if (e.captures !== undefined) return [e.key, e.topic, e.payload, e.receivedAt, e.encoded === true ? 1 : 0, e.captures];
+      return e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt];
+    });
     const body = pack(encoder.encode(tuples));
     let oldest = Number.POSITIVE_INFINITY;
     let newest = 0;
@@ -366,6 +379,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
 
   return {
+    incarnation,
+
     allocate(count) {
       const first = nextSeq;
       if (first + count > ceiling) {
@@ -431,12 +446,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
           if (count > 0 && bytes + raw.length > maxBytes) return out;
           const tuples = encoder.decode(raw) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
-            if (t.length === 6) {
-              const [route, kafkaTopic, key, topic, payload, receivedAt] = t;
+            if (t.length === 6 && t[4] instanceof Uint8Array) {
+              const [route, kafkaTopic, key, topic, payload, receivedAt] = t as LegacyTuple;
               return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: asBuffer(payload), receivedAt };
             }
-            const [key, topic, payload, receivedAt, encoded] = t;
+            const [key, topic, payload, receivedAt, encoded, captures] = t as StoredTuple;
             const e: SequencedEvent = { seq: row.first_seq + i, route: row.route, kafkaTopic: row.kafka_topic, key, topic, payload: asBuffer(payload), receivedAt };
+            if (captures !== undefined) return encoded === 1 ? { ...e, encoded: true, captures } : { ...e, captures };
             return encoded === 1 ? { ...e, encoded: true } : e;
           });
           out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: raw.length });
@@ -585,6 +601,22 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 function unpack(body: Buffer): Buffer {
   return body[0] === COMPRESSED ? inflateRawSync(body.subarray(1)) : body;
+}
+
+/**
+ * The buffer's incarnation id, drawn the first time a database is opened (a
+ * new file, or one written before incarnations existed) and kept in it: a
+ * lost or replaced file means a new id, whatever the clock says.
+ */
+function readIncarnation(db: Database.Database): string {
+  return db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS incarnation (id TEXT NOT NULL) STRICT');
+    const row = db.prepare<[], { id: string }>('SELECT id FROM incarnation LIMIT 1').get();
+    if (row !== undefined) return row.id;
+    const id = randomBytes(8).toString('hex');
+    db.prepare<[string]>('INSERT INTO incarnation (id) VALUES (?)').run(id);
+    return id;
+  }).immediate();
 }
 
 /** Creates the schema, or brings an older one up to date, in one transaction. */

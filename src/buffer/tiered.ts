@@ -40,6 +40,10 @@ export class TieredStore implements BufferStore {
 
   constructor(private readonly disk: SqliteBufferStore, private readonly now: () => number = Date.now) {}
 
+  get incarnation(): string {
+    return this.disk.incarnation;
+  }
+
   commit(groups: readonly CommitGroup[], evict: readonly number[] = [], extras?: CommitExtras): ReturnType<BufferStore['commit']> {
     const diskGroups = groups.filter((g) => g.durability !== 'memory');
     const memoryGroups = groups.filter((g) => g.durability === 'memory' && g.events.length > 0);

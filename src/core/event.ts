@@ -22,6 +22,8 @@ export interface RoutedEvent {
   readonly receivedAt: number;
   /** true: `payload` is one CBOR data item (a transformed value), sent as such rather than as bytes. */
   readonly encoded?: boolean;
+  /** The route's named topic captures (`+device` -> {device: ...}); absent when it has none. */
+  readonly captures?: Readonly<Record<string, string>>;
   /** Send and eviction priority when a transform chose one; else the route's. */
   readonly priority?: number;
 }

@@ -211,3 +211,27 @@ test('readNext with a priority floor reads only rows at or above it (upload wind
   assert.equal(store.stats().events, 3, 'maintenance changes no data');
   store.close();
 });
+
+test('a buffer file has one incarnation for its life: kept across reopen, new for a new file', () => {
+  const path = tempDb();
+  const first = openSqliteStore(path, { synchronous: 'full' });
+  assert.match(first.incarnation, /^[0-9a-f]{16}$/);
+  const inc = first.incarnation;
+  first.close();
+  const again = openSqliteStore(path, { synchronous: 'full' });
+  assert.equal(again.incarnation, inc);
+  again.close();
+  const other = openSqliteStore(tempDb(), { synchronous: 'full' });
+  assert.notEqual(other.incarnation, inc);
+  other.close();
+});
+
+test('captures are stored with their events and read back; events without them stay without', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'full' });
+  const withCaps: RoutedEvent = { ...ev('a', 1), captures: { site: 's1', device: 'a' } };
+  const encoded: RoutedEvent = { ...ev('a', 2), encoded: true, captures: { device: 'a' } };
+  put(store, [withCaps, encoded, ev('b', 3)]);
+  const events = store.readNext(10, 1 << 20).flatMap((c) => c.events);
+  assert.deepEqual(events.map((e) => [e.captures, e.encoded]), [[{ site: 's1', device: 'a' }, undefined], [{ device: 'a' }, true], [undefined, undefined]]);
+  store.close();
+});
