@@ -276,7 +276,7 @@ export function decodeBatch(value: Uint8Array): Batch {
   try {
     wire = decoder.decode(bytes);
   } catch (err) {
-    throw new EdgehaulError('EH_ERR_DECODE_FORMAT', `not CBOR (${bytes.length} bytes): ${(err as Error).message}`);
+    throw formatError(`truncated or not CBOR (a record of ${bytes.length} bytes): ${(err as Error).message}`);
   }
   if (!(wire instanceof Map)) throw formatError('the value is not a CBOR map');
   const w = wire as Map<unknown, unknown>;
