@@ -103,6 +103,28 @@ export interface CommitExtras {
   /** How many dead letters the table keeps at most (the oldest go). */
   readonly keepDeadLetters?: number;
   readonly states?: readonly StateRecord[];
+  /** QoS 1/2 publishes whose events this commit stores: their re-sends are recognised (isResend) once it is durable. */
+  readonly publishes?: readonly PublishId[];
+}
+
+/** What identifies a device's PUBLISH for re-send recognition. */
+export interface PublishId {
+  readonly clientId: string;
+  readonly packetId: number;
+  /** publishDigest(topic, payload) */
+  readonly digest: number;
+}
+
+/**
+ * FNV-1a (32 bits) over the topic and the payload: with the client id and the
+ * packet id, what tells a re-send of a committed PUBLISH from a new one.
+ */
+export function publishDigest(topic: string, payload: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < topic.length; i++) h = Math.imul(h ^ topic.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xff, 0x01000193);
+  for (let i = 0; i < payload.length; i++) h = Math.imul(h ^ payload[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 export const DEAD_LETTER_PAYLOAD_BYTES = 4096;
@@ -121,6 +143,12 @@ export interface BufferStore {
    * of every group.
    */
   commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  /**
+   * True when a PUBLISH with this client id, packet id and digest was
+   * committed (CommitExtras.publishes) among the client's recent publishes,
+   * also before a restart: a device's re-send (DUP) of it needs no second event.
+   */
+  isResend(id: PublishId): boolean;
   /** The newest dead letters first. */
   recentDeadLetters(limit: number): DeadLetterRecord[];
   /** Dead letters kept for inspection. */
@@ -265,6 +293,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       else upsertState.run(st.route, st.step, st.state);
     }
   };
+  const ledger = new PublishLedger(db);
   const perRoute = db.prepare<[], { route: string; commits: number; events: number; bytes: number }>(
     'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
@@ -360,6 +389,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean, extras: CommitExtras | undefined) => {
     if (withDeletes) applyDeletes();
     writeExtras(extras);
+    if (extras?.publishes !== undefined && extras.publishes.length > 0) ledger.write(extras.publishes);
     const evicted = removeRows(evict);
     let seq = nextSeq;
     const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
@@ -418,6 +448,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       }
       nextSeq = result.nextSeq;
       ceiling = result.ceiling;
+      if (extras?.publishes !== undefined) ledger.remember(extras.publishes);
       if (withDeletes) {
         pendingDeletes.clear();
         if (deleteTimer !== null) clearTimeout(deleteTimer);
@@ -508,6 +539,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
         deleteTimer.unref();
       }
       return removed;
+    },
+
+    isResend(id) {
+      return ledger.has(id);
     },
 
     recentDeadLetters(limit) {
@@ -601,6 +636,75 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 function unpack(body: Buffer): Buffer {
   return body[0] === COMPRESSED ? inflateRawSync(body.subarray(1)) : body;
+}
+
+/** Commits whose publishes are kept for re-send recognition (a ring of rows). */
+const LEDGER_COMMITS = 256;
+/** Packet ids remembered per client in memory (an MQTT client has at most 65535 in flight). */
+const LEDGER_PER_CLIENT = 2048;
+
+/**
+ * Which QoS 1/2 publishes were committed, for recognising a device's re-send
+ * of one whose PUBACK it never got. Each commit with publishes writes one row
+ * (client ids, packet ids and digests, CBOR) in its own transaction; only the
+ * newest LEDGER_COMMITS rows are kept, and they are read back at open. A
+ * device re-sends what was in flight when the connection broke: the newest
+ * commits of its client.
+ */
+class PublishLedger {
+  private readonly byClient = new Map<string, Map<number, number>>();
+  private readonly insert: Database.Statement<[number, Buffer]>;
+  private readonly trim: Database.Statement<[number]>;
+  private readonly codec = new Encoder({ useRecords: false, tagUint8Array: false });
+  private next: number;
+
+  constructor(db: Database.Database) {
+    db.exec('CREATE TABLE IF NOT EXISTS recent_publishes (n INTEGER PRIMARY KEY, body BLOB NOT NULL) STRICT');
+    this.insert = db.prepare('INSERT INTO recent_publishes (n, body) VALUES (?, ?)');
+    this.trim = db.prepare('DELETE FROM recent_publishes WHERE n <= ?');
+    let last = 0;
+    for (const row of db.prepare<[], { n: number; body: Buffer }>('SELECT n, body FROM recent_publishes ORDER BY n').all()) {
+      last = row.n;
+      try {
+        this.remember(this.unpack(row.body));
+      } catch {
+        // a row that does not decode only costs recognition of its re-sends
+      }
+    }
+    this.next = last + 1;
+  }
+
+  /** Inside the commit's transaction. */
+  write(publishes: readonly PublishId[]): void {
+    const byClient: Record<string, number[]> = {};
+    for (const p of publishes) (byClient[p.clientId] ??= []).push(p.packetId, p.digest);
+    this.insert.run(this.next, this.codec.encode(Object.entries(byClient)));
+    this.trim.run(this.next - LEDGER_COMMITS);
+    this.next++;
+  }
+
+  /** After the commit is durable. */
+  remember(publishes: readonly PublishId[]): void {
+    for (const p of publishes) {
+      let ids = this.byClient.get(p.clientId);
+      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map()));
+      ids.delete(p.packetId); // a reused packet id moves to the newest end
+      ids.set(p.packetId, p.digest);
+      if (ids.size > LEDGER_PER_CLIENT) ids.delete(ids.keys().next().value!);
+    }
+  }
+
+  has(id: PublishId): boolean {
+    return this.byClient.get(id.clientId)?.get(id.packetId) === id.digest;
+  }
+
+  private unpack(body: Buffer): PublishId[] {
+    const out: PublishId[] = [];
+    for (const [clientId, pairs] of this.codec.decode(body) as Array<[string, number[]]>) {
+      for (let i = 0; i + 1 < pairs.length; i += 2) out.push({ clientId, packetId: pairs[i]!, digest: pairs[i + 1]! });
+    }
+    return out;
+  }
 }
 
 /**

@@ -7,6 +7,9 @@ export interface InboundMessage {
   readonly clientId: string;
   /** Milliseconds since the epoch, when the gateway received the message. */
   readonly receivedAt: number;
+  /** QoS 1/2: the PUBLISH's packet id, and whether its DUP flag is set (a re-send). */
+  readonly packetId?: number;
+  readonly dup?: boolean;
 }
 
 /** An event after routing, as it is stored in the buffer and sent upstream. */

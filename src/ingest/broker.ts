@@ -288,7 +288,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           const go = (): void => {
             const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
             sink(
-              { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now() },
+              { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now(), ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}) },
               (err) => callback(err),
             );
           };
