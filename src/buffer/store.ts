@@ -640,6 +640,7 @@ function unpack(body: Buffer): Buffer {
 
 /** Commits whose publishes are kept for re-send recognition (a ring of rows). */
 const LEDGER_COMMITS = 256;
+const LEDGER_TRIM_EVERY = 32;
 /** Packet ids remembered per client in memory (an MQTT client has at most 65535 in flight). */
 const LEDGER_PER_CLIENT = 2048;
 
@@ -679,7 +680,9 @@ class PublishLedger {
     const byClient: Record<string, number[]> = {};
     for (const p of publishes) (byClient[p.clientId] ??= []).push(p.packetId, p.digest);
     this.insert.run(this.next, this.codec.encode(Object.entries(byClient)));
-    this.trim.run(this.next - LEDGER_COMMITS);
+    // old rows go in bulk, once every LEDGER_TRIM_EVERY commits: a delete on every commit would
+    // write the table's first page each time (flash wear on a quiet gateway)
+    if (this.next % LEDGER_TRIM_EVERY === 0) this.trim.run(this.next - LEDGER_COMMITS);
     this.next++;
   }
 
