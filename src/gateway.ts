@@ -5,7 +5,7 @@ import { changed, diffConfig, effectiveConfig, type ConfigDiff } from './config/
 import { openBuffer } from './buffer/open.js';
 import type { BufferLimits, RouteLimits } from './buffer/policy.js';
 import { DiskRoom } from './buffer/room.js';
-import type { BufferStore } from './buffer/store.js';
+import { publishDigest, type BufferStore } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import type { Config } from './config/schema.js';
 import { GroupCommitWriter } from './buffer/writer.js';
@@ -138,7 +138,7 @@ export class Gateway {
     }
     this.pipeline.restore(opened.store.loadStates());
     const backlog = store.stats();
-    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
+    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, incarnation: opened.store.incarnation, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
 
     this.system = new SystemProbe(dirname(bufferPath));
     await this.system.sampleDisk();
@@ -700,6 +700,15 @@ export class Gateway {
       });
       return acked(null);
     }
+    // a QoS 1/2 publish is recognised by client id, packet id, topic and payload; a re-send (DUP) of
+    // one already committed (its PUBACK was lost in a crash or a broken connection) makes no second event
+    const publish = message.packetId !== undefined && message.qos > 0
+      ? { clientId: message.clientId, packetId: message.packetId, digest: publishDigest(message.topic, message.payload) }
+      : undefined;
+    if (publish !== undefined && message.dup === true && this.store?.isResend(publish) === true) {
+      this.stats.resends_acked_total++;
+      return acked(null);
+    }
     const out = this.pipeline.process(message);
     if (out.matched === 0) {
       this.stats.dropped_unrouted_total++;
@@ -710,7 +719,7 @@ export class Gateway {
     }
     // every route's steps took it out on purpose (filter, deadband, dedupe): nothing to make durable
     if (out.events.length === 0 && out.deadLetters.length === 0 && !out.stateful) return acked(null);
-    this.writer!.submit(out.events, acked, out.deadLetters);
+    this.writer!.submit(out.events, acked, out.deadLetters, publish);
   };
 
   private createIngest(sink: MessageSink): Ingest {

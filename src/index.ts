@@ -1,3 +1,4 @@
 /** Library entry: what a Kafka consumer needs to read edgehaul batches. */
-export { decodeBatch, encodeBatch, batchToJsonLines, batchHeaders, CONTENT_TYPE, FORMAT_VERSION, HEADERS } from './forward/format.js';
-export type { Batch, BatchEvent } from './forward/format.js';
+export { decodeBatch, decodeValue, encodeBatch, batchToJsonLines, batchHeaders, CONTENT_TYPE, FORMAT_VERSION, HEADERS, READ_VERSIONS } from './forward/format.js';
+export type { Batch, BatchEvent, BatchSource } from './forward/format.js';
+export { Deduper } from './forward/dedupe.js';

@@ -80,9 +80,9 @@ interface Case {
 }
 const CASES: Case[] = [
   { name: 'raw (format 2, cbor-x)', encoded: false, encode: encodeFormat2 },
-  { name: 'raw', encoded: false, encode: (e) => encodeBatch('gw-bench-0001', 'telemetry', 'dev-3', e) },
+  { name: 'raw', encoded: false, encode: (e) => encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e) },
   { name: 'tag 24 (format 2)', encoded: true, encode: encodeFormat2 },
-  { name: 'shaped', encoded: true, encode: (e) => encodeBatch('gw-bench-0001', 'telemetry', 'dev-3', e) },
+  { name: 'shaped', encoded: true, encode: (e) => encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e) },
 ];
 
 function cpuUs(f: () => void): number {

@@ -103,7 +103,7 @@ function run(s: Scenario): Result {
     for (const [k, evs] of pending) {
       for (let i = 0; i < evs.length; i += EVENTS_PER_RECORD) {
         const chunk = evs.slice(i, i + EVENTS_PER_RECORD);
-        const value = encodeBatch('gw-bench-0001', chunk[0]!.route, k.split('\u0000')[1]!, chunk);
+        const value = encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, chunk[0]!.route, k.split('\u0000')[1]!, chunk);
         records++;
         bytes += value.length;
         gz += gzipSync(value).length;

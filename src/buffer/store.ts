@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -102,11 +103,39 @@ export interface CommitExtras {
   /** How many dead letters the table keeps at most (the oldest go). */
   readonly keepDeadLetters?: number;
   readonly states?: readonly StateRecord[];
+  /** QoS 1/2 publishes whose events this commit stores: their re-sends are recognised (isResend) once it is durable. */
+  readonly publishes?: readonly PublishId[];
+}
+
+/** What identifies a device's PUBLISH for re-send recognition. */
+export interface PublishId {
+  readonly clientId: string;
+  readonly packetId: number;
+  /** publishDigest(topic, payload) */
+  readonly digest: number;
+}
+
+/**
+ * FNV-1a (32 bits) over the topic and the payload: with the client id and the
+ * packet id, what tells a re-send of a committed PUBLISH from a new one.
+ */
+export function publishDigest(topic: string, payload: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < topic.length; i++) h = Math.imul(h ^ topic.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xff, 0x01000193);
+  for (let i = 0; i < payload.length; i++) h = Math.imul(h ^ payload[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 export const DEAD_LETTER_PAYLOAD_BYTES = 4096;
 
 export interface BufferStore {
+  /**
+   * This buffer file's incarnation: 16 random hex digits drawn when the
+   * database was created and stored in it. Sequence numbers restart when the
+   * file is lost; the pair (incarnation, seq) never repeats.
+   */
+  readonly incarnation: string;
   /**
    * One transaction: removes `evict` (rows chosen by the full policy),
    * inserts one row per group, and writes the extras (dead letters, transform
@@ -114,6 +143,12 @@ export interface BufferStore {
    * of every group.
    */
   commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  /**
+   * True when a PUBLISH with this client id, packet id and digest was
+   * committed (CommitExtras.publishes) among the client's recent publishes,
+   * also before a restart: a device's re-send (DUP) of it needs no second event.
+   */
+  isResend(id: PublishId): boolean;
   /** The newest dead letters first. */
   recentDeadLetters(limit: number): DeadLetterRecord[];
   /** Dead letters kept for inspection. */
@@ -179,8 +214,9 @@ const SCHEMA_VERSION = 3;
 
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
 // Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
-// A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output).
-type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 1];
+// A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output); a sixth
+// (with the fifth 0 or 1) holds the route's topic captures.
+type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 0 | 1, captures?: Record<string, string>];
 /** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
 type LegacyTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
 
@@ -198,6 +234,7 @@ export interface SqliteStoreOptions {
 
 export function openSqliteStore(path: string, options: SqliteStoreOptions): SqliteBufferStore {
   let db: Database.Database;
+  let incarnation: string;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     db = new Database(path);
@@ -209,6 +246,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     // after a checkpoint the WAL is cut back, so a burst does not leave a large file behind
     db.pragma('journal_size_limit = 8388608');
     migrate(db, options.firstSeq ?? 1);
+    incarnation = readIncarnation(db);
     if (options.maxFileBytes !== undefined) {
       const pageSize = db.pragma('page_size', { simple: true }) as number;
       db.pragma(`max_page_count = ${Math.max(64, Math.ceil(options.maxFileBytes / pageSize))}`);
@@ -263,6 +301,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       else upsertState.run(st.route, st.step, st.state);
     }
   };
+  const ledger = new PublishLedger(db);
   const perRoute = db.prepare<[], { route: string; commits: number; events: number; bytes: number }>(
     'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
   );
@@ -366,7 +405,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
   /** Inserts one row; the caller owns the transaction. */
   const insert = (r: SequencedRow): { id: number; bytes: number } => {
-    const tuples: StoredTuple[] = r.events.map((e) => (e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt]));
+    const tuples: StoredTuple[] = r.events.map((e): StoredTuple => {
+      if (e.captures !== undefined) return [e.key, e.topic, e.payload, e.receivedAt, e.encoded === true ? 1 : 0, e.captures];
+      return e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt];
+    });
     const body = pack(encoder.encode(tuples));
     let oldest = Number.POSITIVE_INFINITY;
     let newest = 0;
@@ -381,6 +423,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   const commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean, extras: CommitExtras | undefined) => {
     if (withDeletes) applyDeletes();
     writeExtras(extras);
+    if (extras?.publishes !== undefined && extras.publishes.length > 0) ledger.write(extras.publishes);
     const evicted = removeRows(evict);
     let seq = nextSeq;
     const inserted: Array<{ route: string; firstSeq: number; lastSeq: number; events: number; bytes: number }> = [];
@@ -400,6 +443,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
 
 
   return {
+    incarnation,
+
     allocate(count) {
       const first = nextSeq;
       if (first + count > ceiling) {
@@ -446,6 +491,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       }
       nextSeq = result.nextSeq;
       ceiling = result.ceiling;
+      if (extras?.publishes !== undefined) ledger.remember(extras.publishes);
       if (withDeletes) deletesDone();
       for (const r of result.evicted) account(r.route, -1, -r.events, -r.bytes);
       for (const r of result.inserted) account(r.route, 1, r.events, r.bytes);
@@ -470,12 +516,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
           if (count > 0 && bytes + raw.length > maxBytes) return out;
           const tuples = encoder.decode(raw) as Array<StoredTuple | LegacyTuple>;
           const events = tuples.map((t, i): SequencedEvent => {
-            if (t.length === 6) {
-              const [route, kafkaTopic, key, topic, payload, receivedAt] = t;
+            if (t.length === 6 && t[4] instanceof Uint8Array) {
+              const [route, kafkaTopic, key, topic, payload, receivedAt] = t as LegacyTuple;
               return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: asBuffer(payload), receivedAt };
             }
-            const [key, topic, payload, receivedAt, encoded] = t;
+            const [key, topic, payload, receivedAt, encoded, captures] = t as StoredTuple;
             const e: SequencedEvent = { seq: row.first_seq + i, route: row.route, kafkaTopic: row.kafka_topic, key, topic, payload: asBuffer(payload), receivedAt };
+            if (captures !== undefined) return encoded === 1 ? { ...e, encoded: true, captures } : { ...e, captures };
             return encoded === 1 ? { ...e, encoded: true } : e;
           });
           out.push({ id: row.id, route: row.route, priority: row.priority, events, bytes: raw.length });
@@ -533,6 +580,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       // an idle link still gets its deletes written soon
       scheduleDeletes(DELETE_FLUSH_MS);
       return removed;
+    },
+
+    isResend(id) {
+      return ledger.has(id);
     },
 
     recentDeadLetters(limit) {
@@ -638,6 +689,94 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 function unpack(body: Buffer): Buffer {
   return body[0] === COMPRESSED ? inflateRawSync(body.subarray(1)) : body;
+}
+
+/** Commits whose publishes are kept for re-send recognition (a ring of rows). */
+const LEDGER_COMMITS = 256;
+const LEDGER_TRIM_EVERY = 32;
+/** Packet ids remembered per client in memory (an MQTT client has at most 65535 in flight). */
+const LEDGER_PER_CLIENT = 2048;
+
+/**
+ * Which QoS 1/2 publishes were committed, for recognising a device's re-send
+ * of one whose PUBACK it never got. Each commit with publishes writes one row
+ * (client ids, packet ids and digests, CBOR) in its own transaction; only the
+ * newest LEDGER_COMMITS rows are kept, and they are read back at open. A
+ * device re-sends what was in flight when the connection broke: the newest
+ * commits of its client.
+ */
+class PublishLedger {
+  private readonly byClient = new Map<string, Map<number, number>>();
+  private readonly insert: Database.Statement<[number, Buffer]>;
+  private readonly trim: Database.Statement<[number]>;
+  private readonly codec = new Encoder({ useRecords: false, tagUint8Array: false });
+  private next: number;
+
+  constructor(db: Database.Database) {
+    db.exec('CREATE TABLE IF NOT EXISTS recent_publishes (n INTEGER PRIMARY KEY, body BLOB NOT NULL) STRICT');
+    this.insert = db.prepare('INSERT INTO recent_publishes (n, body) VALUES (?, ?)');
+    this.trim = db.prepare('DELETE FROM recent_publishes WHERE n <= ?');
+    let last = 0;
+    for (const row of db.prepare<[], { n: number; body: Buffer }>('SELECT n, body FROM recent_publishes ORDER BY n').all()) {
+      last = row.n;
+      try {
+        this.remember(this.unpack(row.body));
+      } catch {
+        // a row that does not decode only costs recognition of its re-sends
+      }
+    }
+    this.next = last + 1;
+  }
+
+  /** Inside the commit's transaction. */
+  write(publishes: readonly PublishId[]): void {
+    const byClient: Record<string, number[]> = {};
+    for (const p of publishes) (byClient[p.clientId] ??= []).push(p.packetId, p.digest);
+    this.insert.run(this.next, this.codec.encode(Object.entries(byClient)));
+    // old rows go in bulk, once every LEDGER_TRIM_EVERY commits: a delete on every commit would
+    // write the table's first page each time (flash wear on a quiet gateway)
+    if (this.next % LEDGER_TRIM_EVERY === 0) this.trim.run(this.next - LEDGER_COMMITS);
+    this.next++;
+  }
+
+  /** After the commit is durable. */
+  remember(publishes: readonly PublishId[]): void {
+    for (const p of publishes) {
+      let ids = this.byClient.get(p.clientId);
+      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map()));
+      ids.delete(p.packetId); // a reused packet id moves to the newest end
+      ids.set(p.packetId, p.digest);
+      if (ids.size > LEDGER_PER_CLIENT) ids.delete(ids.keys().next().value!);
+    }
+  }
+
+  has(id: PublishId): boolean {
+    return this.byClient.get(id.clientId)?.get(id.packetId) === id.digest;
+  }
+
+  private unpack(body: Buffer): PublishId[] {
+    const out: PublishId[] = [];
+    for (const [clientId, pairs] of this.codec.decode(body) as Array<[string, number[]]>) {
+      for (let i = 0; i + 1 < pairs.length; i += 2) out.push({ clientId, packetId: pairs[i]!, digest: pairs[i + 1]! });
+    }
+    return out;
+  }
+}
+
+/**
+ * The buffer's incarnation id, drawn the first time a database is opened (a
+ * new file, or one written before incarnations existed) and kept in it: a
+ * lost or replaced file means a new id, whatever the clock says.
+ */
+function readIncarnation(db: Database.Database): string {
+  return db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS incarnation (id TEXT NOT NULL) STRICT');
+    const row = db.prepare<[], { id: string }>('SELECT id FROM incarnation LIMIT 1').get();
+    if (row !== undefined) return row.id;
+    const id = randomBytes(8).toString('hex');
+    db.prepare<[string]>('INSERT INTO incarnation (id) VALUES (?)').run(id);
+    return id;
+  }).immediate();
 }
 
 /** Creates the schema, or brings an older one up to date, in one transaction. */

@@ -1,6 +1,6 @@
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
 import { storedSize } from './policy.js';
-import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, MaintenanceReport, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
+import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, MaintenanceReport, PublishId, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
 
 interface MemoryRow {
   readonly id: number;
@@ -39,6 +39,14 @@ export class TieredStore implements BufferStore {
   private readonly memoryUsage = new Map<string, { commits: number; events: number; bytes: number }>();
 
   constructor(private readonly disk: SqliteBufferStore, private readonly now: () => number = Date.now) {}
+
+  isResend(id: PublishId): boolean {
+    return this.disk.isResend(id);
+  }
+
+  get incarnation(): string {
+    return this.disk.incarnation;
+  }
 
   commit(groups: readonly CommitGroup[], evict: readonly number[] = [], extras?: CommitExtras): ReturnType<BufferStore['commit']> {
     const diskGroups = groups.filter((g) => g.durability !== 'memory');

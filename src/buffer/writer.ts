@@ -1,6 +1,6 @@
 import type { RoutedEvent, SettleCallback } from '../core/event.js';
 import { AdmissionPlan, type BufferLimits } from './policy.js';
-import type { BufferStore, DeadLetterRecord, RemovedRow, StateRecord } from './store.js';
+import type { BufferStore, DeadLetterRecord, PublishId, RemovedRow, StateRecord } from './store.js';
 
 export interface GroupCommitOptions {
   /** 0: commit once the packets already read are handed over (setImmediate); otherwise wait up to this long. */
@@ -52,6 +52,7 @@ interface Pending {
   readonly events: readonly RoutedEvent[];
   readonly settle: SettleCallback;
   readonly deadLetters?: readonly DeadLetterRecord[] | undefined;
+  readonly publish?: PublishId | undefined;
 }
 
 /** How long held messages wait at most before the writer looks for room again by itself. */
@@ -100,8 +101,8 @@ export class GroupCommitWriter {
    * `events` may be empty when the message only fed transform state or became a
    * dead letter: it is then acknowledged with the commit that makes that durable.
    */
-  submit(events: readonly RoutedEvent[], settle: SettleCallback, deadLetters?: readonly DeadLetterRecord[]): void {
-    this.pending.push({ events, settle, deadLetters });
+  submit(events: readonly RoutedEvent[], settle: SettleCallback, deadLetters?: readonly DeadLetterRecord[], publish?: PublishId): void {
+    this.pending.push({ events, settle, deadLetters, publish });
     if (events.length === 0) this.events++; // still a commit's worth of work
     this.events += events.length;
     for (const e of events) this.bytes += e.payload.length;
@@ -151,7 +152,9 @@ export class GroupCommitWriter {
     const states = this.hooks.checkpoints?.() ?? [];
     if (!plan.isEmpty || deadLetters.length > 0 || states.length > 0) {
       try {
-        evicted = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters }).evicted;
+        // the publishes whose events this commit stores: a device's re-send of one is recognised from now on
+        const publishes = taken.flatMap((p) => (p.publish !== undefined ? [p.publish] : []));
+        evicted = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters, publishes }).evicted;
       } catch (err) {
         failure = err as Error;
         if (states.length > 0) this.hooks.checkpointsLost?.(states);

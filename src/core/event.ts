@@ -7,6 +7,9 @@ export interface InboundMessage {
   readonly clientId: string;
   /** Milliseconds since the epoch, when the gateway received the message. */
   readonly receivedAt: number;
+  /** QoS 1/2: the PUBLISH's packet id, and whether its DUP flag is set (a re-send). */
+  readonly packetId?: number;
+  readonly dup?: boolean;
 }
 
 /** An event after routing, as it is stored in the buffer and sent upstream. */
@@ -22,6 +25,8 @@ export interface RoutedEvent {
   readonly receivedAt: number;
   /** true: `payload` is one CBOR data item (a transformed value), sent as such rather than as bytes. */
   readonly encoded?: boolean;
+  /** The route's named topic captures (`+device` -> {device: ...}); absent when it has none. */
+  readonly captures?: Readonly<Record<string, string>>;
   /** Send and eviction priority when a transform chose one; else the route's. */
   readonly priority?: number;
 }

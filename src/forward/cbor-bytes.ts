@@ -97,13 +97,9 @@ export function headSize(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
 }
 
-/**
- * Bytes of a safe integer as `int` writes it: with at most 32 bits as an
- * integer, larger as a float64 (9 bytes either way), as cbor-x writes it,
- * because cbor-x reads a 64-bit integer back as a BigInt.
- */
+/** Bytes of a safe integer as `int` writes it (the shortest integer head). */
 export function intSize(n: number): number {
-  return n >= 0x100000000 || n < -0x100000000 ? 9 : headSize(n < 0 ? -1 - n : n);
+  return headSize(n < 0 ? -1 - n : n);
 }
 
 /** Bytes of a text string. */
@@ -162,13 +158,9 @@ export class CborWriter {
     }
   }
 
-  /** A safe integer, written as intSize says. */
+  /** A safe integer, as a CBOR integer of the shortest head (64-bit heads above 2^32). */
   int(n: number): void {
-    if (n >= 0x100000000 || n < -0x100000000) {
-      this.buf[this.pos++] = 0xfb;
-      this.buf.writeDoubleBE(n, this.pos);
-      this.pos += 8;
-    } else if (n >= 0) this.head(MAJOR_UINT, n);
+    if (n >= 0) this.head(MAJOR_UINT, n);
     else this.head(MAJOR_NEGINT, -1 - n);
   }
 

@@ -3,16 +3,19 @@ import type { SequencedEvent } from '../core/event.js';
 import { EdgehaulError } from '../core/errors.js';
 import { CborWriter, headSize, intSize, MAJOR_ARRAY, MAJOR_MAP, MAJOR_TAG, MAJOR_UINT, textSize } from './cbor-bytes.js';
 import { ShapeTable, type ShapedValue } from './shapes.js';
+import { narrowInteger, wideIntegers } from '../core/numbers.js';
 
 /**
  * The Kafka record value: one CBOR batch of events that share a route and a
  * partition key. Plain CBOR (RFC 8949) with no custom tags, so any CBOR library
- * can read it; the layout is documented in README ("Kafka record format").
+ * can read it; the layout is specified in docs/record-format.md (with a CDDL
+ * schema) and test/vectors holds records with the events they decode to.
  *
  * ```
- * { v: 3, gw: <gateway id>, route: <route>, key: <partition key>,
+ * { v: 4, gw: <gateway id>, inc: <buffer incarnation>, route: <route>, key: <partition key>,
  *   s0: <first seq>, t0: <earliest received-at, ms>,
  *   topics: [<mqtt topic>, ...],
+ *   caps: {<name>: <text>, ...} | [{...} per topics entry],   (only when the route captures)
  *   shapes: [[<key>, ...], ...],         (only when an event uses it)
  *   ev: [[seq - s0, receivedAt - t0, <index into topics>, <data>], ...] }
  * ```
@@ -25,9 +28,12 @@ import { ShapeTable, type ShapedValue } from './shapes.js';
  * size; the topic and shape tables store each MQTT topic and each list of
  * keys once per batch.
  * Version 1 (edgehaul 0.1) is version 2 without tag 24; version 2 is version 3
- * without shapes (every transformed value as tag 24).
+ * without shapes (every transformed value as tag 24); version 3 is version 4
+ * without `inc` and `caps`, with integers above 2^32 (`t0`) as float64.
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
+/** Versions decodeBatch reads. */
+export const READ_VERSIONS = [1, 2, 3, 4] as const;
 /** RFC 8949 "encoded CBOR data item" */
 const TAG_ENCODED_CBOR = 24;
 export const CONTENT_TYPE = 'application/vnd.edgehaul.batch+cbor';
@@ -36,6 +42,7 @@ export const HEADERS = {
   contentType: 'content-type',
   format: 'edgehaul-format',
   gateway: 'edgehaul-gateway',
+  incarnation: 'edgehaul-incarnation',
   route: 'edgehaul-route',
   seqFirst: 'edgehaul-seq-first',
   seqLast: 'edgehaul-seq-last',
@@ -47,43 +54,79 @@ export interface BatchEvent {
   /** ms since the epoch, when the gateway received the MQTT message */
   readonly receivedAt: number;
   readonly topic: string;
+  /** The route's named topic captures for this event ({} when none, or before format 4). */
+  readonly captures: Readonly<Record<string, string>>;
   /**
    * The MQTT payload, or for a transformed event the CBOR encoding of `value`:
    * as sent for tag 24; for a shaped map, cbor-x's encoding of `value`, which
-   * is the payload the gateway stored unless a key was `__proto__` (cbor-x
-   * decodes it as `__proto_`) or a float was -0 (cbor-x writes 0).
+   * is the payload the gateway stored unless a float was -0 (cbor-x writes 0)
+   * or an integer was written with a longer head than needed.
    */
   readonly payload: Buffer;
-  /** The transformed value (decoded JSON, CBOR, aggregates ...); absent for raw payloads. */
+  /**
+   * The transformed value (decoded JSON, CBOR, aggregates ...); absent for raw
+   * payloads. Maps with text keys are plain objects (a `__proto__` key is an
+   * own property), other maps are Maps; integers beyond 2^53 are BigInt, byte
+   * strings Buffers.
+   */
   readonly value?: unknown;
 }
 
 export interface Batch {
   readonly version: number;
   readonly gatewayId: string;
+  /** The buffer incarnation that numbered these events; null before format 4. */
+  readonly incarnation: string | null;
   readonly route: string;
   readonly key: string;
   readonly events: readonly BatchEvent[];
 }
 
-interface WireBatch {
-  v: number;
-  gw: string;
-  route: string;
-  key: string;
-  s0: number;
-  t0: number;
-  topics: string[];
-  shapes: unknown;
-  ev: unknown[];
+/** What the encoder needs besides the events: who numbered them. */
+export interface BatchSource {
+  readonly gatewayId: string;
+  /** The buffer's incarnation id (BufferStore.incarnation). */
+  readonly incarnation: string;
 }
 
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+/** Maps as Maps: keys are kept as they are (cbor-x renames `__proto__` and stringifies other keys when it makes objects). */
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: false });
 
-/** Bytes of the batch map's field names; `shapes` is written only when used. */
-const FIELD_NAME_BYTES = ['v', 'gw', 'route', 'key', 's0', 't0', 'topics', 'ev'].reduce((n, f) => n + textSize(f), 0);
+/** Bytes of the batch map's field names; `caps` and `shapes` are written only when used. */
+const FIELD_NAME_BYTES = ['v', 'gw', 'inc', 'route', 'key', 's0', 't0', 'topics', 'ev'].reduce((n, f) => n + textSize(f), 0);
 const SHAPES_NAME_BYTES = textSize('shapes');
+const CAPS_NAME_BYTES = textSize('caps');
+
+type Captures = Readonly<Record<string, string>>;
+
+function capturesId(c: Captures | undefined): string {
+  if (c === undefined) return '';
+  let id = '';
+  for (const k in c) if (Object.hasOwn(c, k)) id += `${k}\u0001${c[k]!}\u0002`;
+  return id;
+}
+
+function capturesSize(c: Captures | undefined): number {
+  if (c === undefined) return headSize(0);
+  let n = 0;
+  let size = 0;
+  for (const k in c) {
+    if (!Object.hasOwn(c, k)) continue;
+    n++;
+    size += textSize(k) + textSize(c[k]!);
+  }
+  return headSize(n) + size;
+}
+
+function writeCaptures(w: CborWriter, c: Captures | undefined): void {
+  const keys = c === undefined ? [] : Object.keys(c);
+  w.head(MAJOR_MAP, keys.length);
+  for (const k of keys) {
+    w.text(k);
+    w.text(c![k]!);
+  }
+}
 
 /**
  * Events must share route and key and be in sequence order. Written byte by
@@ -91,27 +134,35 @@ const SHAPES_NAME_BYTES = textSize('shapes');
  * from its payload, never decoded and re-encoded. Maps are shaped only when
  * that makes the record smaller than tag 24 would (not for a single map).
  */
-export function encodeBatch(gatewayId: string, route: string, key: string, events: readonly SequencedEvent[]): Buffer {
+export function encodeBatch(source: BatchSource, route: string, key: string, events: readonly SequencedEvent[]): Buffer {
   if (events.length === 0) throw new Error('a batch needs at least one event');
+  const { gatewayId, incarnation } = source;
   const s0 = events[0]!.seq;
   let t0 = events[0]!.receivedAt;
   for (const e of events) if (e.receivedAt < t0) t0 = e.receivedAt;
+  // one entry per (topic, captures): the same topic has the same captures unless a reload changed the route's filter
   const topicIndex = new Map<string, number>();
   const topics: string[] = [];
+  const topicCaps: Array<Captures | undefined> = [];
+  let anyCaps = false;
   const topicOf = new Array<number>(events.length);
   const table = new ShapeTable();
   let shaped: Array<ShapedValue | null> | null = null;
   // sizes with every transformed value as tag 24; `saved`: what shaping saves on the events
-  let size = headSize(9) /* the map's head, for 8 fields as for 9 */ + FIELD_NAME_BYTES + intSize(FORMAT_VERSION) + textSize(gatewayId) + textSize(route) + textSize(key) +
-    intSize(s0) + intSize(t0) + headSize(events.length);
+  let size = headSize(11) /* the map's head, for 9 to 11 fields */ + FIELD_NAME_BYTES + intSize(FORMAT_VERSION) + textSize(gatewayId) + textSize(incarnation) +
+    textSize(route) + textSize(key) + intSize(s0) + intSize(t0) + headSize(events.length);
   let saved = 0;
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
-    let ti = topicIndex.get(e.topic);
+    const caps = e.captures;
+    const id = caps === undefined ? e.topic : `${e.topic}\u0000${capturesId(caps)}`;
+    let ti = topicIndex.get(id);
     if (ti === undefined) {
       ti = topics.length;
       topics.push(e.topic);
-      topicIndex.set(e.topic, ti);
+      topicCaps.push(caps);
+      if (caps !== undefined) anyCaps = true;
+      topicIndex.set(id, ti);
       size += textSize(e.topic);
     }
     topicOf[i] = ti;
@@ -130,17 +181,26 @@ export function encodeBatch(gatewayId: string, route: string, key: string, event
     saved += asTag24 - sv.size;
   }
   size += headSize(topics.length);
+  // captures: one map for the record when every topic entry has the same, else one per topics entry
+  let sharedCaps = true;
+  if (anyCaps) {
+    const first = capturesId(topicCaps[0]);
+    for (let t = 1; t < topicCaps.length && sharedCaps; t++) sharedCaps = capturesId(topicCaps[t]) === first;
+    size += CAPS_NAME_BYTES + (sharedCaps ? capturesSize(topicCaps[0]) : headSize(topicCaps.length) + topicCaps.reduce((n, c) => n + capturesSize(c), 0));
+  }
   let tableSize = SHAPES_NAME_BYTES + headSize(table.shapes.length);
   for (const s of table.shapes) tableSize += headSize(s.keyCount) + s.keyItems.length;
   if (shaped !== null && saved > tableSize) size += tableSize - saved;
   else shaped = null;
 
   const w = new CborWriter(size);
-  w.head(MAJOR_MAP, shaped === null ? 8 : 9);
+  w.head(MAJOR_MAP, 9 + (anyCaps ? 1 : 0) + (shaped === null ? 0 : 1));
   w.text('v');
   w.int(FORMAT_VERSION);
   w.text('gw');
   w.text(gatewayId);
+  w.text('inc');
+  w.text(incarnation);
   w.text('route');
   w.text(route);
   w.text('key');
@@ -152,6 +212,14 @@ export function encodeBatch(gatewayId: string, route: string, key: string, event
   w.text('topics');
   w.head(MAJOR_ARRAY, topics.length);
   for (const t of topics) w.text(t);
+  if (anyCaps) {
+    w.text('caps');
+    if (sharedCaps) writeCaptures(w, topicCaps[0]);
+    else {
+      w.head(MAJOR_ARRAY, topicCaps.length);
+      for (const c of topicCaps) writeCaptures(w, c);
+    }
+  }
   if (shaped !== null) {
     w.text('shapes');
     w.head(MAJOR_ARRAY, table.shapes.length);
@@ -182,11 +250,12 @@ export function encodeBatch(gatewayId: string, route: string, key: string, event
   return w.done();
 }
 
-export function batchHeaders(gatewayId: string, route: string, events: readonly SequencedEvent[]): Record<string, string> {
+export function batchHeaders(source: BatchSource, route: string, events: readonly SequencedEvent[]): Record<string, string> {
   return {
     [HEADERS.contentType]: CONTENT_TYPE,
     [HEADERS.format]: String(FORMAT_VERSION),
-    [HEADERS.gateway]: gatewayId,
+    [HEADERS.gateway]: source.gatewayId,
+    [HEADERS.incarnation]: source.incarnation,
     [HEADERS.route]: route,
     [HEADERS.seqFirst]: String(events[0]!.seq),
     [HEADERS.seqLast]: String(events[events.length - 1]!.seq),
@@ -194,7 +263,12 @@ export function batchHeaders(gatewayId: string, route: string, events: readonly 
   };
 }
 
-/** Decodes a record value of format version 1, 2 or 3. Throws EH_ERR_DECODE_FORMAT otherwise. */
+const NO_CAPTURES: Captures = Object.freeze({});
+
+/**
+ * Decodes a record value of format version 1 to 4. Throws EH_ERR_DECODE_FORMAT
+ * naming the field (and event index) that is wrong; never returns part of a batch.
+ */
 export function decodeBatch(value: Uint8Array): Batch {
   // byte strings inside values come out as Buffers, as from a Buffer record
   const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -202,50 +276,131 @@ export function decodeBatch(value: Uint8Array): Batch {
   try {
     wire = decoder.decode(bytes);
   } catch (err) {
-    throw new EdgehaulError('EH_ERR_DECODE_FORMAT', `not CBOR: ${(err as Error).message}`);
+    throw formatError(`truncated or not CBOR (a record of ${bytes.length} bytes): ${(err as Error).message}`);
   }
-  const w = wire as Partial<WireBatch> | null;
-  if (w === null || typeof w !== 'object') throw formatError('the value is not a CBOR map');
-  if (w.v !== 1 && w.v !== 2 && w.v !== 3) throw formatError(`unsupported format version ${String(w.v)} (this decoder reads 1, 2 and 3)`);
-  if (typeof w.gw !== 'string' || typeof w.route !== 'string' || typeof w.key !== 'string') throw formatError('gw, route and key must be strings');
-  if (!Number.isSafeInteger(w.s0) || !Number.isSafeInteger(w.t0)) throw formatError('s0 and t0 must be integers');
-  if (!Array.isArray(w.topics) || !Array.isArray(w.ev)) throw formatError('topics and ev must be arrays');
-  const topics = w.topics;
-  const shapes = w.v === 3 && w.shapes !== undefined ? readShapes(w.shapes) : [];
-  const s0 = w.s0!;
-  const t0 = w.t0!;
-  const events = w.ev.map((e, i): BatchEvent => {
-    if (!Array.isArray(e) || e.length !== 4) throw formatError(`ev[${i}] is not a 4-tuple`);
-    const [ds, dt, ti, data] = e;
-    const topic = topics[ti];
-    if (!Number.isSafeInteger(ds) || !Number.isSafeInteger(dt) || typeof topic !== 'string') throw formatError(`ev[${i}] has a wrong type`);
-    const seq = s0 + ds;
-    const receivedAt = t0 + dt;
-    if (data instanceof Uint8Array) return { seq, receivedAt, topic, payload: asBuffer(data) };
+  if (!(wire instanceof Map)) throw formatError('the value is not a CBOR map');
+  const w = wire as Map<unknown, unknown>;
+  const v = w.get('v');
+  if (v !== 1 && v !== 2 && v !== 3 && v !== 4) throw formatError(`field v: unsupported format version ${describeItem(v)} (this decoder reads ${READ_VERSIONS.join(', ')})`);
+  const gw = w.get('gw');
+  const route = w.get('route');
+  const key = w.get('key');
+  for (const [name, f] of [['gw', gw], ['route', route], ['key', key]] as const) if (typeof f !== 'string') throw formatError(`field ${name}: expected a text string, got ${describeItem(f)}`);
+  let incarnation: string | null = null;
+  if (v >= 4) {
+    const inc = w.get('inc');
+    if (typeof inc !== 'string' || inc === '') throw formatError(`field inc: expected a non-empty text string, got ${describeItem(inc)}`);
+    incarnation = inc;
+  }
+  const s0 = wireInt(w.get('s0'), 's0');
+  const t0 = wireInt(w.get('t0'), 't0');
+  const topics = w.get('topics');
+  const ev = w.get('ev');
+  if (!Array.isArray(topics) || !topics.every((t) => typeof t === 'string')) throw formatError('field topics: expected an array of text strings');
+  if (!Array.isArray(ev)) throw formatError(`field ev: expected an array, got ${describeItem(ev)}`);
+  const caps = v >= 4 ? readCaptures(w.get('caps'), topics.length) : null;
+  const shapes = v >= 3 && w.get('shapes') !== undefined ? readShapes(w.get('shapes')) : [];
+  const events = ev.map((e: unknown, i): BatchEvent => {
+    if (!Array.isArray(e) || e.length !== 4) throw formatError(`ev[${i}]: expected a 4-array, got ${describeItem(e)}`);
+    const [ds, dt, ti, data] = e as unknown[];
+    const dSeq = wireInt(ds, `ev[${i}][0] (seq - s0)`);
+    const dTime = wireInt(dt, `ev[${i}][1] (received_at - t0)`);
+    const topic = typeof ti === 'number' ? topics[ti] : undefined;
+    if (typeof topic !== 'string') throw formatError(`ev[${i}][2]: topic index ${describeItem(ti)} is not in topics (${topics.length} topics)`);
+    const seq = s0 + dSeq;
+    const receivedAt = t0 + dTime;
+    const captures = caps === null ? NO_CAPTURES : Array.isArray(caps) ? caps[ti as number]! : caps;
+    if (data instanceof Uint8Array) return { seq, receivedAt, topic, captures, payload: asBuffer(data) };
     if (data instanceof Tag && data.tag === TAG_ENCODED_CBOR && data.value instanceof Uint8Array) {
       const payload = asBuffer(data.value);
       let value: unknown;
       try {
-        value = decoder.decode(payload);
+        value = plainValue(decoder.decode(payload));
       } catch (err) {
-        throw formatError(`ev[${i}]: the embedded CBOR item does not decode: ${(err as Error).message}`);
+        throw formatError(`ev[${i}][3]: the embedded CBOR item (tag 24) does not decode: ${(err as Error).message}`);
       }
-      return { seq, receivedAt, topic, payload, value };
+      return { seq, receivedAt, topic, captures, payload, value };
     }
-    if (!Array.isArray(data) || w.v !== 3) throw formatError(`ev[${i}] has a wrong type`);
+    if (!Array.isArray(data) || v < 3) throw formatError(`ev[${i}][3]: expected a byte string, tag 24${v >= 3 ? ' or a shaped array' : ''}, got ${describeItem(data)}`);
     const value = rebuild(data, shapes, i);
-    return { seq, receivedAt, topic, payload: encoder.encode(value), value };
+    return { seq, receivedAt, topic, captures, payload: encoder.encode(wideIntegers(value)), value };
   });
-  return { version: w.v, gatewayId: w.gw, route: w.route, key: w.key, events };
+  return { version: v, gatewayId: gw as string, incarnation, route: route as string, key: key as string, events };
 }
 
-/** Each shape as the property names cbor-x gives a map's keys (it renames `__proto__`, which would set the prototype). */
+/** Decodes one CBOR data item as decodeBatch gives values (see BatchEvent.value). */
+export function decodeValue(bytes: Uint8Array): unknown {
+  return plainValue(decoder.decode(asBuffer(bytes)));
+}
+
+/** Maps with text keys become plain objects (own `__proto__` included); safe BigInts numbers. */
+function plainValue(v: unknown, depth = 0): unknown {
+  if (typeof v === 'bigint') return narrowInteger(v);
+  if (typeof v !== 'object' || v === null || depth > 512) return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = plainValue(v[i], depth + 1);
+    return v;
+  }
+  if (v instanceof Map) {
+    let textKeys = true;
+    for (const k of v.keys()) {
+      if (typeof k !== 'string') {
+        textKeys = false;
+        break;
+      }
+    }
+    if (textKeys) {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of v) setOwnField(out, k as string, plainValue(x, depth + 1));
+      return out;
+    }
+    const out = new Map<unknown, unknown>();
+    for (const [k, x] of v) out.set(plainValue(k, depth + 1), plainValue(x, depth + 1));
+    return out;
+  }
+  if (v instanceof Tag) return new Tag(plainValue(v.value, depth + 1), v.tag);
+  return v;
+}
+
+function setOwnField(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** An integer field: a CBOR integer (format 4), or a float64 holding an integer (formats 1 to 3 above 2^32). */
+function wireInt(v: unknown, field: string): number {
+  if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  throw formatError(`field ${field}: expected an integer, got ${describeItem(v)}`);
+}
+
+/** `caps`: absent, one map of text to text, or an array of such maps with one per topics entry. */
+function readCaptures(caps: unknown, topicCount: number): Captures | Captures[] | null {
+  if (caps === undefined) return null;
+  if (caps instanceof Map) return captureMap(caps, 'caps');
+  if (!Array.isArray(caps)) throw formatError(`field caps: expected a map or an array of maps, got ${describeItem(caps)}`);
+  if (caps.length !== topicCount) throw formatError(`field caps: ${caps.length} entries for ${topicCount} topics`);
+  return caps.map((c, i) => {
+    if (!(c instanceof Map)) throw formatError(`field caps[${i}]: expected a map, got ${describeItem(c)}`);
+    return captureMap(c, `caps[${i}]`);
+  });
+}
+
+function captureMap(m: Map<unknown, unknown>, field: string): Captures {
+  const out: Record<string, string> = {};
+  for (const [k, v] of m) {
+    if (typeof k !== 'string' || typeof v !== 'string') throw formatError(`field ${field}: keys and values must be text strings`);
+    setOwnField(out, k, v);
+  }
+  return Object.freeze(out);
+}
+
 function readShapes(shapes: unknown): string[][] {
-  if (!Array.isArray(shapes)) throw formatError('shapes must be an array');
+  if (!Array.isArray(shapes)) throw formatError(`field shapes: expected an array, got ${describeItem(shapes)}`);
   return shapes.map((keys, i) => {
-    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw formatError(`shapes[${i}] is not an array of strings`);
-    if (new Set(keys).size !== keys.length) throw formatError(`shapes[${i}] repeats a key`);
-    return keys.map((k: string) => (k === '__proto__' ? '__proto_' : k));
+    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw formatError(`field shapes[${i}]: expected an array of text strings`);
+    if (new Set(keys).size !== keys.length) throw formatError(`field shapes[${i}]: a key repeats`);
+    return keys as string[];
   });
 }
 
@@ -253,11 +408,23 @@ function readShapes(shapes: unknown): string[][] {
 function rebuild(data: unknown[], shapes: readonly string[][], i: number): Record<string, unknown> {
   const index = data[0];
   const keys = typeof index === 'number' ? shapes[index] : undefined;
-  if (keys === undefined) throw formatError(`ev[${i}]: shape ${String(index)} is not in the shapes table (${shapes.length} shapes)`);
-  if (data.length !== keys.length + 1) throw formatError(`ev[${i}] has ${data.length - 1} values for a shape of ${keys.length} keys`);
+  if (keys === undefined) throw formatError(`ev[${i}][3]: shape ${describeItem(index)} is not in the shapes table (${shapes.length} shapes)`);
+  if (data.length !== keys.length + 1) throw formatError(`ev[${i}][3]: ${data.length - 1} values for a shape of ${keys.length} keys`);
   const value: Record<string, unknown> = {};
-  for (let k = 0; k < keys.length; k++) value[keys[k]!] = data[k + 1];
+  for (let k = 0; k < keys.length; k++) setOwnField(value, keys[k]!, plainValue(data[k + 1]));
   return value;
+}
+
+function describeItem(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `the text ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return `${typeof v === 'boolean' ? 'the boolean' : 'the number'} ${String(v)}`;
+  if (v instanceof Uint8Array) return `a byte string (${v.length} bytes)`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v instanceof Map) return `a map of ${v.size}`;
+  if (v instanceof Tag) return `tag ${v.tag}`;
+  return typeof v;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -270,11 +437,13 @@ export function batchToJsonLines(batch: Batch): string[] {
     const text = 'value' in e ? null : utf8OrNull(e.payload);
     return JSON.stringify({
       gateway: batch.gatewayId,
+      ...(batch.incarnation !== null ? { incarnation: batch.incarnation } : {}),
       route: batch.route,
       key: batch.key,
       seq: e.seq,
       received_at: new Date(e.receivedAt).toISOString(),
       topic: e.topic,
+      captures: e.captures,
       ...('value' in e ? { value: e.value } : text !== null ? { payload: text } : { payload_base64: e.payload.toString('base64') }),
     }, bytesAsBase64);
   });
@@ -287,6 +456,9 @@ function bytesAsBase64(_key: string, v: unknown): unknown {
     return Buffer.from((v as { data: number[] }).data).toString('base64');
   }
   if (typeof v === 'bigint') return v.toString();
+  // a map with keys other than text: its entries as [key, value] pairs
+  if (v instanceof Map) return [...(v as Map<unknown, unknown>)];
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   return v;
 }
 

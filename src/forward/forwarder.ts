@@ -231,13 +231,14 @@ export class Forwarder {
       }
     }
     const records: OutRecord[] = [];
+    const source = { gatewayId: this.options.gatewayId, incarnation: this.store.incarnation };
     const emit = (chunk: SequencedEvent[]): void => {
       const first = chunk[0]!;
       records.push({
         topic: first.kafkaTopic,
         key: first.key,
-        value: encodeBatch(this.options.gatewayId, first.route, first.key, chunk),
-        headers: batchHeaders(this.options.gatewayId, first.route, chunk),
+        value: encodeBatch(source, first.route, first.key, chunk),
+        headers: batchHeaders(source, first.route, chunk),
       });
     };
     // leaves room for the batch's own fields and each event's tuple around its payload

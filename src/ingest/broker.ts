@@ -358,7 +358,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           const go = (): void => {
             const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
             sink(
-              { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now() },
+              { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now(), ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}) },
               (err) => {
                 // not acknowledged at shutdown (held by a full buffer): an error would make aedes close the
                 // connection at once, dropping the PUBACKs of earlier messages still on their way out;

@@ -52,7 +52,7 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
         return;
       }
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      sink({ topic: packet.topic, payload, qos: packet.qos, clientId, receivedAt: Date.now() }, (err) => {
+      sink({ topic: packet.topic, payload, qos: packet.qos, clientId, receivedAt: Date.now(), ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}) }, (err) => {
         if (err === null) return callback();
         // no PUBACK; reconnecting makes the broker deliver it again
         callback(err);

@@ -50,6 +50,7 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   upstream_unconfirmed_at: null, // health reason upstream_unconfirmed
   dropped_unrouted_total: { name: 'edgehaul_dropped_unrouted_messages_total', help: 'messages that matched no route' },
   dropped_oversize_total: { name: 'edgehaul_dropped_oversize_messages_total', help: 'payloads above ingest.max_payload_bytes' },
+  resends_acked_total: { name: 'edgehaul_resends_acked_messages_total', help: 'QoS 1/2 re-sends (DUP) of a publish already committed, acknowledged without a second event' },
   connected_clients: { help: 'MQTT clients connected' },
   upstream_connected: { name: 'edgehaul_upstream_up', help: '1 while the Kafka producer is connected' },
   blocked_messages: { help: 'messages whose acknowledgement is held by a full block route' },

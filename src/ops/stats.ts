@@ -26,6 +26,8 @@ export class Stats {
   upstream_unconfirmed_at = 0;
   dropped_unrouted_total = 0;
   dropped_oversize_total = 0;
+  /** QoS 1/2 re-sends (DUP) of a publish already committed: acknowledged without a second event */
+  resends_acked_total = 0;
   connected_clients = 0;
   upstream_connected = false;
   blocked_messages = 0;

@@ -4,6 +4,8 @@ import type { DeadLetterRecord, StateRecord } from '../buffer/store.js';
 import { compileMatcher, type RouteInput, type RouteMatch } from './router.js';
 import { DROPPED, StepConfigError, StepFailure, type Step, type StepContext, type Working } from './step.js';
 import { compileStep as defaultCompileStep, type StepConfig } from './steps/index.js';
+import { setOwn } from './steps/value.js';
+import { wideIntegers } from '../core/numbers.js';
 
 /** The internal route that carries dead letters to Kafka; `$` keeps it apart from configured route names. */
 export const DEAD_LETTER_ROUTE = '$dead_letters';
@@ -126,7 +128,8 @@ export class Pipeline {
     for (const m of matches) {
       const route = this.routes[m.index]!;
       if (route.steps.length === 0) {
-        out.events.push({ route: m.route, kafkaTopic: m.kafkaTopic, key: m.key, topic: message.topic, payload: message.payload, receivedAt: message.receivedAt });
+        const e: RoutedEvent = { route: m.route, kafkaTopic: m.kafkaTopic, key: m.key, topic: message.topic, payload: message.payload, receivedAt: message.receivedAt };
+        out.events.push(m.captures !== undefined ? { ...e, captures: m.captures } : e);
         continue;
       }
       const ev = startWorking(message, m, route.priority);
@@ -241,6 +244,7 @@ export class Pipeline {
       payload: valueEncoder.encode(value),
       receivedAt: ev.receivedAt,
       encoded: true,
+      ...withCaptures(ev.vars),
     });
   }
 }
@@ -262,8 +266,26 @@ function startWorking(message: InboundMessage, m: RouteMatch, priority: number):
 
 /** No decode step: the payload as received; `raw`: the bytes; anything else: its CBOR encoding. */
 function toRouted(route: string, ev: Working): RoutedEvent {
-  const base = { route, kafkaTopic: ev.kafkaTopic, key: ev.key, topic: ev.topic, receivedAt: ev.receivedAt, priority: ev.priority };
+  const base = { route, kafkaTopic: ev.kafkaTopic, key: ev.key, topic: ev.topic, receivedAt: ev.receivedAt, priority: ev.priority, ...withCaptures(ev.vars) };
   if (ev.value === undefined) return { ...base, payload: ev.payload };
   if (Buffer.isBuffer(ev.value)) return { ...base, payload: ev.value };
-  return { ...base, payload: valueEncoder.encode(ev.value), encoded: true };
+  return { ...base, payload: valueEncoder.encode(wideIntegers(ev.value)), encoded: true };
+}
+
+/** The topic captures of an event's vars (all but the built-in client_id and topic); one object per vars object. */
+const capturesByVars = new WeakMap<object, { captures?: Readonly<Record<string, string>> }>();
+function withCaptures(vars: Readonly<Record<string, string>>): { captures?: Readonly<Record<string, string>> } {
+  let hit = capturesByVars.get(vars);
+  if (hit === undefined) {
+    const captures: Record<string, string> = {};
+    let n = 0;
+    for (const [k, v] of Object.entries(vars)) {
+      if (k === 'client_id' || k === 'topic') continue;
+      setOwn(captures, k, v);
+      n++;
+    }
+    hit = n > 0 ? { captures: Object.freeze(captures) } : {};
+    capturesByVars.set(vars, hit);
+  }
+  return hit;
 }

@@ -25,6 +25,8 @@ export interface RouteMatch {
   readonly key: string;
   /** topic captures plus client_id and topic */
   readonly vars: Readonly<Record<string, string>>;
+  /** the named topic captures alone; undefined when the filter has none */
+  readonly captures: Readonly<Record<string, string>> | undefined;
 }
 
 export interface Matcher {
@@ -82,7 +84,8 @@ export function compileMatcher(routes: readonly RouteInput[], options: { perClie
             const fields = p.match(topic);
             if (fields === null) continue;
             const vars = Object.freeze({ ...fields, client_id: clientId, topic });
-            found.push({ index, route: r.name, kafkaTopic: r.kafkaTopic, key: r.key(vars), vars });
+            const captures = Object.keys(fields).length > 0 ? Object.freeze(fields) : undefined;
+            found.push({ index, route: r.name, kafkaTopic: r.kafkaTopic, key: r.key(vars), vars, captures });
             break;
           }
         });
@@ -108,6 +111,7 @@ export function compileRoutes(routes: readonly RouteInput[]): Router {
         topic: message.topic,
         payload: message.payload,
         receivedAt: message.receivedAt,
+        ...(r.captures !== undefined ? { captures: r.captures } : {}),
       }));
     },
   };

@@ -16,7 +16,8 @@ export interface DeliveryCheck {
  * messages are in publish order and their sequence numbers increase.
  */
 export function assertDelivered(records: readonly ConsumedRecord[], runs: readonly DeviceRun[], opts: { exactlyOnce: boolean; gatewayId: string }): DeliveryCheck {
-  const bySeq = new Map<number, string>();
+  // (incarnation, seq): a buffer lost between runs numbers from 1 again under a new incarnation
+  const bySeq = new Map<string, string>();
   const perDevice = new Map<string, Array<{ seq: number; n: number }>>();
   let delivered = 0;
   let duplicates = 0;
@@ -29,13 +30,14 @@ export function assertDelivered(records: readonly ConsumedRecord[], runs: readon
     for (const e of r.batch.events) {
       delivered++;
       const body = e.payload.toString();
-      const seen = bySeq.get(e.seq);
+      const id = `${r.batch.incarnation ?? ''}:${e.seq}`;
+      const seen = bySeq.get(id);
       if (seen !== undefined) {
         assert.equal(body, seen, `seq ${e.seq} delivered twice with different content`);
         duplicates++;
         continue;
       }
-      bySeq.set(e.seq, body);
+      bySeq.set(id, body);
       const msg = JSON.parse(body) as { device: string; n: number };
       assert.equal(r.batch.key, msg.device, 'partition key is the device');
       let list = perDevice.get(msg.device);

@@ -72,3 +72,63 @@ export function startStubbornDevice(
   };
   return { acked, finished: run() };
 }
+
+/**
+ * A device that keeps its MQTT session through daemon crashes, as QoS 1
+ * allows: one mqtt.js client (clean: false, fixed client id, reconnecting)
+ * publishing `{"device":..,"n":..}` with at most `window` in flight until
+ * `stop()`. What was in flight when the connection broke is sent again after
+ * the reconnect with the same packet id and, as MQTT requires, the DUP flag
+ * (mqtt.js re-sends from its outgoing store without setting it: the store
+ * here sets it). `acked` fills live; `resent` counts re-sent PUBLISH packets.
+ */
+export function startResendingDevice(url: string, device: string, stop: () => boolean, opts: { window?: number } = {}): {
+  acked: number[];
+  resent: () => number;
+  finished: Promise<DeviceRun>;
+} {
+  const window = opts.window ?? 20;
+  const acked: number[] = [];
+  let resent = 0;
+  class DupStore extends mqtt.Store {
+    override createStream() {
+      // called on every (re)connect: what it yields is sent again
+      const stream = super.createStream();
+      const read = stream.read.bind(stream);
+      stream.read = (size?: number) => {
+        const packet = read(size) as { cmd?: string; dup?: boolean } | null;
+        if (packet !== null && packet.cmd === 'publish') {
+          packet.dup = true;
+          resent++;
+        }
+        return packet;
+      };
+      return stream;
+    }
+  }
+  const run = async (): Promise<DeviceRun> => {
+    const client = mqtt.connect(url, { clientId: device, clean: false, reconnectPeriod: 200, connectTimeout: 2000, outgoingStore: new DupStore() });
+    client.on('error', () => undefined);
+    let next = 0;
+    let inFlight = 0;
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        while (!stop() && inFlight < window) {
+          const n = next++;
+          inFlight++;
+          client.publish(`devices/${device}/telemetry`, JSON.stringify({ device, n }), { qos: 1 }, (err) => {
+            inFlight--;
+            if (err === undefined || err === null) acked.push(n);
+            if (stop() && inFlight === 0) resolve();
+            else pump();
+          });
+        }
+        if (stop() && inFlight === 0) resolve();
+      };
+      pump();
+    });
+    await client.endAsync();
+    return { device, acked: [...acked].sort((a, b) => a - b) };
+  };
+  return { acked, resent: () => resent, finished: run() };
+}

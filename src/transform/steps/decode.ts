@@ -8,6 +8,7 @@ import { Decoder } from 'cbor-x';
 import { z } from 'zod';
 import { StepConfigError, StepFailure, type Step, type Working } from '../step.js';
 import { setOwn } from './value.js';
+import { parseJsonExact } from '../../core/numbers.js';
 
 export const DECODE_FORMATS = ['json', 'cbor', 'number', 'text', 'raw', 'sparkplug_b'] as const;
 export type DecodeFormat = (typeof DECODE_FORMATS)[number];
@@ -72,7 +73,7 @@ function decoder(format: DecodeFormat, field: string, flatten: boolean): (payloa
       return (payload) => {
         if (payload.length === 0) throw new Error('empty payload');
         if (!isUtf8(payload)) throw new Error('not valid UTF-8');
-        return JSON.parse(payload.toString('utf8')) as unknown;
+        return parseJsonExact(payload.toString('utf8'));
       };
     case 'cbor':
       return (payload) => {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import pino from 'pino';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { openBuffer, seedSequence } from '../../../src/buffer/open.js';
-import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
+import { openSqliteStore, publishDigest, type BufferStore } from '../../../src/buffer/store.js';
 import { waitFor } from '../../helpers/poll.js';
 
 const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
@@ -239,5 +239,54 @@ test('a commit the file cannot take does not hold back the deletes: they are wri
   const range = put(store, [big(stored)]);
   assert.equal(range.firstSeq, stored + 1);
   assert.equal(store.stats().events, 1, 'the deletes are in the file');
+  store.close();
+});
+
+test('a buffer file has one incarnation for its life: kept across reopen, new for a new file', () => {
+  const path = tempDb();
+  const first = openSqliteStore(path, { synchronous: 'full' });
+  assert.match(first.incarnation, /^[0-9a-f]{16}$/);
+  const inc = first.incarnation;
+  first.close();
+  const again = openSqliteStore(path, { synchronous: 'full' });
+  assert.equal(again.incarnation, inc);
+  again.close();
+  const other = openSqliteStore(tempDb(), { synchronous: 'full' });
+  assert.notEqual(other.incarnation, inc);
+  other.close();
+});
+
+test('captures are stored with their events and read back; events without them stay without', () => {
+  const store = openSqliteStore(tempDb(), { synchronous: 'full' });
+  const withCaps: RoutedEvent = { ...ev('a', 1), captures: { site: 's1', device: 'a' } };
+  const encoded: RoutedEvent = { ...ev('a', 2), encoded: true, captures: { device: 'a' } };
+  put(store, [withCaps, encoded, ev('b', 3)]);
+  const events = store.readNext(10, 1 << 20).flatMap((c) => c.events);
+  assert.deepEqual(events.map((e) => [e.captures, e.encoded]), [[{ site: 's1', device: 'a' }, undefined], [{ device: 'a' }, true], [undefined, undefined]]);
+  store.close();
+});
+
+test('committed publishes are recognised as re-sends, also after reopening; a new payload under the same packet id is not', () => {
+  const path = tempDb();
+  let store = openSqliteStore(path, { synchronous: 'full' });
+  const a = { clientId: 'dev-1', packetId: 7, digest: publishDigest('d/dev-1', Buffer.from('{"n":1}')) };
+  assert.equal(store.isResend(a), false);
+  store.commit([{ route: 'r', priority: 0, events: [ev('dev-1', 1)] }], [], { publishes: [a] });
+  assert.equal(store.isResend(a), true);
+  assert.equal(store.isResend({ ...a, digest: publishDigest('d/dev-1', Buffer.from('{"n":2}')) }), false, 'same packet id, other payload');
+  assert.equal(store.isResend({ ...a, clientId: 'dev-2' }), false, 'another client');
+  store.close();
+  store = openSqliteStore(path, { synchronous: 'full' });
+  assert.equal(store.isResend(a), true, 'the ledger is read back at open');
+  // the packet id used again for another message replaces the first
+  const b = { ...a, digest: publishDigest('d/dev-1', Buffer.from('{"n":3}')) };
+  store.commit([{ route: 'r', priority: 0, events: [ev('dev-1', 3)] }], [], { publishes: [b] });
+  assert.deepEqual([store.isResend(a), store.isResend(b)], [false, true]);
+  // only the newest commits' publishes are kept on disk
+  for (let i = 0; i < 300; i++) store.commit([{ route: 'r', priority: 0, events: [ev('dev-2', i)] }], [], { publishes: [{ clientId: 'dev-2', packetId: i + 1, digest: i }] });
+  store.close();
+  store = openSqliteStore(path, { synchronous: 'full' });
+  assert.equal(store.isResend(b), false, 'trimmed after 256 commits');
+  assert.equal(store.isResend({ clientId: 'dev-2', packetId: 300, digest: 299 }), true);
   store.close();
 });

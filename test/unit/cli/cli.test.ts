@@ -16,7 +16,7 @@ const cli = (args: string[], input?: Buffer) =>
   spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { input, encoding: 'utf8', env: { ...process.env, STATE_DIRECTORY: tmpdir() } });
 
 test('decode prints one JSON line per event, from a file or stdin', () => {
-  const value = encodeBatch('gw-1', 'r', 'dev-1', [
+  const value = encodeBatch({ gatewayId: 'gw-1', incarnation: '0123456789abcdef' }, 'r', 'dev-1', [
     { seq: 7, route: 'r', kafkaTopic: 't', key: 'dev-1', topic: 'devices/dev-1/t', payload: Buffer.from('{"t":1}'), receivedAt: 1_700_000_000_000 },
     { seq: 9, route: 'r', kafkaTopic: 't', key: 'dev-1', topic: 'devices/dev-1/t', payload: Buffer.from('{"t":2}'), receivedAt: 1_700_000_000_005 },
   ]);
@@ -31,7 +31,7 @@ test('decode prints one JSON line per event, from a file or stdin', () => {
   const deadLetter = { route: 'r', step: '0:decode', reason: 'decode json: not JSON', topic: 'devices/dev-1/t', client_id: 'd1', received_at: 1_700_000_000_009, payload: Buffer.from('{x') };
   const encoded = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true }).encode(deadLetter);
   const deadEvents = [11, 12].map((seq) => ({ seq, route: '$dead_letters', kafkaTopic: 'd', key: 'dev-1', topic: 'devices/dev-1/t', payload: encoded, receivedAt: 1_700_000_000_009, encoded: true }));
-  const dead = cli(['decode'], encodeBatch('gw-1', '$dead_letters', 'dev-1', deadEvents));
+  const dead = cli(['decode'], encodeBatch({ gatewayId: 'gw-1', incarnation: '0123456789abcdef' }, '$dead_letters', 'dev-1', deadEvents));
   assert.equal(dead.status, 0, dead.stderr);
   const deadLines = dead.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; value: unknown });
   assert.deepEqual(deadLines.map((l) => l.seq), [11, 12]);

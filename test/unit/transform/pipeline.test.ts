@@ -194,3 +194,13 @@ test('restore: checkpoints of steps no longer configured are deleted with the ne
   p.restore([{ route: 'gone', step: 1, state: Buffer.from([0xa0]) }, { route: 'r', step: 0, state: Buffer.from([0xa0]) }]);
   assert.deepEqual(p.checkpoints().map((s) => [s.route, s.step, s.state]), [['gone', 1, null], ['r', 0, null]]);
 });
+
+test('events carry the route\'s named captures; integers above 32 bits are encoded as CBOR integers', () => {
+  const p = new Pipeline([route('raw', 'site/+site/dev/+device/#'), route('json', 'site/+/dev/+device/#', [{ json: true }])], opts, undefined, fakeCompile);
+  const out = p.process(msg('site/s1/dev/d7/t', '{"t":1,"ts":1795430000123}'));
+  assert.deepEqual(out.events.map((e) => e.captures), [{ site: 's1', device: 'd7' }, { device: 'd7' }]);
+  const bytes = out.events[1]!.payload;
+  assert.ok(bytes.includes(Buffer.from('6274731b000001a2', 'hex')), `ts as a 64-bit integer: ${bytes.toString('hex')}`);
+  const none = new Pipeline([route('plain', 'a/+/#')], opts, undefined, fakeCompile).process(msg('a/b/c', 'x'));
+  assert.equal(none.events[0]!.captures, undefined, 'no named captures: none carried');
+});
