@@ -85,11 +85,13 @@ export class Forwarder {
     this.running = false;
     this.wake?.();
     this.interrupt?.();
-    const remaining = Math.max(0, deadline - Date.now());
-    const drained = this.loop === null ? Promise.resolve() : this.loop;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, remaining)))]);
-    clearTimeout(timer);
+    let drained = this.loop === null;
+    void this.loop?.then(() => (drained = true));
+    // a send in flight to a Kafka that is down would only end at the deadline: stop waiting once the
+    // upstream is known to be down, the events stay buffered for the next start
+    while (!drained && Date.now() < deadline && this.stats.upstream_connected) {
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+    }
     this.storeClosed = true;
     await this.sink.close().catch(() => undefined);
     return this.store.stats().events;
