@@ -7,7 +7,10 @@ import { freePort } from './ports.js';
 import { waitFor } from './poll.js';
 
 /** Debian's package installs it in /usr/sbin, which a non-root PATH may lack. */
-export const MOSQUITTO_BIN = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => spawnSync(p, ['-h']).error === undefined) ?? null;
+export function findMosquitto(): string | null {
+  return ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => spawnSync(p, ['-h']).error === undefined) ?? null;
+}
+export const MOSQUITTO_BIN = findMosquitto();
 
 /**
  * What README recommends for a broker edgehaul subscribes to: the session and
@@ -36,7 +39,8 @@ export interface Mosquitto {
 
 /** Starts Debian's mosquitto on a free loopback port with `settings`, its files under `dir`. */
 export async function startMosquitto(dir: string, settings: Readonly<Record<string, string>> = RECOMMENDED): Promise<Mosquitto> {
-  if (MOSQUITTO_BIN === null) throw new Error('mosquitto is not installed (Debian: apt-get install mosquitto)');
+  const bin = findMosquitto();
+  if (bin === null) throw new Error('mosquitto is not installed (Debian: apt-get install mosquitto)');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const lines = [
@@ -53,7 +57,7 @@ export async function startMosquitto(dir: string, settings: Readonly<Record<stri
   writeFileSync(conf, `${lines.join('\n')}\n`);
   let child: ChildProcess;
   const launch = async (): Promise<void> => {
-    child = spawn(MOSQUITTO_BIN!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
     await waitFor(`mosquitto to listen on ${port}`, async () => {
