@@ -214,7 +214,7 @@ export class Gateway {
       minEvents: config.buffer.commit.min_events,
       maxBytes: config.buffer.commit.max_bytes,
       keepDeadLetters: config.dead_letters.keep,
-      ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) } : {}),
+      ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) * config.ingest.client.max_in_flight } : {}),
     };
     if (this.writer !== null) {
       this.writer.reconfigure(options);
@@ -743,6 +743,7 @@ export class Gateway {
       tls: tlsClientOptions(c.tls),
       connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
       qos: c.qos,
+      maxInFlight: c.max_in_flight,
       keepaliveSecs: c.keepalive_secs,
       reconnectMs: c.reconnect_ms,
     }, sink, ingestLog);

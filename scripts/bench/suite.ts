@@ -16,6 +16,8 @@
  *   embedded-memory     the same, durability memory
  *   client-disk         edgehaul as a client of a separate aedes process, durability disk
  *   client-memory       the same, durability memory
+ *   client-disk-mosquitto    edgehaul as a client of Mosquitto set up as README recommends
+ *   client-memory-mosquitto  (Debian's package, installed if missing), durability disk / memory
  *   embedded-disk-1core embedded-disk with the daemon pinned to one core (taskset -c 0)
  *   kafka-bytes         Kafka bytes per event, kafka.compression none and gzip, edgehaul
  *                       embedded-disk (raw payloads, and a route with `decode: json`) and the
@@ -83,6 +85,7 @@ import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
 import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
+import { findMosquitto, RECOMMENDED as MOSQUITTO_RECOMMENDED, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { BenchDaemon } from './daemon.js';
 import {
   aborting, fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
@@ -98,7 +101,7 @@ import { best, P99_LIMIT_MS, stopReason } from './step-rules.js';
 import { lineChart, type Series } from './svg-chart.js';
 
 const run = promisify(execFile);
-const ALL = ['aedes', 'kafka', 'sqlite', 'naive', 'embedded-disk', 'embedded-memory', 'client-disk', 'client-memory', 'embedded-disk-1core', 'kafka-bytes', 'backlog'] as const;
+const ALL = ['aedes', 'kafka', 'sqlite', 'naive', 'embedded-disk', 'embedded-memory', 'client-disk', 'client-memory', 'client-disk-mosquitto', 'client-memory-mosquitto', 'embedded-disk-1core', 'kafka-bytes', 'backlog'] as const;
 type Name = (typeof ALL)[number];
 const MB = 1e6;
 
@@ -693,6 +696,22 @@ interface PipelineSpec {
   readonly steps?: unknown[];
   /** the checkout whose daemon runs (default: this one; --baseline: another revision) */
   readonly root?: string;
+  /** client mode: the broker edgehaul subscribes to (default: a separate aedes process) */
+  readonly upstream?: 'aedes' | 'mosquitto';
+}
+
+/**
+ * Client mode's in-flight window (ingest.client.max_in_flight), the same as
+ * the Mosquitto's max_inflight_messages that README recommends.
+ */
+const CLIENT_MAX_IN_FLIGHT = Number(MOSQUITTO_RECOMMENDED.max_inflight_messages);
+
+/** Debian's mosquitto, installed as the bench installs what it needs. */
+function ensureMosquitto(): void {
+  if (findMosquitto() !== null) return;
+  log('installing mosquitto (apt-get install mosquitto)');
+  execFileSync('apt-get', ['install', '-y', '-qq', 'mosquitto'], { stdio: 'inherit' });
+  if (findMosquitto() === null) throw new Error('mosquitto is not installed and apt-get could not install it');
 }
 
 const WHAT: Record<string, string> = {
@@ -701,6 +720,8 @@ const WHAT: Record<string, string> = {
   'embedded-memory': 'edgehaul, embedded broker, durability memory',
   'client-disk': 'edgehaul as a client of a separate aedes process, durability disk (PUBACK from that broker)',
   'client-memory': 'edgehaul as a client of a separate aedes process, durability memory',
+  'client-disk-mosquitto': 'edgehaul as a client of Mosquitto configured as README recommends, durability disk (PUBACK from Mosquitto)',
+  'client-memory-mosquitto': 'edgehaul as a client of Mosquitto configured as README recommends, durability memory',
   'embedded-disk-1core': 'embedded-disk with the daemon pinned to one core (taskset -c 0), a stand-in for a Pi-class core',
 };
 
@@ -709,19 +730,24 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
   mkdirSync(dir, { recursive: true });
   const topic = await newBenchTopic(kafka.brokers, name);
   const notes: string[] = [];
-  let upstream: Awaited<ReturnType<typeof startBrokerProcess>> | null = null;
+  let upstream: { port: number; pid: number; stop: () => Promise<void> } | null = null;
   let daemon: BenchDaemon | null = null;
   let bridge: ReturnType<typeof spawn> | null = null;
   let profile: ProfileSummary | null = null;
   const profileFile = join(profileDir, `${name}.cpuprofile`);
   try {
-    if (spec.mode === 'client' || spec.system === 'naive') upstream = await startBrokerProcess(tmpRoot);
+    if (spec.upstream === 'mosquitto') {
+      ensureMosquitto();
+      upstream = await startMosquitto(join(dir, 'mosquitto'), MOSQUITTO_RECOMMENDED);
+    } else if (spec.mode === 'client' || spec.system === 'naive') {
+      upstream = await startBrokerProcess(tmpRoot);
+    }
     let port: number;
     let pid: number;
     if (spec.system === 'edgehaul') {
       const ingest = spec.mode === 'embedded'
         ? { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } }
-        : { mode: 'client', client: { url: `mqtt://127.0.0.1:${upstream!.port}`, client_id: 'edgehaul-bench', qos: 1, reconnect_ms: 500 } };
+        : { mode: 'client', client: { url: `mqtt://127.0.0.1:${upstream!.port}`, client_id: 'edgehaul-bench', qos: 1, reconnect_ms: 500, max_in_flight: CLIENT_MAX_IN_FLIGHT } };
       const base = {
         gateway: { id: 'gw-bench' },
         ingest,
@@ -764,7 +790,9 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       pid = child.pid!;
       notes.push('PUBACKs come from the upstream aedes process, before Kafka has the message');
     }
-    if (spec.mode === 'client' && spec.system === 'edgehaul') notes.push('PUBACKs come from the upstream aedes process');
+    if (spec.mode === 'client' && spec.system === 'edgehaul') {
+      notes.push(`PUBACKs come from the upstream ${spec.upstream === 'mosquitto' ? 'Mosquitto' : 'aedes process'}; ingest.client.max_in_flight ${CLIENT_MAX_IN_FLIGHT}`);
+    }
     if (spec.pinned) notes.push('daemon pinned to CPU 0; load generators and Kafka unpinned');
 
     // idle: once V8's memory reducer has collected what start-up left behind (it runs about 8 s
@@ -898,6 +926,14 @@ function goals(sc: StepScenario[], bytes: BytesCase[], backlog: BacklogResult | 
   out.push({ goal: 'embedded-disk >= 60% of in-process aedes QoS 1', value: r1 === null ? '-' : `${fix(100 * r1, 0)}% (${int(disk?.sustainedPerSec)} vs ${int(aedes?.sustainedPerSec)} events/s)`, verdict: v(r1 === null ? null : r1 >= 0.6) });
   const r2 = ratio(disk?.sustainedPerSec, naive?.sustainedPerSec);
   out.push({ goal: 'embedded-disk >= 3x the naive bridge', value: r2 === null ? '-' : `${fix(r2, 1)}x (${int(disk?.sustainedPerSec)} vs ${int(naive?.sustainedPerSec)} events/s)`, verdict: v(r2 === null ? null : r2 >= 3) });
+  for (const name of ['client-disk-mosquitto', 'client-disk']) {
+    const client = by(name);
+    if (client === undefined) continue;
+    const r = ratio(client.sustainedPerSec, disk?.sustainedPerSec);
+    out.push({ goal: `${name} >= 50% of embedded-disk (one connection)`, value: r === null ? '-' : `${fix(100 * r, 0)}% (${int(client.sustainedPerSec)} vs ${int(disk?.sustainedPerSec)} events/s)`, verdict: v(r === null ? null : r >= 0.5) });
+    const f = ratio(client.at10k?.diskBytesPerEvent, disk?.at10k?.diskBytesPerEvent);
+    out.push({ goal: `${name} flash bytes/event <= 1.5x embedded-disk's at 10,000 events/s`, value: f === null ? '-' : `${fix(f, 2)}x (${fix(client.at10k?.diskBytesPerEvent, 0)} vs ${fix(disk?.at10k?.diskBytesPerEvent, 0)} B)`, verdict: v(f === null ? null : f <= 1.5) });
+  }
   const p = disk?.at10k?.puback.p99 ?? null;
   const c = disk?.at10k?.commitMaxMs ?? null;
   out.push({ goal: 'PUBACK p99 <= 10 ms at 10,000 events/s (disk)', value: p === null ? '-' : `${fix(p, 1)} ms${c === null ? '' : ` (longest commit, write and fsync, in the step: ${fix(c, 1)} ms)`}`, verdict: v(p === null ? null : p <= 10) });
@@ -1066,9 +1102,12 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
         case 'embedded-memory':
         case 'client-disk':
         case 'client-memory':
+        case 'client-disk-mosquitto':
+        case 'client-memory-mosquitto':
         case 'embedded-disk-1core': {
           const [mode, durability] = name.split('-') as ['embedded' | 'client', 'disk' | 'memory'];
-          scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, name, { system: 'edgehaul', mode, durability, compression: 'none', pinned: name.endsWith('1core') }, opts.steps, true, profileDir));
+          const upstream = name.endsWith('-mosquitto') ? 'mosquitto' as const : 'aedes' as const;
+          scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, name, { system: 'edgehaul', mode, durability, compression: 'none', pinned: name.endsWith('1core'), upstream }, opts.steps, true, profileDir));
           if (name === 'embedded-disk' && opts.baseline !== null) {
             const base = buildBaseline(opts.baseline, join(tmpRoot, 'baseline'));
             const label = `embedded-disk@${base.label}`;

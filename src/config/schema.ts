@@ -160,11 +160,16 @@ export const configSchema = z.strictObject({
       topics: z.array(z.string().min(1)).default([]),
       qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
       /**
-       * Several connections, each with its own filters, to commit in parallel: mqtt.js hands a
-       * connection's next message over only after the previous one was acknowledged. A device's
-       * topics must stay within one entry to keep its order. Empty: one connection with `topics`.
+       * Several connections, each with its own filters. A device's topics must stay within one
+       * entry to keep its order. Empty: one connection with `topics`.
        */
       connections: z.array(z.array(z.string().min(1)).min(1)).max(64).default([]),
+      /**
+       * Messages of one connection taken in before their commit acknowledged them, at most: set it
+       * to the broker's in-flight window (Mosquitto's `max_inflight_messages`). A full window
+       * commits at once; more are not read until acknowledgements make room.
+       */
+      max_in_flight: z.number().int().min(1).max(65535).default(20),
       keepalive_secs: z.number().int().min(0).max(65535).default(30),
       reconnect_ms: durationMs(600_000).default(2000),
     }).prefault({}),
