@@ -680,6 +680,12 @@ export class Gateway {
       const spilled = this.store?.spillAll() ?? 0;
       if (spilled > 0) this.log.info({ events: spilled }, 'memory events written to the buffer for the next start');
     });
+    // delivered rows are counted until their deletes are written: write them, so the count is what stays
+    await step('write deletes', () => {
+      if (this.store === null) return;
+      this.store.maintain();
+      buffered = this.store.stats().events;
+    });
     await step('close buffer', () => this.store?.close());
     this.logStats();
     return { buffered, timedOut: Date.now() > deadline };
