@@ -27,7 +27,7 @@ export function producerConfig(kafka: Config['kafka']): ProducerGlobalConfig & P
     // librdkafka raises a fatal error instead, the forwarder drops this producer and sends the rows again in order
     'enable.gapless.guarantee': true,
     'compression.codec': kafka.compression,
-    // Java's default partitioner (murmur2 of the key): a key lands where a Java producer (and kafkajs) put it
+    // Java's default partitioner (murmur2 of the key): a key lands where a Java producer (and kafkajs, before) put it
     partitioner: 'murmur2_random',
     // the forwarder batches already; a short linger only joins the records of one send
     'linger.ms': 5,

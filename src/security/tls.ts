@@ -14,7 +14,7 @@ export interface TlsClientOptions {
   servername?: string;
 }
 
-/** Node TLS client options for mqtt.js and kafkajs; undefined when TLS is off. */
+/** Node TLS client options for mqtt.js; undefined when TLS is off. */
 export function tlsClientOptions(cfg: TlsClientConfig, env: NodeJS.ProcessEnv = process.env): TlsClientOptions | undefined {
   if (!cfg.enabled) return undefined;
   const out: TlsClientOptions = { rejectUnauthorized: cfg.reject_unauthorized };
