@@ -118,7 +118,9 @@ cmd_start() {
     voters="${voters:+$voters,}$id@127.0.0.1:${ports[$(( (id - 1) * 2 + 1 ))]}"
     brokers="${brokers:+$brokers,}127.0.0.1:${ports[$(( (id - 1) * 2 ))]}"
   done
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  # an id starting with '-' would read as an option to kafka-storage: draw again (1 in 64)
+  cluster_id=-
+  while [[ "$cluster_id" == -* ]]; do cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"; done
   for id in $(seq 1 "$nodes"); do
     local nd="$dir/node$id" p="${ports[$(( (id - 1) * 2 ))]}" c="${ports[$(( (id - 1) * 2 + 1 ))]}"
     rm -rf "$nd"; mkdir -p "$nd"

@@ -243,7 +243,9 @@ while :; do
     SCRAM_ARGS=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASS]" --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASS]")
   fi
   # 16 random bytes, base64url without padding: what kafka-storage random-uuid prints (no JVM start, no node)
-  CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  # an id starting with '-' would read as an option to kafka-storage: draw again (1 in 64)
+  CLUSTER_ID=-
+  while [[ "$CLUSTER_ID" == -* ]]; do CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"; done
   [[ ${#CLUSTER_ID} -eq 22 ]] || die "could not make a cluster id (got '$CLUSTER_ID')"
   if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dlog4j.configuration="file:$DIR/log4j.properties" \
