@@ -75,14 +75,26 @@ public final class Main {
       int port = metrics.serve(settings.metricsHost, settings.metricsPort, () -> streams.state().name());
       Log.info("http listening", "http", settings.metricsHost + ":" + port);
     }
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+    Runnable close = () -> {
       Log.info("stopping");
-      streams.close(Duration.ofSeconds(30));
+      boolean done = streams.close(Duration.ofSeconds(30));
       metrics.stop();
-      Log.info("stopped");
-    }, "edgehaul-unbatch-shutdown"));
+      Log.info("stopped", "clean", done ? 1 : 0);
+    };
+    // SIGTERM/SIGINT: a clean stop is exit code 0, as systemd and the daemon expect (the JVM's default would be 143)
+    for (String name : new String[] {"TERM", "INT"}) {
+      sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> new Thread(() -> {
+        close.run();
+        Runtime.getRuntime().halt(0);
+      }, "edgehaul-unbatch-stop").start());
+    }
+    Runtime.getRuntime().addShutdownHook(new Thread(close, "edgehaul-unbatch-shutdown"));
     streams.start();
     stopped.await();
+    if (streams.state() == KafkaStreams.State.ERROR) {
+      Log.error("Kafka Streams stopped in state ERROR");
+      System.exit(1);
+    }
   }
 
   /** source -> processor (+ its watermark store) -> the four sinks, once per input topic: each input is its own sub-topology. */
