@@ -56,7 +56,7 @@ async function counters(url: string): Promise<{ events: number; duplicates: numb
 }
 
 runMain(() => runFrame({ prefix: 'edgehaul-bench-unbatch-', kafka: values.kafka ?? null, keep: values.keep, maxSecs: Number(values['max-secs']) }, async (f) => {
-  const kafka = await openKafka(values.kafka ?? null, join(f.tmp, 'kafka'));
+  const kafka = await openKafka(values.kafka ?? null, join(f.tmpRoot, 'kafka'));
   await warmKafka(kafka.brokers);
   const topic = `eh.unbatch.${Date.now().toString(36)}`;
   const admin = kafkaClient(kafka.brokers).admin();
@@ -66,7 +66,7 @@ runMain(() => runFrame({ prefix: 'edgehaul-bench-unbatch-', kafka: values.kafka 
 
   // --- the daemon at full load
   const port = await freePort();
-  const dir = join(f.tmp, 'daemon');
+  const dir = join(f.tmpRoot, 'daemon');
   mkdirSync(dir, { recursive: true });
   const daemon = new BenchDaemon(ROOT, dir, {
     gateway: { id: 'gw-bench' },

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Fetch a stock Kafka Connect worker (connect-runtime with its runtime
 # dependencies, the file connectors and JsonConverter) from Maven Central with
-# mvn, into a per-version cache; the same Kafka version as fetch.sh.
+# mvn, into a per-version cache.
 #
 # Usage: scripts/kafka/fetch-connect.sh
-# Environment: KAFKA_VERSION (default as fetch.sh), EDGEHAUL_CONNECT_CACHE,
+# Environment: CONNECT_VERSION (default below), EDGEHAUL_CONNECT_CACHE,
 #              MVN (default: mvn)
 # Output: the lib dir as the only line on stdout; progress on stderr.
 # Idempotent: when the cache is complete, prints the lib dir at once.
 set -euo pipefail
 
-KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
-CACHE_DIR="${EDGEHAUL_CONNECT_CACHE:-$HOME/.cache/edgehaul/connect-$KAFKA_VERSION}"
+MVN="${MVN:-mvn}"
+# The worker's version: connect-file (FileStreamSink) is not on Maven Central
+# for 4.4.0, and 4.3.0's does not load on a 4.4.0 worker (it calls a class of
+# kafka-clients that moved), so the whole worker is 4.3.0; it talks to the
+# 4.4.0 broker like any older client.
+CONNECT_VERSION="${CONNECT_VERSION:-4.3.0}"
+CACHE_DIR="${EDGEHAUL_CONNECT_CACHE:-$HOME/.cache/edgehaul/connect-$CONNECT_VERSION}"
 LIB_DIR="$CACHE_DIR/libs"
 STAMP="$CACHE_DIR/.complete"
-MVN="${MVN:-mvn}"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$KAFKA_VERSION" && -d "$LIB_DIR" ]]; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$CONNECT_VERSION" && -d "$LIB_DIR" ]]; then
   echo "$LIB_DIR"
   exit 0
 fi
@@ -36,21 +40,21 @@ cat >"$WORK/pom.xml" <<POM
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-file</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-json</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId><version>$CONNECT_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-file</artifactId><version>$CONNECT_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-json</artifactId><version>$CONNECT_VERSION</version></dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>1.7.36</version></dependency>
   </dependencies>
 </project>
 POM
 
-echo "fetch-connect.sh: fetching Kafka Connect $KAFKA_VERSION into $CACHE_DIR ..." >&2
+echo "fetch-connect.sh: fetching Kafka Connect $CONNECT_VERSION into $CACHE_DIR ..." >&2
 "$MVN" -q -B -f "$WORK/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$TMP_LIB" >&2
-[[ -f "$TMP_LIB/connect-runtime-$KAFKA_VERSION.jar" && -f "$TMP_LIB/connect-file-$KAFKA_VERSION.jar" ]] || {
+[[ -f "$TMP_LIB/connect-runtime-$CONNECT_VERSION.jar" && -f "$TMP_LIB/connect-file-$CONNECT_VERSION.jar" ]] || {
   echo "fetch-connect.sh: connect jars missing after mvn" >&2; exit 1; }
 # one logging binding: slf4j-simple (drop any other the poms pulled in)
 rm -f "$TMP_LIB"/log4j-slf4j*-impl-*.jar "$TMP_LIB"/slf4j-reload4j-*.jar
 rm -rf "$LIB_DIR"
 mv "$TMP_LIB" "$LIB_DIR"
-echo "$KAFKA_VERSION" >"$STAMP"
+echo "$CONNECT_VERSION" >"$STAMP"
 echo "$LIB_DIR"

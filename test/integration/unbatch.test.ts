@@ -1,19 +1,31 @@
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { consumeAll, allAckedSeen } from '../helpers/consume.js';
 import { Daemon, testConfig } from '../helpers/daemon.js';
 import { startStubbornDevice } from '../helpers/devices.js';
-import { sharedKafka } from '../helpers/kafka.js';
+import { ROOT, sharedKafka } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 import { dumpTopic, Unbatch, unbatchCounter, unbatchJar } from '../helpers/unbatch.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
+let connectLibs: string;
 before(async () => {
   kafka = await sharedKafka();
   await unbatchJar();
+  // a stock Kafka Connect worker from Maven Central (cached; CI fetches it before npm test)
+  const { stdout } = await promisify(execFile)('bash', [join(ROOT, 'scripts/kafka/fetch-connect.sh')], { timeout: 600_000 });
+  connectLibs = stdout.trim();
 });
+
+/** What the first test leaves for the second: the output topic and the event ids it must hold. */
+let produced: { topic: string; ids: Set<string> } | null = null;
 after(async () => {
   await kafka.stop();
 });
@@ -165,8 +177,65 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
       assert.ok(got[i]!.seq > got[i - 1]!.seq && got[i]!.n > got[i - 1]!.n, `${run.device}: out of order at ${i}`);
     }
   }
+  produced = { topic: out, ids: seen };
   const acked = runs.reduce((n, r) => n + r.acked.length, 0);
   t.diagnostic(`acknowledged ${acked}; input ${inputEvents} events (${inputEvents - expected.size} re-sent, ${again.length} records of them written again by the test); output ${records.length} records, no duplicates`);
   assert.equal((await a.stop('SIGTERM')).code, 0);
   assert.equal((await b.stop('SIGTERM')).code, 0);
+});
+
+test('a stock Kafka Connect FileStreamSink (JsonConverter, no edgehaul code) writes every event of the output topic to a file', { timeout: 180_000 }, async (t) => {
+  assert.ok(produced !== null, 'the previous test produced the output topic');
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-connect-'));
+  const file = join(dir, 'events.txt');
+  writeFileSync(join(dir, 'worker.properties'), [
+    `bootstrap.servers=${kafka.brokers.join(',')}`,
+    'key.converter=org.apache.kafka.connect.storage.StringConverter',
+    'value.converter=org.apache.kafka.connect.json.JsonConverter',
+    'value.converter.schemas.enable=false',
+    'consumer.isolation.level=read_committed',
+    'consumer.auto.offset.reset=earliest',
+    `offset.storage.file.filename=${join(dir, 'offsets')}`,
+    'offset.flush.interval.ms=1000',
+    'listeners=http://127.0.0.1:0',
+    'plugin.discovery=only_scan',
+    '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'sink.properties'), [
+    'name=edgehaul-events-file',
+    'connector.class=org.apache.kafka.connect.file.FileStreamSinkConnector',
+    'tasks.max=1',
+    `topics=${produced.topic}`,
+    `file=${file}`,
+    '',
+  ].join('\n'));
+  const worker = spawn('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', `${connectLibs}/*`, 'org.apache.kafka.connect.cli.ConnectStandalone', join(dir, 'worker.properties'), join(dir, 'sink.properties')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  worker.stderr.setEncoding('utf8').on('data', (c: string) => stderr.push(c));
+  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+  t.after(async () => {
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    await exited;
+  });
+  // FileStreamSink writes each value's toString(): JsonConverter (schemaless) gives a map, {gateway=gw-test, seq=12, ...}
+  const found = new Set<string>();
+  let lines = 0;
+  await waitFor(`the sink file to hold all ${produced.ids.size} events`, () => {
+    if (worker.exitCode !== null) throw new Error(`Connect worker exited: ${stderr.join('').slice(-2000)}`);
+    if (!existsSync(file)) return false;
+    const all = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    for (; lines < all.length; lines++) {
+      const l = all[lines]!;
+      const inc = /(?:^\{|, )incarnation=([0-9a-f]*)[,}]/.exec(l)?.[1];
+      const seq = /(?:^\{|, )seq=(\d+)[,}]/.exec(l)?.[1];
+      assert.ok(inc !== undefined && seq !== undefined && /gateway=gw-test[,}]/.test(l), `a line of the sink file is an event: ${l}`);
+      found.add(`${inc}:${seq}`);
+    }
+    return found.size >= produced!.ids.size;
+  }, 150_000, 500);
+  assert.deepEqual([...produced.ids].filter((id) => !found.has(id)).slice(0, 10), []);
+  // Connect itself delivers at least once: a line more than the events is its re-delivery, not unbatch's
+  t.diagnostic(`FileStreamSink wrote ${lines} lines for ${produced.ids.size} events; every event found`);
+  worker.kill('SIGTERM');
+  await exited;
 });
