@@ -107,7 +107,8 @@ public final class Main {
       t.addSource(source, new ByteArrayDeserializer(), new ByteArrayDeserializer(), topic);
       t.addProcessor(proc, () -> new UnbatchProcessor(topic, store, metrics), source);
       // in memory, changelogged: the state is one small entry per (gateway, route, key), restored from the changelog on a move
-      t.addStateStore(Stores.keyValueStoreBuilder(Stores.inMemoryKeyValueStore(store), Serdes.String(), Serdes.ByteArray()), proc);
+      // cached: a key's watermark reaches the changelog once per commit, not once per record
+      t.addStateStore(Stores.keyValueStoreBuilder(Stores.inMemoryKeyValueStore(store), Serdes.String(), Serdes.ByteArray()).withCachingEnabled(), proc);
       t.addSink(UnbatchProcessor.EVENTS + ":" + topic, s.outputTopic(topic), new ByteArraySerializer(), new ByteArraySerializer(), proc);
       t.addSink(UnbatchProcessor.DEAD_LETTERS + ":" + topic, s.deadLettersTopic, new ByteArraySerializer(), new ByteArraySerializer(), proc);
       t.addSink(UnbatchProcessor.HEALTH + ":" + topic, s.healthTopic, new ByteArraySerializer(), new ByteArraySerializer(), proc);

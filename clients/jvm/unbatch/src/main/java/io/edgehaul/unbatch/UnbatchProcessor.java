@@ -112,7 +112,6 @@ final class UnbatchProcessor implements Processor<byte[], byte[], byte[], byte[]
       m = new Mark(inc, seq);
       moved = true;
       Headers out = new RecordHeaders();
-      out.add("content-type", "application/json".getBytes(StandardCharsets.UTF_8));
       out.add("edgehaul-gateway", ((String) e.get("gateway")).getBytes(StandardCharsets.UTF_8));
       out.add("edgehaul-incarnation", inc.getBytes(StandardCharsets.UTF_8));
       out.add("edgehaul-route", ((String) e.get("route")).getBytes(StandardCharsets.UTF_8));
