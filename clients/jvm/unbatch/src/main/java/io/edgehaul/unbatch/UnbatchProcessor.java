@@ -3,6 +3,7 @@ package io.edgehaul.unbatch;
 import io.edgehaul.records.Records;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -86,43 +87,60 @@ final class UnbatchProcessor implements Processor<byte[], byte[], byte[], byte[]
       if (in.value() == null) throw new IllegalArgumentException("the record has no value (a tombstone)");
       decoded = Records.events(in.value(), headers);
     } catch (RuntimeException e) {
-      errors.increment();
-      String reason = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
-      Headers out = new RecordHeaders(in.headers().toArray());
-      out.add("edgehaul-unbatch-error-code", DECODE_ERROR.getBytes(StandardCharsets.UTF_8));
-      out.add("edgehaul-unbatch-error", reason.getBytes(StandardCharsets.UTF_8));
-      context.forward(new Record<>(in.key(), in.value(), in.timestamp(), out), ERRORS + ":" + topic);
-      Log.warn("undecodable record", "code", DECODE_ERROR, "topic", topic, "reason", reason);
+      toErrors(in, e);
       return;
     }
     if (decoded.isEmpty()) return;
 
-    // one record holds one (gateway, route, key): one watermark to read and write
-    Map<String, Object> first = decoded.get(0);
-    String mk = markKey((String) first.get("gateway"), (String) first.get("route"), (String) first.get("key"));
-    Mark m = Mark.read(marks.get(mk));
+    // one record holds one (gateway, route, key): one watermark to read and write.
+    // Every output is built before the first is forwarded: a record that fails half-way
+    // goes to the errors topic whole, and never half of it to the output.
+    List<Record<byte[], byte[]>> outs = new ArrayList<>(decoded.size());
+    List<String> children = new ArrayList<>(decoded.size());
+    Mark m;
+    String mk;
     boolean moved = false;
-    for (Map<String, Object> e : decoded) {
-      String inc = e.get("incarnation") == null ? "" : (String) e.get("incarnation");
-      long seq = (Long) e.get("seq");
-      if (m != null && m.incarnation.equals(inc) && seq <= m.seq) {
-        duplicates.increment();
-        continue;
+    try {
+      Map<String, Object> first = decoded.get(0);
+      mk = markKey((String) first.get("gateway"), (String) first.get("route"), (String) first.get("key"));
+      m = Mark.read(marks.get(mk));
+      for (Map<String, Object> e : decoded) {
+        String inc = e.get("incarnation") == null ? "" : (String) e.get("incarnation");
+        long seq = (Long) e.get("seq");
+        if (m != null && m.incarnation.equals(inc) && seq <= m.seq) {
+          duplicates.increment();
+          continue;
+        }
+        m = new Mark(inc, seq);
+        moved = true;
+        String eventRoute = (String) e.get("route");
+        Headers out = new RecordHeaders();
+        out.add("edgehaul-gateway", ((String) e.get("gateway")).getBytes(StandardCharsets.UTF_8));
+        out.add("edgehaul-incarnation", inc.getBytes(StandardCharsets.UTF_8));
+        out.add("edgehaul-route", eventRoute.getBytes(StandardCharsets.UTF_8));
+        out.add("edgehaul-seq", Long.toString(seq).getBytes(StandardCharsets.UTF_8));
+        byte[] outKey = ((String) e.get("key")).getBytes(StandardCharsets.UTF_8);
+        outs.add(new Record<>(outKey, json.write(e), in.timestamp(), out));
+        children.add((DEAD_LETTERS_ROUTE.equals(eventRoute) ? DEAD_LETTERS : HEALTH_ROUTE.equals(eventRoute) ? HEALTH : EVENTS) + ":" + topic);
       }
-      m = new Mark(inc, seq);
-      moved = true;
-      Headers out = new RecordHeaders();
-      out.add("edgehaul-gateway", ((String) e.get("gateway")).getBytes(StandardCharsets.UTF_8));
-      out.add("edgehaul-incarnation", inc.getBytes(StandardCharsets.UTF_8));
-      out.add("edgehaul-route", ((String) e.get("route")).getBytes(StandardCharsets.UTF_8));
-      out.add("edgehaul-seq", Long.toString(seq).getBytes(StandardCharsets.UTF_8));
-      String eventRoute = (String) e.get("route");
-      String child = DEAD_LETTERS_ROUTE.equals(eventRoute) ? DEAD_LETTERS : HEALTH_ROUTE.equals(eventRoute) ? HEALTH : EVENTS;
-      byte[] outKey = ((String) e.get("key")).getBytes(StandardCharsets.UTF_8);
-      context.forward(new Record<>(outKey, json.write(e), in.timestamp(), out), child + ":" + topic);
-      events.increment();
+    } catch (RuntimeException e) {
+      toErrors(in, e);
+      return;
     }
+    for (int i = 0; i < outs.size(); i++) context.forward(outs.get(i), children.get(i));
+    events.add(outs.size());
     if (moved) marks.put(mk, m.bytes());
+  }
+
+  /** The input record as it came, with the reason in two headers, to <topic>.unbatch-errors. */
+  private void toErrors(Record<byte[], byte[]> in, RuntimeException e) {
+    errors.increment();
+    String reason = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
+    Headers out = new RecordHeaders(in.headers().toArray());
+    out.add("edgehaul-unbatch-error-code", DECODE_ERROR.getBytes(StandardCharsets.UTF_8));
+    out.add("edgehaul-unbatch-error", reason.getBytes(StandardCharsets.UTF_8));
+    context.forward(new Record<>(in.key(), in.value(), in.timestamp(), out), ERRORS + ":" + topic);
+    Log.warn("undecodable record", "code", DECODE_ERROR, "topic", topic, "reason", reason);
   }
 
   private static long parseOr(String s, long fallback) {
