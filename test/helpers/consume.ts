@@ -7,6 +7,8 @@ import { waitFor } from './poll.js';
 /** A consumed record with the Kafka record timestamp (ms, CreateTime: set by the producer when it built the request). */
 export interface TimedRecord extends ConsumedRecord {
   readonly timestamp: number;
+  /** the record value as it was read (to write it again, as a gateway's re-send does) */
+  readonly value: Buffer;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function consumeAll(brokers: string[], topic: string, timeoutMs = 6
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        records.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, timestamp: Number(message.timestamp), batch: decodeBatch(message.value!) });
+        records.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, timestamp: Number(message.timestamp), value: message.value!, batch: decodeBatch(message.value!) });
         next.set(partition, BigInt(message.offset) + 1n);
       },
     });

@@ -1,0 +1,99 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT } from './kafka.js';
+import { onJsonLines, type LogLine } from './lines.js';
+import { waitFor } from './poll.js';
+
+const run = promisify(execFile);
+export const UNBATCH_DIR = join(ROOT, 'clients/jvm/unbatch');
+export const UNBATCH_JAR = join(UNBATCH_DIR, 'target/edgehaul-unbatch-0.1.0.jar');
+
+/** The shaded jar; built with clients/jvm/unbatch/build.sh when missing (CI builds it before npm test). */
+export async function unbatchJar(): Promise<string> {
+  if (!existsSync(UNBATCH_JAR)) await run('bash', [join(UNBATCH_DIR, 'build.sh')], { timeout: 600_000 });
+  return UNBATCH_JAR;
+}
+
+/** One edgehaul-unbatch instance as a child process (the launcher script), settings from EDGEHAUL_UNBATCH_* variables. */
+export class Unbatch {
+  readonly lines: LogLine[] = [];
+  readonly stderr: string[] = [];
+  private child: ChildProcess | null = null;
+  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  readonly stateDir: string;
+
+  constructor(readonly env: Record<string, string>) {
+    this.stateDir = mkdtempSync(join(tmpdir(), 'edgehaul-unbatch-'));
+  }
+
+  /** Starts, waits for "unbatch running"; returns the metrics base URL. */
+  async start(timeoutMs = 90_000): Promise<string> {
+    const child = spawn('bash', [join(UNBATCH_DIR, 'bin/edgehaul-unbatch')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, EDGEHAUL_UNBATCH_STATE_DIR: this.stateDir, EDGEHAUL_UNBATCH_METRICS_PORT: '0', ...this.env },
+    });
+    this.child = child;
+    const from = this.lines.length;
+    onJsonLines(child.stdout!, (line) => this.lines.push(line));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let exited = false;
+    void this.exit.then(() => (exited = true));
+    const ok = await waitFor('edgehaul-unbatch to report "unbatch running"', () => {
+      if (exited) return 'exited' as const;
+      return this.lines.slice(from).find((l) => l.msg === 'unbatch running');
+    }, timeoutMs, 100);
+    if (ok === 'exited') throw new Error(`edgehaul-unbatch exited during start: ${this.describe()}`);
+    const http = [...this.lines].reverse().find((l) => l.msg === 'http listening');
+    return `http://${http!.http as string}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.exit === null) throw new Error('not started');
+    // the launcher execs java, so the child is the JVM itself
+    if (this.running) this.child!.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    return await Promise.race([
+      this.exit,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`edgehaul-unbatch did not exit within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  describe(): string {
+    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-3000)}`;
+  }
+}
+
+/** A Prometheus counter's sum over its label sets, from an edgehaul-unbatch /metrics page. */
+export async function unbatchCounter(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+export interface DumpedRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly headers: Record<string, string>;
+  readonly value?: string;
+  readonly value_base64?: string;
+}
+
+/** Every committed record of `topic` now (`edgehaul-unbatch dump`: a read_committed consumer up to the last stable offsets). */
+export async function dumpTopic(brokers: string[], topic: string): Promise<DumpedRecord[]> {
+  const { stdout } = await run('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', UNBATCH_JAR, 'io.edgehaul.unbatch.Main', 'dump', '--brokers', brokers.join(','), '--topic', topic], { timeout: 120_000, maxBuffer: 512 * 1024 * 1024 });
+  return stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as DumpedRecord);
+}
