@@ -7,6 +7,7 @@ import { Daemon, testConfig } from '../helpers/daemon.js';
 import { runDevice } from '../helpers/devices.js';
 import { consumeAll } from '../helpers/consume.js';
 import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { waitFor } from '../helpers/poll.js';
 import { latestStats, RssSampler, type DaemonStats } from '../helpers/stats.js';
 
@@ -18,22 +19,10 @@ after(async () => {
   await kafka.stop();
 });
 
-const SEED = Number(process.env.EDGEHAUL_FUZZ_SEED ?? Date.now() % 2 ** 31);
+const SEED = testSeed('EDGEHAUL_FUZZ_SEED');
 const PAYLOADS = 100_000;
 const MAX_PAYLOAD = 4096;
 const PHASE_MS = 60_000;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be repeated with EDGEHAUL_FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const int = (rand: Rand, n: number): number => Math.floor(rand() * n);

@@ -4,6 +4,7 @@ import { allAckedSeen } from '../helpers/consume.js';
 import { Daemon, testConfig } from '../helpers/daemon.js';
 import { startResendingDevice } from '../helpers/devices.js';
 import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { waitFor } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -18,10 +19,9 @@ after(async () => {
 const KILLS = 8;
 
 test(`SIGKILL under load, ${KILLS} times, devices that keep their session and re-send: no message becomes two events`, { timeout: 300_000 }, async (t) => {
-  const seed = Date.now() % 100_000;
-  t.diagnostic(`seed ${seed} (kill moments)`);
-  let rnd = seed;
-  const random = (): number => ((rnd = (rnd * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648);
+  const seed = testSeed();
+  t.diagnostic(`seed ${seed} (kill moments; EDGEHAUL_TEST_SEED repeats them)`);
+  const random = prng(seed);
   const topic = `it.resend.${Date.now()}`;
   const port = await freePort();
   const dir = Daemon.tempDir();

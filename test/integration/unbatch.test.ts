@@ -10,6 +10,7 @@ import { consumeAll, allAckedSeen } from '../helpers/consume.js';
 import { Daemon, testConfig } from '../helpers/daemon.js';
 import { startStubbornDevice } from '../helpers/devices.js';
 import { ROOT, sharedKafka } from '../helpers/kafka.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { waitFor } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 import { dumpTopic, Unbatch, unbatchCounter, unbatchJar } from '../helpers/unbatch.js';
@@ -92,6 +93,9 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
   const url = await daemon.start();
   const [aUrl] = await Promise.all([a.start(), b.start()]);
 
+  const seed = testSeed();
+  t.diagnostic(`seed ${seed} (kill moments; EDGEHAUL_TEST_SEED repeats them)`);
+  const random = prng(seed);
   let stopped = false;
   const devices = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((d) => startStubbornDevice(url, d, () => stopped));
   const total = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
@@ -99,7 +103,7 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
     for (let kill = 1; kill <= DAEMON_KILLS; kill++) {
       const base = total();
       await waitFor(`acknowledgements after daemon start ${kill}`, () => total() >= base + 500, 30_000);
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300))); // a random moment mid-load
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 300))); // a random moment mid-load
       if (kill === 1) {
         // unbatch A dies mid-run, having written events: B takes its partitions, then A comes back
         await waitFor('unbatch A to write events', async () => (await unbatchCounter(aUrl!, 'edgehaul_unbatch_events_total')) > 0, 30_000);
