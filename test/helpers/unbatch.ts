@@ -92,8 +92,16 @@ export interface DumpedRecord {
   readonly value_base64?: string;
 }
 
-/** Every committed record of `topic` now (`edgehaul-unbatch dump`: a read_committed consumer up to the last stable offsets). */
-export async function dumpTopic(brokers: string[], topic: string): Promise<DumpedRecord[]> {
-  const { stdout } = await run('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', UNBATCH_JAR, 'io.edgehaul.unbatch.Main', 'dump', '--brokers', brokers.join(','), '--topic', topic], { timeout: 120_000, maxBuffer: 512 * 1024 * 1024 });
-  return stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as DumpedRecord);
+/**
+ * Every committed record of `topic` once no transaction is open on it
+ * (`edgehaul-unbatch dump --wait-stable`: a read_committed consumer up to the
+ * last stable offsets). A SIGKILLed instance's open transaction holds
+ * read_committed readers back until the broker aborts it; call this when
+ * nothing writes to the topic any more. `waited` is what dump said of it.
+ */
+export async function dumpTopic(brokers: string[], topic: string): Promise<DumpedRecord[] & { waited?: string }> {
+  const { stdout, stderr } = await run('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', UNBATCH_JAR, 'io.edgehaul.unbatch.Main', 'dump', '--brokers', brokers.join(','), '--topic', topic, '--wait-stable', '--timeout-ms', '90000'], { timeout: 120_000, maxBuffer: 512 * 1024 * 1024 });
+  const records: DumpedRecord[] & { waited?: string } = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as DumpedRecord);
+  records.waited = stderr.split('\n').find((l) => l.startsWith('dump: no open transaction'));
+  return records;
 }

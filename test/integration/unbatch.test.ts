@@ -135,12 +135,28 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
 
   await waitFor('unbatch to process the whole input topic', () => caughtUp(admin, appId, topic), 120_000, 500);
   const records = await dumpTopic(kafka.brokers, out);
+  t.diagnostic(`output read: ${records.waited ?? '?'}`);
   const errors = await dumpTopic(kafka.brokers, `${topic}.unbatch-errors`);
   assert.equal(errors.length, 1, 'the undecodable record is in the errors topic');
   assert.equal(errors[0]!.key, 'bad');
   assert.equal(errors[0]!.headers['edgehaul-unbatch-error-code'], 'EH_ERR_DECODE_FORMAT');
   assert.match(errors[0]!.headers['edgehaul-unbatch-error'] ?? '', /CBOR|truncated|expected/i);
   assert.equal(errors[0]!.value, 'not cbor at all');
+
+  // the bounded rule's premise, checked on the input itself: per key, in partition order, no event
+  // seen for the first time below the highest seq already seen (a re-send may only repeat)
+  const order = [...input].sort((x, y) => x.partition - y.partition || Number(BigInt(x.offset) - BigInt(y.offset)));
+  const highest = new Map<string, number>();
+  const firstSeen = new Set<string>();
+  const late: string[] = [];
+  for (const r of order) for (const e of r.batch.events) {
+    const id = `${r.batch.incarnation ?? ''}:${e.seq}`;
+    const top = highest.get(r.key) ?? 0;
+    if (!firstSeen.has(id) && e.seq < top) late.push(`${id} key ${r.key} at ${r.partition}/${r.offset} after seq ${top}`);
+    firstSeen.add(id);
+    if (e.seq > top) highest.set(r.key, e.seq);
+  }
+  assert.deepEqual(late.slice(0, 10), [], 'the input holds every key\'s events in sequence order');
 
   // expected: the input's distinct events (gateway, incarnation, seq)
   const expected = new Set<string>();
@@ -170,7 +186,15 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
     if (list === undefined) perDevice.set(reading.device, (list = []));
     list.push({ seq: e.seq, n: reading.n, partition: r.partition });
   }
-  assert.deepEqual([...expected].filter((id) => !seen.has(id)).slice(0, 10), [], 'every input event is in the output');
+  const missingIds = [...expected].filter((id) => !seen.has(id));
+  if (missingIds.length > 0) {
+    // where the input holds them, and what the instances logged: enough to tell a gateway fault from an unbatch one
+    const missing = new Set(missingIds);
+    const where = order.filter((r) => r.batch.events.some((e) => missing.has(`${r.batch.incarnation ?? ''}:${e.seq}`))).slice(0, 20);
+    t.diagnostic(`${missingIds.length} events missing, in input records ${where.map((r) => `${r.partition}/${r.offset} (key ${r.key})`).join(', ')}`);
+    for (const [n, u] of [['A', a], ['B', b]] as const) t.diagnostic(`unbatch ${n}:\n${u.describe()}`);
+  }
+  assert.deepEqual(missingIds.slice(0, 10), [], 'every input event is in the output');
   assert.equal(seen.size, expected.size);
   for (const run of runs) {
     const got = perDevice.get(run.device) ?? [];

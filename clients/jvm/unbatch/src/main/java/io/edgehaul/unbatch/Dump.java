@@ -36,19 +36,21 @@ final class Dump {
     String brokers = System.getenv().getOrDefault(Settings.ENV_PREFIX + "BROKERS", null);
     String topic = null;
     long timeoutMs = 60_000;
+    boolean waitStable = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--brokers" -> brokers = args[++i];
         case "--topic" -> topic = args[++i];
         case "--timeout-ms" -> timeoutMs = Long.parseLong(args[++i]);
+        case "--wait-stable" -> waitStable = true;
         default -> {
-          System.err.println("usage: edgehaul-unbatch dump --brokers HOST:PORT --topic TOPIC [--timeout-ms N]");
+          System.err.println("usage: edgehaul-unbatch dump --brokers HOST:PORT --topic TOPIC [--timeout-ms N] [--wait-stable]");
           return 2;
         }
       }
     }
     if (brokers == null || topic == null) {
-      System.err.println("usage: edgehaul-unbatch dump --brokers HOST:PORT --topic TOPIC [--timeout-ms N]");
+      System.err.println("usage: edgehaul-unbatch dump --brokers HOST:PORT --topic TOPIC [--timeout-ms N] [--wait-stable]");
       return 2;
     }
     Properties p = new Properties();
@@ -60,6 +62,7 @@ final class Dump {
     try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
       List<TopicPartition> parts = new ArrayList<>();
       for (PartitionInfo pi : c.partitionsFor(topic, Duration.ofMillis(timeoutMs))) parts.add(new TopicPartition(topic, pi.partition()));
+      if (waitStable && !waitStable(brokers, parts, c, timeoutMs)) return 1;
       c.assign(parts);
       c.seekToBeginning(parts);
       // read_committed: the end offsets are the last stable offsets
@@ -76,6 +79,41 @@ final class Dump {
     }
     out.flush();
     return 0;
+  }
+
+  /**
+   * Waits until no transaction is open on the partitions: each one's last
+   * stable offset (the read_committed end) equals its high watermark. A
+   * producer killed mid-transaction (an unbatch instance SIGKILLed) leaves its
+   * transaction open until the broker aborts it (transaction.timeout.ms, then
+   * the broker's check, every 10 s by default): until then read_committed
+   * readers stop at its first record, even before later committed records.
+   */
+  private static boolean waitStable(String brokers, List<TopicPartition> parts, KafkaConsumer<byte[], byte[]> committed, long timeoutMs) {
+    Properties p = new Properties();
+    p.setProperty(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, brokers);
+    p.setProperty(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_uncommitted");
+    long start = System.currentTimeMillis();
+    try (KafkaConsumer<byte[], byte[]> all = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+      for (;;) {
+        Map<TopicPartition, Long> stable = committed.endOffsets(parts, Duration.ofMillis(timeoutMs));
+        Map<TopicPartition, Long> high = all.endOffsets(parts, Duration.ofMillis(timeoutMs));
+        if (stable.equals(high)) {
+          System.err.println("dump: no open transaction after " + (System.currentTimeMillis() - start) + " ms");
+          return true;
+        }
+        if (System.currentTimeMillis() - start > timeoutMs) {
+          System.err.println("dump: transactions still open after " + timeoutMs + " ms: last stable " + stable + ", high " + high);
+          return false;
+        }
+        try {
+          Thread.sleep(200);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+    }
   }
 
   private static String line(JsonFactory json, ConsumerRecord<byte[], byte[]> r) throws IOException {
