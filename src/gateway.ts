@@ -16,7 +16,7 @@ import { createBrokerIngest } from './ingest/broker.js';
 import { createClientIngest } from './ingest/client.js';
 import type { Ingest } from './ingest/ingest.js';
 import { BacklogMeter, processWriteBytes } from './ops/backlog.js';
-import { LogThrottle, type Logger } from './ops/log.js';
+import { LogThrottle, type Logger } from './core/log.js';
 import { Stats } from './ops/stats.js';
 import { DEAD_LETTER_ROUTE, Pipeline, type Outcome } from './transform/pipeline.js';
 import { tlsClientOptions } from './security/tls.js';

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { createClientIngest } from '../../src/ingest/client.js';
-import { createLogger } from '../../src/ops/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { DEFAULTS, findMosquitto, RECOMMENDED, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { log, optionReader, printHelp, sleep } from './harness.js';
 

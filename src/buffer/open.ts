@@ -1,6 +1,6 @@
 import { existsSync, renameSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../core/log.js';
 import { openSqliteStore, type SqliteBufferStore, type SqliteStoreOptions } from './store.js';
 
 export interface OpenedBuffer {

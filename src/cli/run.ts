@@ -1,7 +1,7 @@
 import { EXIT } from '../core/errors.js';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
-import { createLogger } from '../ops/log.js';
+import { createLogger } from '../core/log.js';
 import { SystemdNotifier } from '../ops/notify.js';
 import { ConfigReloader } from '../ops/reload.js';
 import { checkSecrets, ConfigError, formatProblem } from '../config/load.js';

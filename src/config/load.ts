@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
-import { compileTopicPattern } from '../ingest/topic.js';
+import { compileTopicPattern } from '../core/topic.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
 import { configSchema, type Config, type Secret } from './schema.js';

@@ -1,7 +1,7 @@
 import { TokenBucket } from 'limiter';
 import type { SequencedEvent } from '../core/event.js';
 import type { BufferStore, StoredCommit } from '../buffer/store.js';
-import { LogThrottle, type Logger } from '../ops/log.js';
+import { LogThrottle, type Logger } from '../core/log.js';
 import type { Stats } from '../ops/stats.js';
 import { batchHeaders, encodeBatch } from './format.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';

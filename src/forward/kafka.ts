@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type { DeliveryReport, LibrdKafkaError, Producer, ProducerGlobalConfig, ProducerTopicConfig } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
-import { LogThrottle, type Logger } from '../ops/log.js';
+import { LogThrottle, type Logger } from '../core/log.js';
 import type { Stats } from '../ops/stats.js';
 import { readPem } from '../security/tls.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';

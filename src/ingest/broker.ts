@@ -10,7 +10,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { EmbeddedConfig } from '../config/schema.js';
 import type { MessageSink } from '../core/event.js';
 import { EdgehaulError } from '../core/errors.js';
-import { LogThrottle, type Logger } from '../ops/log.js';
+import { LogThrottle, type Logger } from '../core/log.js';
 import type { Stats } from '../ops/stats.js';
 import { compileAcl, type SubjectAcl } from '../security/acl.js';
 import { hashPassword, parseHash, verifyPassword, type ParsedHash } from '../security/password.js';

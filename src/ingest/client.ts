@@ -2,7 +2,7 @@ import type { TlsClientOptions } from '../security/tls.js';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { MessageSink } from '../core/event.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../core/log.js';
 import type { Ingest } from './ingest.js';
 
 export interface ClientOptions {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { EdgehaulError } from '../core/errors.js';
 import { healthHttpStatus, type Health } from './health.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 import type { StatusReport } from './status.js';
 
 export interface OpsHandlers {

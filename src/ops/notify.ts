@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { LogThrottle, type Logger } from './log.js';
+import { LogThrottle, type Logger } from '../core/log.js';
 
 /** The part of unix-dgram (a CommonJS native addon without types) used here. */
 interface DatagramSocket {

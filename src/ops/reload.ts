@@ -4,7 +4,7 @@ import { diffConfig } from '../config/diff.js';
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { ApplyReport, Gateway } from '../gateway.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 import type { SystemdNotifier } from './notify.js';
 
 export type ReloadTrigger = 'SIGHUP' | 'watch';

@@ -1,5 +1,5 @@
 import { createTask, type ScheduledTask } from 'node-cron';
-import { LogThrottle, type Logger } from './log.js';
+import { LogThrottle, type Logger } from '../core/log.js';
 
 export interface Job {
   readonly name: string;

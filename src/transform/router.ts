@@ -3,7 +3,7 @@ import type { RouteConfig } from '../config/schema.js';
 
 /** A route as routing needs it: steps may be left out. */
 export type RouteInput = Omit<RouteConfig, 'steps'> & { readonly steps?: RouteConfig['steps'] };
-import { compileTopicPattern, type TopicPattern } from '../ingest/topic.js';
+import { compileTopicPattern, type TopicPattern } from '../core/topic.js';
 import { compileTemplate, templateFields, type Template } from './template.js';
 
 /** Fields every route may use in templates besides its topic captures. */

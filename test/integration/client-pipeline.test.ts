@@ -14,7 +14,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import type { InboundMessage, SettleCallback } from '../../src/core/event.js';
 import { createClientIngest } from '../../src/ingest/client.js';
-import { createLogger } from '../../src/ops/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { startUpstreamBroker } from '../helpers/broker.js';
 import { Daemon, testConfig } from '../helpers/daemon.js';
 import { runDevice, type DeviceRun } from '../helpers/devices.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileTopicPattern } from '../../../src/ingest/topic.js';
+import { compileTopicPattern } from '../../../src/core/topic.js';
 
 test('named captures bind single levels and the rest', () => {
   const p = compileTopicPattern('site/+site/dev/+device/#rest');
