@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import type { Client } from 'aedes';
 import type { TokenBucket } from 'limiter';
-import type { EmbeddedConfig } from '../../config/schema.js';
-import { compileAcl, type Acl } from '../../security/acl.js';
+import { compileAcl, type Acl, type AclRule } from '../../security/acl.js';
 import { hashPassword, parseHash, verifyPassword, type ParsedHash } from '../../security/password.js';
 import type { Connection, Warn } from './connection.js';
 
@@ -13,6 +12,16 @@ const SCRYPT_QUEUE = 256;
 
 /** MQTT 3.1.1 CONNACK return codes. */
 const CONNACK = { UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
+
+/** ingest.embedded's login settings; absent: anonymous, no connection limit. */
+export interface AuthSettings {
+  readonly max_connections: number;
+  readonly auth: {
+    readonly allow_anonymous: boolean;
+    readonly users: ReadonlyArray<{ readonly username: string; readonly password_hash?: string | undefined; readonly publish?: readonly string[] | undefined; readonly subscribe?: readonly string[] | undefined }>;
+    readonly acl: readonly AclRule[];
+  };
+}
 
 export interface AuthCounters {
   connections_refused_total: number;
@@ -49,7 +58,7 @@ class Slots {
 }
 
 export interface AuthDeps {
-  readonly emb: EmbeddedConfig | undefined;
+  readonly emb: AuthSettings | undefined;
   readonly stats: AuthCounters | undefined;
   readonly warn: Warn;
   /** The connection state of an aedes client. */
@@ -65,7 +74,7 @@ export interface AuthDeps {
  * connection limit) and what they may publish and subscribe to (topic ACLs).
  */
 export class BrokerAuth {
-  private readonly emb: EmbeddedConfig | undefined;
+  private readonly emb: AuthSettings | undefined;
   private readonly stats: AuthCounters | undefined;
   private readonly warn: Warn;
   private readonly acl: Acl;

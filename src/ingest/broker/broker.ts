@@ -12,7 +12,7 @@ import type { Listener } from './listeners/listener.js';
 import { tcpListener } from './listeners/tcp.js';
 import { tlsListener } from './listeners/tls.js';
 import { websocketListener } from './listeners/websocket.js';
-import { checkPublishes, limitPacketSize, maxPacketBytes } from './packet-limit.js';
+import { checkPublishes, limitPacketSize } from './packet-limit.js';
 import { PublishRateLimit } from './rate-limit.js';
 
 export interface BrokerOptions {
@@ -24,6 +24,9 @@ export interface BrokerOptions {
   readonly maxPayloadBytes?: number;
   readonly stats?: Stats;
 }
+
+/** Room for the fixed header, topic (at most 65,535 bytes) and packet id around a payload. */
+const PACKET_OVERHEAD = 65_600;
 
 /** How long close() waits at most for the last acknowledgements to leave the sockets. */
 const ACK_FLUSH_MS = 2000;
@@ -56,7 +59,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
   const stats = options.stats;
   const throttle = new LogThrottle(10_000);
   const connections = new WeakMap<object, Connection>();
-  const maxPacket = maxPacketBytes(emb, options.maxPayloadBytes);
+  const maxPacket = emb === undefined ? 0 : emb.max_packet_bytes > 0 ? emb.max_packet_bytes : (options.maxPayloadBytes ?? 262_144) + PACKET_OVERHEAD;
 
   const warn: Warn = (key, fields, msg) => {
     throttle.run(key, (suppressed) => log.warn({ ...fields, suppressed }, msg));

@@ -1,18 +1,9 @@
 import { isUtf8 } from 'node:buffer';
-import type { EmbeddedConfig } from '../../config/schema.js';
 import type { ClientWithParser, Connection, PacketParser, Warn } from './connection.js';
-
-/** Room for the fixed header, topic (at most 65,535 bytes) and packet id around a payload. */
-const PACKET_OVERHEAD = 65_600;
 
 export interface PacketCounters {
   oversize_packets_total: number;
   malformed_publishes_total: number;
-}
-
-/** The packet size limit: max_packet_bytes, or the payload limit plus room for the rest; 0 = none (no embedded config). */
-export function maxPacketBytes(emb: EmbeddedConfig | undefined, maxPayloadBytes: number | undefined): number {
-  return emb === undefined ? 0 : emb.max_packet_bytes > 0 ? emb.max_packet_bytes : (maxPayloadBytes ?? 262_144) + PACKET_OVERHEAD;
 }
 
 /**

@@ -1,7 +1,12 @@
 import type { Client } from 'aedes';
 import { TokenBucket } from 'limiter';
-import type { EmbeddedConfig } from '../../config/schema.js';
 import type { Connection, Warn } from './connection.js';
+
+/** ingest.embedded's rate settings; absent: no limit. */
+export interface RateSettings {
+  readonly max_publish_per_sec: number;
+  readonly publish_burst: number;
+}
 
 export interface RateCounters {
   rate_limited_total: number;
@@ -20,7 +25,7 @@ export class PublishRateLimit {
   /** Connections whose publishes may wait for a token. */
   private readonly limited = new Set<Connection>();
 
-  constructor(emb: EmbeddedConfig | undefined, private readonly stats: RateCounters | undefined, private readonly warn: Warn) {
+  constructor(emb: RateSettings | undefined, private readonly stats: RateCounters | undefined, private readonly warn: Warn) {
     this.rate = emb?.max_publish_per_sec ?? 0;
     this.burst = Math.max(1, emb?.publish_burst || Math.ceil(this.rate));
   }

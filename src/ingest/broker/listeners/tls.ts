@@ -1,16 +1,27 @@
 import { createServer as createTlsServer } from 'node:tls';
-import type { EmbeddedConfig } from '../../../config/schema.js';
 import type { Logger } from '../../../core/log.js';
 import { readPem } from '../../../security/tls.js';
 import type { Warn } from '../connection.js';
 import { closeServer, listenOn, type Accept, type Listener } from './listener.js';
+
+type Pem = Parameters<typeof readPem>[0];
+
+/** ingest.embedded.tls */
+export interface TlsSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly cert?: Pem;
+  readonly key?: Pem;
+  readonly ca?: Pem;
+  readonly require_client_cert: boolean;
+}
 
 export interface TlsCounters {
   tls_errors_total: number;
 }
 
 /** MQTT over TLS (mqtts://), with client certificates when a CA is configured. */
-export function tlsListener(tls: EmbeddedConfig['tls'], accept: Accept, log: Logger, stats: TlsCounters | undefined, warn: Warn): Listener {
+export function tlsListener(tls: TlsSettings, accept: Accept, log: Logger, stats: TlsCounters | undefined, warn: Warn): Listener {
   const ca = readPem(tls.ca);
   const server = createTlsServer({
     cert: readPem(tls.cert),

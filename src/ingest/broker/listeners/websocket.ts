@@ -1,12 +1,18 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import type { EmbeddedConfig } from '../../../config/schema.js';
 import type { Logger } from '../../../core/log.js';
 import { closeServer, listenOn, type Accept, type Listener } from './listener.js';
 
+/** ingest.embedded.websocket */
+export interface WebSocketSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+
 /** MQTT over WebSocket (ws://) on one path; any other HTTP request gets 426. `maxPacket` 0 = no limit. */
-export function websocketListener(websocket: EmbeddedConfig['websocket'], maxPacket: number, accept: Accept, log: Logger): Listener {
+export function websocketListener(websocket: WebSocketSettings, maxPacket: number, accept: Accept, log: Logger): Listener {
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
   });
