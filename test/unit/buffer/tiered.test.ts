@@ -12,6 +12,7 @@ const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-tier-')),
 const ev = (route: string, n: number): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.from(String(n)), receivedAt: 1000 + n });
 const mem = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'memory' as const, events: ns.map((n) => ev(route, n)) });
 const disk = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'disk' as const, events: ns.map((n) => ev(route, n)) });
+
 storeContract('TieredStore, memory routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'memory' });
 storeContract('TieredStore, disk routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'disk' });
 
