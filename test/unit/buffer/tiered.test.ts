@@ -6,11 +6,16 @@ import { test } from 'node:test';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { openSqliteStore, SEQ_RESERVE } from '../../../src/buffer/store.js';
 import { TieredStore } from '../../../src/buffer/tiered.js';
+import { storeContract } from './contract.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-tier-')), 'b.db');
 const ev = (route: string, n: number): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.from(String(n)), receivedAt: 1000 + n });
 const mem = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'memory' as const, events: ns.map((n) => ev(route, n)) });
 const disk = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'disk' as const, events: ns.map((n) => ev(route, n)) });
+
+storeContract('TieredStore, memory routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'memory' });
+storeContract('TieredStore, disk routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'disk' });
+
 const payloads = (commits: ReturnType<TieredStore['readNext']>): string[] => commits.flatMap((c) => c.events.map((e) => `${e.seq}:${e.payload.toString()}`));
 
 test('memory commits touch no table, and their sequence numbers survive a crash without repeating', () => {
@@ -79,17 +84,5 @@ test('the full policy sees memory rows: eviction candidates include them after d
   const rows = store.oldestRows({ route: 'm' }, 10, new Set());
   assert.equal(rows.length, 2);
   assert.ok(rows[0]!.id > 0 && rows[1]!.id < 0);
-  store.close();
-});
-
-test('a priority floor applies to memory rows too', () => {
-  const store = new TieredStore(openSqliteStore(tempDb(), { synchronous: 'full' }));
-  store.commit([
-    { route: 'telemetry', priority: 0, events: [ev('telemetry', 1)], durability: 'memory' },
-    { route: 'alarms', priority: 10, events: [ev('alarms', 2)], durability: 'memory' },
-    { route: 'telemetry', priority: 0, events: [ev('telemetry', 3)] },
-  ]);
-  assert.deepEqual(store.readNext(100, 1e9, undefined, 10).map((c) => c.route), ['alarms']);
-  assert.equal(store.readNext(100, 1e9).length, 3);
   store.close();
 });
