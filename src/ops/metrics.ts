@@ -4,7 +4,7 @@ import { HEALTH_REASONS, type Health, type HealthReason } from './health.js';
 import { LOSS_REASONS, type Stats } from './stats.js';
 import type { DiskSample } from './system.js';
 
-/** What one scrape reads; built once per scrape by the gateway (nothing is counted on the hot path for metrics). */
+/** What one scrape reads; built once per scrape by the observer (nothing is counted on the hot path for metrics). */
 export interface OpsSnapshot {
   readonly now: number;
   readonly stats: Stats;

@@ -3,8 +3,8 @@ export const LOSS_REASONS = ['dropped_full', 'expired', 'rejected', 'corrupt', '
 export type LossReason = (typeof LOSS_REASONS)[number];
 
 /**
- * The daemon's counters. One object, owned by the gateway, read by the stats
- * log line, the demo and (later) the metrics endpoint. Names follow
+ * The daemon's counters. One object, owned by the gateway and written by the
+ * stages; read by the observer (stats line, /status, /metrics). Names follow
  * `<what>_<unit>_total`; every way an event can leave other than delivery has a
  * counter of its own, so nothing disappears silently.
  */
