@@ -83,6 +83,8 @@ trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/dist"
 cp -a "$SRC/dist/src" "$STAGE/dist/src"
 cp -a "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$STAGE/"
+# the manual README links to (the unit's Documentation= names docs/install.md)
+cp -a "$SRC/docs" "$STAGE/docs"
 if [ -f "$SRC/LICENSE" ]; then cp -a "$SRC/LICENSE" "$STAGE/"; fi
 cp -a "$SRC/node_modules" "$STAGE/node_modules"
 if command -v npm >/dev/null 2>&1; then

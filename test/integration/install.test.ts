@@ -25,7 +25,7 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   const app = join(root, 'opt/edgehaul');
   const etc = join(root, 'etc/edgehaul');
   const unit = join(root, 'etc/systemd/system/edgehaul.service');
-  for (const p of ['dist/src/cli/main.js', 'package.json', 'README.md', 'node_modules/better-sqlite3/package.json', 'node_modules/unix-dgram/package.json', 'node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node']) {
+  for (const p of ['dist/src/cli/main.js', 'package.json', 'README.md', 'docs/install.md', 'node_modules/better-sqlite3/package.json', 'node_modules/unix-dgram/package.json', 'node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node']) {
     assert.ok(existsSync(join(app, p)), `${p} installed`);
   }
   assert.ok(!existsSync(join(app, 'node_modules/typescript')), 'build-only packages are left out');
@@ -40,7 +40,7 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   assert.equal(readFileSync(join(etc, 'edgehaul.yaml'), 'utf8'), readFileSync(join(ROOT, 'config/edgehaul.yaml'), 'utf8'));
   assert.equal(readFileSync(unit, 'utf8'), readFileSync(join(ROOT, 'systemd/edgehaul.service'), 'utf8'));
   assert.ok(!existsSync(join(root, 'var/lib/edgehaul')), 'the state directory is systemd\'s (StateDirectory=)');
-  // the edgehaul command README uses
+  // the edgehaul command README and docs/install.md use
   const bin = join(root, 'usr/local/bin/edgehaul');
   assert.equal(mode(bin), '755');
   assert.match(readFileSync(bin, 'utf8'), /^#!\/bin\/sh\n[^]*\nexec node \/opt\/edgehaul\/dist\/src\/cli\/main\.js "\$@"\n$/);
@@ -74,7 +74,7 @@ test('install.sh into a scratch root: the file tree and permissions, a runnable 
   assert.ok(existsSync(join(state, 'buffer.db')), 'buffered events kept');
   assert.match(run('uninstall.sh', ['--root', root]).out, /nothing to remove/);
   assert.ok(!existsSync(bin), 'the edgehaul command removed');
-  // README's secrets step: `systemctl edit edgehaul` writes a drop-in naming a credential file
+  // the secrets step of docs/install.md: `systemctl edit edgehaul` writes a drop-in naming a credential file
   const dropIn = join(root, 'etc/systemd/system/edgehaul.service.d/override.conf');
   spawnSync('mkdir', ['-p', join(root, 'etc/systemd/system/edgehaul.service.d')]);
   writeFileSync(dropIn, '[Service]\nLoadCredential=mqtt-password:/etc/edgehaul/credentials/mqtt-password\n');

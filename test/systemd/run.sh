@@ -126,7 +126,7 @@ ct ip route add default dev lo
 prop() { ct systemctl show -p "$1" --value edgehaul; }
 is_state() { [ "$(prop ActiveState)" = "$1" ]; }
 journal_count() { ct journalctl -u edgehaul -o cat --no-pager | grep -c -- "$1" || true; }
-buffered() { # events in the buffer file, read by the service user as README says
+buffered() { # events in the buffer file, read by the service user as docs/operations.md says
   ct runuser -u edgehaul -- env STATE_DIRECTORY=/var/lib/edgehaul edgehaul inspect --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).total.events))'
 }
 indent() { sed 's/^/    /'; }
@@ -205,7 +205,7 @@ grep -q 'service: started\|service: restarted' <<<"$out" && { echo "$out" >&2; d
 is_state failed || die "install.sh with an invalid config: ActiveState $(prop ActiveState)"
 say "install.sh with an invalid config: warned (exit $code), service not started"
 
-# --- secrets: missing, then given with LoadCredential= (README's "Secrets" step) -----------
+# --- secrets: missing, then given with LoadCredential= (docs/install.md's "Secrets" step) -----------
 ct sed -i '/^no_such_key: 1$/d' "$CONF"
 ct sed -i 's/^  brokers: \["127.0.0.1:9092"\]$/  brokers: ["127.0.0.1:9092"]\n  sasl: { mechanism: plain, username: ci, password: { file: kafka-password } }/' "$CONF"
 code=0; out="$(ct edgehaul check-config 2>&1)" || code=$?

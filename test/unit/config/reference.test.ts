@@ -12,12 +12,12 @@ function leaves(value: unknown, prefix = ''): string[] {
 }
 
 /**
- * The keys README's config reference documents: the first cell of each table
+ * The keys the config reference (docs/configuration.md) documents: the first cell of each table
  * row, where `a.b.c` / `.d` is shorthand for a.b.c and a.b.d.
  */
-function documented(readme: string): Set<string> {
+function documented(reference: string): Set<string> {
   const keys = new Set<string>();
-  for (const line of readme.split('\n')) {
+  for (const line of reference.split('\n')) {
     if (!line.startsWith('| `')) continue;
     const cell = line.split('|')[1]!;
     let parent = '';
@@ -34,9 +34,9 @@ function documented(readme: string): Set<string> {
   return keys;
 }
 
-test('README documents every setting of the schema (checked against the built-in defaults)', () => {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const keys = documented(readme);
+test('docs/configuration.md documents every setting of the schema (checked against the built-in defaults)', () => {
+  const reference = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
+  const keys = documented(reference);
   const missing = leaves(configSchema.parse({})).filter((path) => !keys.has(path));
-  assert.deepEqual(missing, [], `settings missing from README's config reference: ${missing.join(', ')}`);
+  assert.deepEqual(missing, [], `settings missing from the config reference (docs/configuration.md): ${missing.join(', ')}`);
 });
