@@ -653,7 +653,7 @@ export class Gateway {
     this.statsTimer = null;
     this.sweepTimer = null;
     const errors: unknown[] = [];
-    const step = async (name: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+    const step = async (name: string, fn: () => unknown): Promise<void> => {
       try {
         await fn();
       } catch (err) {

@@ -603,7 +603,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
       let events = 0;
       let bytes = 0;
       let oldest: number | null = null;
-      for (const [route, u] of usage) {
+      for (const route of usage.keys()) {
         const o = firstLive(route);
         if (o !== null && (oldest === null || o < oldest)) oldest = o;
       }
@@ -743,7 +743,7 @@ class PublishLedger {
   remember(publishes: readonly PublishId[]): void {
     for (const p of publishes) {
       let ids = this.byClient.get(p.clientId);
-      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map()));
+      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map<number, number>()));
       ids.delete(p.packetId); // a reused packet id moves to the newest end
       ids.set(p.packetId, p.digest);
       if (ids.size > LEDGER_PER_CLIENT) ids.delete(ids.keys().next().value!);

@@ -185,7 +185,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
       timer: null,
       closedByUs: false,
     };
-    const client = b.handle(conn, req as never) as ClientWithParser;
+    const client = b.handle(conn, req) as ClientWithParser;
     connections.set(client, state);
     // aedes does not report every close as clientDisconnect (a session taken over by a new connection)
     conn.once('close', () => {
@@ -291,7 +291,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
     }
     void slots.acquire().then(async (release) => {
       if (release === null) return fail(CONNACK.UNAVAILABLE, 'too many logins at once');
-      let ok = false;
+      let ok: boolean;
       try {
         ok = await verifyPassword(password, target);
       } catch {
@@ -338,7 +338,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
             if (stats !== undefined) stats.acl_denied_subscriptions_total++;
             warn(`sub:${client.id}`, { code: 'EH_ERR_ACL_SUBSCRIBE', client_id: client.id, username: state.username, filter: sub.topic }, 'subscription outside the acl refused');
             // a null subscription is granted as 0x80 (failure) in the SUBACK
-            return callback(null, null as never);
+            return callback(null, null);
           }
           callback(null, sub);
         },
@@ -446,14 +446,14 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           accept(stream, req, 'ws', `${req.socket.remoteAddress}:${req.socket.remotePort}`);
         });
         servers.push({
-          server: http as unknown as Server,
+          server: http,
           close: async () => {
             for (const c of wss.clients) c.terminate();
             await new Promise<void>((resolve) => wss.close(() => resolve()));
-            await closeServer(http as unknown as Server)();
+            await closeServer(http)();
           },
         });
-        const bound = await listen(http as unknown as Server, emb.websocket.host, emb.websocket.port, 'ws');
+        const bound = await listen(http, emb.websocket.host, emb.websocket.port, 'ws');
         addresses.push(`ws://${bound.address}:${bound.port}${emb.websocket.path}`);
       }
       address = addresses[0]!;
