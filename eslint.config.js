@@ -1,13 +1,14 @@
 // ESLint flat config: the TypeScript of src/, test/ and scripts/, linted with the compiler's type
 // information (the promise rules need it). Formatting is Prettier's job (.prettierrc.json).
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/', 'node_modules/', 'clients/'] },
   {
     files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.ts'],
-    extends: [js.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
