@@ -51,7 +51,7 @@ if (integration.length > 0 && (env.KAFKA_BROKERS ?? '') === '') {
   process.stdout.write(`Kafka at ${m[1]!}\n`);
 }
 
-let status = 1;
+let status: number;
 try {
   const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env, cwd: root });
   status = result.status ?? 1;

@@ -398,7 +398,7 @@ function main(): void {
   for (const [name, bytes] of files) {
     const path = join(VECTORS_DIR, name);
     if (check) {
-      let old: Buffer | null = null;
+      let old: Buffer | null;
       try {
         old = readFileSync(path);
       } catch {

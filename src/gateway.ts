@@ -337,7 +337,7 @@ export class Gateway {
     this.housekeeping?.stop();
     this.windowClock.stop();
     const errors: unknown[] = [];
-    const step = async (name: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+    const step = async (name: string, fn: () => unknown): Promise<void> => {
       try {
         await fn();
       } catch (err) {

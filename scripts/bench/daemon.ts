@@ -84,14 +84,14 @@ export class BenchDaemon {
       env: { ...process.env, ...unit.env, STATE_DIRECTORY: this.dir },
     }));
     this.child = child;
-    onJsonLines(child.stdout!, (line) => {
+    onJsonLines(child.stdout, (line) => {
       if (line.msg === 'stats') {
         this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'], commitMaxMs: typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number' ? (line.commit as { max_ms: number }).max_ms : null });
       } else {
         this.lines.push(line);
       }
     });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + timeoutMs;
     for (;;) {

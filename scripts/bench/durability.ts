@@ -640,7 +640,7 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     const drainProgress = setInterval(() => {
       const s = b!.lastStats();
       const bl = s?.backlog ?? null;
-      log(`    buffer ${int(bufferEvents(s))} events; sent ${int(counter(s, 'sent_events_total'))}; send_rate ${int(bl?.send_rate as number)}/s; drain_eta ${String(bl?.drain_eta_secs ?? '-')} s; RSS ${mib(sampler.samples.at(-1)?.rssBytes)} MiB`);
+      log(`    buffer ${int(bufferEvents(s))} events; sent ${int(counter(s, 'sent_events_total'))}; send_rate ${int(bl?.send_rate as number)}/s; drain_eta ${typeof bl?.drain_eta_secs === 'number' ? bl.drain_eta_secs : '-'} s; RSS ${mib(sampler.samples.at(-1)?.rssBytes)} MiB`);
     }, 5000);
     let drained: StatsLine | null;
     try {

@@ -269,7 +269,7 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
   process.on('unhandledRejection', onRejection);
   const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
   watchdog.unref();
-  let code = 1;
+  let code: number;
   try {
     code = await body({ tmpRoot, ownKafkaDir });
   } finally {
@@ -302,7 +302,7 @@ export function runMain(main: () => Promise<number>): void {
 export async function startBrokerProcess(tag: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const child = track(spawn(process.execPath, [join(ROOT, 'dist/test/helpers/broker-process.js'), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   const deadline = Date.now() + 15_000;
   for (;;) {
     const m = /BROKER_PORT=(\d+)/.exec(out);

@@ -86,7 +86,7 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
       const sends: Array<Promise<unknown>> = [];
       while (published < due) {
         const n = published++;
-        sends.push(dev!.publishAsync('outage/d', String(n), { qos: 1 }).then(() => acknowledged++, () => undefined));
+        sends.push(dev.publishAsync('outage/d', String(n), { qos: 1 }).then(() => acknowledged++, () => undefined));
       }
       await Promise.all(sends);
       await sleep(10);

@@ -185,7 +185,7 @@ export class RssSampler {
  */
 export function foreignCpu(roots: readonly number[]): Map<number, number> {
   const procs: Array<{ pid: number; ppid: number; cpu: number }> = [];
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
   } catch {

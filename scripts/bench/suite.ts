@@ -134,7 +134,7 @@ function parseSteps(raw: string | null): unknown[] | null {
   if (raw === null) return null;
   const v: unknown = JSON.parse(raw);
   if (!Array.isArray(v)) throw new Error('--route-steps must be a JSON array of transform steps');
-  return v;
+  return v as unknown[];
 }
 
 function parseObject(raw: string | null, flag: string): Record<string, unknown> | null {
@@ -779,8 +779,8 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       bridge = child;
       let out = '';
       let err = '';
-      child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-      child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
       const t = Date.now() + 30_000;
       while (!out.includes('BRIDGE_READY')) {
         if (Date.now() > t || child.exitCode !== null) throw new Error(`naive bridge did not start: ${err}`);
@@ -888,7 +888,7 @@ async function backlogCheck(opts: Options, kafka: KafkaHandle, kafkaDir: string 
   if (opts.daemonNodeArgs.length > 0) args.push(`--daemon-node-args=${opts.daemonNodeArgs.join(' ')}`);
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
     err = (err + c).slice(-8000);
     for (const line of c.split('\n')) if (/drain: |acked in|FAILED/.test(line)) log(`  backlog | ${line.replace(/^\[bench[^\]]*\] */, '').trim()}`);
   });
@@ -973,7 +973,7 @@ const mbs = (b: number | null | undefined): string => (b == null ? '-' : fix(b /
 function markdown(meta: Record<string, unknown>, opts: Options, sc: StepScenario[], limits: Limits, bytes: BytesCase[], backlog: BacklogResult | { error: string } | null, gs: Goal[], failed: Array<{ name: string; error: string }>): string {
   const out: string[] = [];
   out.push('# edgehaul benchmark suite', '');
-  out.push(`${String(meta.startedAt)} · Node ${String(meta.node)} · ${String(meta.cpus)} × ${String(meta.cpuModel)} · Kafka ${String(meta.kafkaVersion ?? '?')} · git ${String((meta.git as { head: string | null }).head ?? '?')} · fsync probe ${int(meta.fsyncPerSec as number)}/s · ${opts.quick ? '**--quick** run' : 'full run'} (${fix(Number(meta.totalSecs), 0)} s)`, '');
+  out.push(`${String(meta.startedAt)} · Node ${String(meta.node)} · ${String(meta.cpus)} × ${String(meta.cpuModel)} · Kafka ${typeof meta.kafkaVersion === 'string' ? meta.kafkaVersion : '?'} · git ${String((meta.git as { head: string | null }).head ?? '?')} · fsync probe ${int(meta.fsyncPerSec as number)}/s · ${opts.quick ? '**--quick** run' : 'full run'} (${fix(Number(meta.totalSecs), 0)} s)`, '');
   out.push(`${opts.devices} devices, ${opts.procs} load processes (raw MQTT), QoS 1, ~120-byte JSON readings; steps of ${opts.warmupMs / 1000} + ${opts.stepMs / 1000} s, offered ${opts.steps.map((s) => (s === null ? 'max' : int(s))).join(', ')} events/s until PUBACK p99 > ${P99_LIMIT_MS} ms, the offered rate is missed, or throughput stops rising.`, '');
   const other = sc.flatMap((s) => s.steps).reduce((n, s) => n + s.otherCpuSecs, 0);
   const win = sc.flatMap((s) => s.steps).reduce((n, s) => n + s.windowMs / 1000, 0);

@@ -115,7 +115,7 @@ runMain(() => runFrame({ prefix: 'edgehaul-bench-unbatch-', kafka: values.kafka 
   }));
   let url: string | null = null;
   let outText = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
     outText += c;
     const m = /"msg":"http listening","http":"([^"]+)"/.exec(outText);
     if (m !== null) url = `http://${m[1]!}`;

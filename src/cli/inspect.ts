@@ -49,8 +49,11 @@ export interface DeadLetters {
   readonly count: number;
   readonly columns: readonly string[];
   /** Up to 10 most recent rows (latest first), every column as stored. */
-  readonly recent: ReadonlyArray<Record<string, unknown>>;
+  readonly recent: ReadonlyArray<Record<string, SqliteValue>>;
 }
+
+/** What better-sqlite3 returns for a column: SQLite's NULL, INTEGER (as bigint when safeIntegers), REAL, TEXT, BLOB. */
+export type SqliteValue = null | number | bigint | string | Buffer;
 
 /** The buffer exists but cannot be read; the message names the file. */
 export class InspectError extends EdgehaulError {
@@ -148,12 +151,12 @@ function readFigures(db: Database.Database, path: string): { schemaVersion: numb
 function readDeadLetters(db: Database.Database): DeadLetters {
   const count = (db.prepare('SELECT count(*) AS n FROM dead_letters').get() as { n: number }).n;
   const columns = (db.pragma('table_info(dead_letters)') as Array<{ name: string }>).map((c) => c.name);
-  let recent: Array<Record<string, unknown>>;
+  let recent: Array<Record<string, SqliteValue>>;
   try {
-    recent = db.prepare(`SELECT * FROM dead_letters ORDER BY rowid DESC LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, unknown>>;
+    recent = db.prepare(`SELECT * FROM dead_letters ORDER BY rowid DESC LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, SqliteValue>>;
   } catch {
     // a WITHOUT ROWID table: no insertion order to go by
-    recent = db.prepare(`SELECT * FROM dead_letters LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, unknown>>;
+    recent = db.prepare(`SELECT * FROM dead_letters LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, SqliteValue>>;
   }
   return { table: true, count, columns, recent };
 }
@@ -286,7 +289,7 @@ export function reportToJson(report: InspectReport, maxBytes: number | null, now
 }
 
 /** A dead-letter cell for a terminal line: epoch-ms times as ISO, blobs as their size, long text cut. */
-function cellText(column: string, v: unknown): string {
+function cellText(column: string, v: SqliteValue | undefined): string {
   if (v === null || v === undefined) return '-';
   if (Buffer.isBuffer(v)) {
     const text = printable(v);
@@ -304,6 +307,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 function printable(bytes: Buffer): string | null {
   try {
     const s = strictUtf8.decode(bytes);
+    // eslint-disable-next-line no-control-regex -- control characters other than whitespace are what is looked for
     return /[\u0000-\u0008\u000e-\u001f\u007f]/.test(s) ? null : s;
   } catch {
     return null;

@@ -23,7 +23,7 @@ const LONG_DIGITS = /\d{16}/;
  */
 export function parseJsonExact(text: string): unknown {
   if (!LONG_DIGITS.test(text)) return JSON.parse(text) as unknown;
-  return parseLossless(text, null, exactNumber) as unknown;
+  return parseLossless(text, null, exactNumber);
 }
 
 function exactNumber(literal: string): number | bigint {

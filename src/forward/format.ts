@@ -400,7 +400,7 @@ function readShapes(shapes: unknown): string[][] {
   return shapes.map((keys, i) => {
     if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw formatError(`field shapes[${i}]: expected an array of text strings`);
     if (new Set(keys).size !== keys.length) throw formatError(`field shapes[${i}]: a key repeats`);
-    return keys as string[];
+    return keys;
   });
 }
 

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { DeliveryReport, LibrdKafkaError, Producer, ProducerGlobalConfig, ProducerTopicConfig } from '@confluentinc/kafka-javascript';
+import type * as RdKafka from '@confluentinc/kafka-javascript';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
 import { LogThrottle, type Logger } from '../core/log.js';
@@ -8,7 +9,7 @@ import { readPem } from '../security/tls.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
 // a CommonJS addon: its named exports are not visible to ESM's static analysis
-const rdkafka = createRequire(import.meta.url)('@confluentinc/kafka-javascript') as typeof import('@confluentinc/kafka-javascript');
+const rdkafka = createRequire(import.meta.url)('@confluentinc/kafka-javascript') as typeof RdKafka;
 const CODES = rdkafka.CODES.ERRORS;
 
 /** librdkafka's settings for our producer, from the config (secrets resolved here, never logged). */

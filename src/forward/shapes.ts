@@ -121,7 +121,7 @@ export class ShapeTable {
   private lookup(b: Buffer, mapHead: number, bounds: readonly number[]): Shape | null {
     const n = bounds.length / 2;
     const parts: Buffer[] = [];
-    for (let i = 0; i < n; i++) parts.push(b.subarray(i === 0 ? mapHead : bounds[2 * i - 1]!, bounds[2 * i]!));
+    for (let i = 0; i < n; i++) parts.push(b.subarray(i === 0 ? mapHead : bounds[2 * i - 1]!, bounds[2 * i]));
     const keyItems = Buffer.concat(parts);
     const id = keyItems.toString('latin1');
     const known = this.known.get(id);

@@ -1,5 +1,5 @@
 import type { TlsClientOptions } from '../security/tls.js';
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { MessageSink } from '../core/event.js';
 import type { Logger } from '../core/log.js';
@@ -104,7 +104,7 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
         });
         return;
       }
-      const m: InFlight = { stream, messageId: (packet as IPublishPacket).messageId, qos: packet.qos, settled: false, failed: false };
+      const m: InFlight = { stream, messageId: packet.messageId, qos: packet.qos, settled: false, failed: false };
       inFlight.push(m);
       sink(message, (err) => {
         m.settled = true;

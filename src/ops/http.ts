@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { EdgehaulError } from '../core/errors.js';
@@ -75,6 +75,6 @@ export class OpsServer {
   }
 }
 
-function json(res: import('node:http').ServerResponse, code: number, body: unknown): void {
+function json(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'content-type': 'application/json; charset=utf-8' }).end(`${JSON.stringify(body)}\n`);
 }

@@ -33,6 +33,7 @@ export interface Acl {
   forSubject(subject: AclSubject): SubjectAcl;
 }
 
+// eslint-disable-next-line no-control-regex -- NUL is one of the characters a topic level must not carry
 const UNSAFE = /[+#/\u0000]/;
 
 /** `%u` / `%c` substituted; null when a value would change the filter's shape (wildcards, levels) or is missing. */

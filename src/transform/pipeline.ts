@@ -80,7 +80,7 @@ export class Pipeline {
       if (kept !== undefined) return kept;
       const steps = (r.steps ?? []).map((config, i) => {
         try {
-          return compile(config as StepConfig, { gatewayId: options.gatewayId, route: r.name });
+          return compile(config, { gatewayId: options.gatewayId, route: r.name });
         } catch (err) {
           if (err instanceof StepConfigError) throw new StepConfigError(`route "${r.name}" step ${i + 1}: ${err.message}`, ['steps', i, ...err.path]);
           throw err;

@@ -56,7 +56,7 @@ export function compileMatcher(routes: readonly RouteInput[], options: { perClie
       try {
         return compileTopicPattern(s);
       } catch (err) {
-        throw new Error(`route "${r.name}": ${(err as Error).message}`);
+        throw new Error(`route "${r.name}": ${(err as Error).message}`, { cause: err });
       }
     });
     for (const field of templateFields(r.key)) {

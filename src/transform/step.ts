@@ -58,7 +58,7 @@ export interface Step {
    * the pipeline stores it in the same transaction as the buffer commit.
    * `restore` gets the last stored snapshot at start.
    */
-  checkpoint?(): unknown | null;
+  checkpoint?(): unknown;
   restore?(state: unknown): void;
 }
 

@@ -41,8 +41,8 @@ export class Daemon {
     });
     this.child = child;
     const from = this.lines.length;
-    onJsonLines(child.stdout!, (line) => this.lines.push(line));
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    onJsonLines(child.stdout, (line) => this.lines.push(line));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     let exited = false;
     void this.exit.then(() => (exited = true));

@@ -33,7 +33,7 @@ function mountTmpfs(dir: string, bytes: number): () => void {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    throw new Error(`this test mounts a ${bytes}-byte tmpfs for the buffer and needs root (CAP_SYS_ADMIN): ${(err as Error).message}`);
+    throw new Error(`this test mounts a ${bytes}-byte tmpfs for the buffer and needs root (CAP_SYS_ADMIN): ${(err as Error).message}`, { cause: err });
   }
   return () => execFileSync('umount', ['-l', dir]);
 }
@@ -86,9 +86,9 @@ test(`full filesystem (a ${FS_BYTES / 1_048_576} MiB tmpfs, default max_bytes, w
   let loadStopped = false;
   const devices = Array.from({ length: DEVICES }, (_, i) => startLoadDevice(url, `df${i}`, () => loadStopped, { window: 10, payloadBytes: PAYLOAD_BYTES }));
   const acked = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
-  let recoveryMs = 0;
-  let freeAtHold = 0;
-  let heldAt = 0;
+  let recoveryMs: number;
+  let freeAtHold: number;
+  let heldAt: number;
   try {
     await waitFor('events delivered to Kafka before the outage', () => (latestStats(daemon)?.stats.sent_events_total ?? 0) >= 1000, 30_000);
     await kafka.stop();

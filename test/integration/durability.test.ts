@@ -114,7 +114,7 @@ test(`outage: Kafka stopped for ${OUTAGE_MS / 1000}+ s under QoS 1 load from 4 d
   const devices = ['o1', 'o2', 'o3', 'o4'].map((d) => startLoadDevice(url, d, () => loadStopped, { window: 10, payloadBytes: OUTAGE_PAYLOAD_BYTES }));
   const acked = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
   let ackedDuringOutage = 0;
-  let outageMs = 0;
+  let outageMs: number;
   try {
     await waitFor('events delivered to Kafka before the outage', () => (latestStats(daemon)?.stats.sent_events_total ?? 0) >= 1000, 30_000);
 

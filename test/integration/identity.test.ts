@@ -39,7 +39,7 @@ test('the state directory deleted between two runs under load: a consumer follow
   const opened = (): string => {
     const line = daemon.lines.find((l) => l.msg === 'buffer open');
     assert.ok(line !== undefined && typeof line.incarnation === 'string', 'the buffer open line names the incarnation');
-    return line.incarnation as string;
+    return line.incarnation;
   };
   try {
     incarnations.push(opened());

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import { openSqliteStore, type BufferStore, type CommitGroup } from '../../../src/buffer/store.js';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { formatAge } from '../../../src/cli/inspect.js';

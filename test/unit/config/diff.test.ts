@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { APPLY, applyMode, changed, diffConfig, effectiveConfig } from '../../../src/config/diff.js';
-import { parseConfig } from '../../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 
 const base = parseConfig('', 'base.yaml');
@@ -81,11 +84,7 @@ test('a secret change is reported by key name only', () => {
   assert.doesNotMatch(JSON.stringify(diff.changes), /secret/);
 });
 
-test('the loaded config is frozen all the way down', async () => {
-  const { loadConfig } = await import('../../../src/config/load.js');
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
+test('the loaded config is frozen all the way down', () => {
   const file = join(mkdtempSync(join(tmpdir(), 'edgehaul-diff-')), 'c.yaml');
   writeFileSync(file, 'routes:\n  - name: r\n    match: ["a/#"]\n    topic: t\n');
   const { config } = loadConfig(file);

@@ -225,7 +225,7 @@ test('mixed shapes, tag 24 items and raw payloads in one batch', () => {
   const wire = encodeBatch({ gatewayId: 'gw-1', incarnation: '0123456789abcdef' }, 'r', 'dev-1', events);
   const p = plain(wire);
   assert.deepEqual(p.shapes, [['temp', 'site'], ['level', 'what'], []]);
-  assert.deepEqual(p.ev.map((e) => (Array.isArray(e[3]) ? e[3][0] : e[3] instanceof Tag ? 'tag 24' : 'raw')), [0, 1, 'raw', 'tag 24', 0, 2, 1, 'tag 24']);
+  assert.deepEqual(p.ev.map((e): unknown => (Array.isArray(e[3]) ? e[3][0] : e[3] instanceof Tag ? 'tag 24' : 'raw')), [0, 1, 'raw', 'tag 24', 0, 2, 1, 'tag 24']);
   const batch = decodeBatch(wire);
   assert.deepStrictEqual(batch.events.filter((e) => 'value' in e).map((e) => e.value), values);
   assert.equal(batch.events[2]!.payload.toString(), 'raw');

@@ -182,11 +182,11 @@ test('replace (reload): unchanged routes keep their state; a changed route close
   p.checkpoints();
 
   const { pipeline: next, closed } = p.replace([keep, route('change', 'dev/+device/t', [{ json: true }, { sum: 60_000 }])], undefined, fakeCompile);
-  assert.deepEqual(closed.events.map((e) => [e.route, cbor.decode(e.payload)]), [['change', { sum: 5, start: 20_000 }]]);
+  assert.deepEqual(closed.events.map((e): unknown[] => [e.route, cbor.decode(e.payload)]), [['change', { sum: 5, start: 20_000 }]]);
   assert.deepEqual(next.checkpoints().map((s) => [s.route, s.step, s.state]), [['change', 1, null]], 'the old window of "change" is gone from the store with its aggregate');
   next.process(msg('dev/a/t', '{"t":4}', 'd', 20_002));
   const out = next.tick(30_000);
-  assert.deepEqual(out.events.map((e) => [e.route, cbor.decode(e.payload)]), [['keep', { sum: 9, start: 20_000 }]], 'the kept window went on counting');
+  assert.deepEqual(out.events.map((e): unknown[] => [e.route, cbor.decode(e.payload)]), [['keep', { sum: 9, start: 20_000 }]], 'the kept window went on counting');
 });
 
 test('restore: checkpoints of steps no longer configured are deleted with the next commit', () => {

@@ -29,8 +29,8 @@ describe('step schema', () => {
   it('rejects an unknown kind, two kinds in one item and an empty item, with the path', () => {
     const unknown = steps.safeParse([{ decode: 'json' }, { deduplicate: { id: 'x' } }]);
     assert.equal(unknown.success, false);
-    assert.deepEqual(unknown.error!.issues[0]!.path, [1]);
-    assert.match(unknown.error!.issues[0]!.message, /deduplicate/);
+    assert.deepEqual(unknown.error.issues[0]!.path, [1]);
+    assert.match(unknown.error.issues[0]!.message, /deduplicate/);
     const two = steps.safeParse([{ decode: 'json', filter: 'a > 1' }]);
     assert.match(two.error!.issues[0]!.message, /one kind per step, got decode and filter/);
     const none = steps.safeParse([{}]);

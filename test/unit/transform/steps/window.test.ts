@@ -81,7 +81,7 @@ describe('window step', () => {
     a.run(working({ value: { v: 5 }, key: 'k1' }), START);
     a.run(working({ value: { v: 7 }, key: 'k2' }), START);
     a.run(working({ value: { v: 1 }, key: 'k1' }), START + 61_000);
-    const snap = decode(encode(a.checkpoint!()));
+    const snap: unknown = decode(encode(a.checkpoint!()));
     assert.equal(a.checkpoint!(), null, 'unchanged since the last call');
     const b = step(config);
     b.restore!(snap);
@@ -130,7 +130,7 @@ describe('window step', () => {
         evs.forEach((e, i) => {
           if (i === restartAt) {
             // a crash: the new instance starts from the last checkpoint (taken after every event, as the pipeline does at each commit)
-            const snap = decode(encode(s.checkpoint!() ?? lastSnap));
+            const snap: unknown = decode(encode(s.checkpoint!() ?? lastSnap));
             s = step(config);
             s.restore!(snap);
           }
