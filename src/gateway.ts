@@ -446,26 +446,27 @@ export class Gateway {
 
   /** The read-only view observation works from. */
   private view(): GatewayView {
-    const gateway = this;
+    // getters read the gateway's fields as they are at each call; the arrow keeps `this`
+    const gateway = (): this => this;
     return {
       get config() {
-        return gateway.loaded.config;
+        return gateway().loaded.config;
       },
       get gatewayId() {
-        return gateway.loaded.gatewayId;
+        return gateway().loaded.gatewayId;
       },
       get buffer() {
-        return gateway.store;
+        return gateway().store;
       },
       diskLimitBytes: () => this.room?.limitBytes() ?? Number.POSITIVE_INFINITY,
       get blockedMessages() {
-        return gateway.writer?.blockedMessages ?? null;
+        return gateway().writer?.blockedMessages ?? null;
       },
       get connectedClients() {
-        return gateway.ingest?.connectedClients ?? 0;
+        return gateway().ingest?.connectedClients ?? 0;
       },
       get accepting() {
-        return gateway.writer !== null && !gateway.stopping;
+        return gateway().writer !== null && !gateway().stopping;
       },
       handleMessage: (message, settle) => this.handleMessage(message, settle),
     };

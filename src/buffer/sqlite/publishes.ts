@@ -54,7 +54,7 @@ export class PublishLedger {
   remember(publishes: readonly PublishId[]): void {
     for (const p of publishes) {
       let ids = this.byClient.get(p.clientId);
-      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map()));
+      if (ids === undefined) this.byClient.set(p.clientId, (ids = new Map<number, number>()));
       ids.delete(p.packetId); // a reused packet id moves to the newest end
       ids.set(p.packetId, p.digest);
       if (ids.size > LEDGER_PER_CLIENT) ids.delete(ids.keys().next().value!);

@@ -150,7 +150,7 @@ export class BrokerAuth {
     }
     void this.slots.acquire().then(async (release) => {
       if (release === null) return fail(CONNACK.UNAVAILABLE, 'too many logins at once');
-      let ok = false;
+      let ok: boolean;
       try {
         ok = await verifyPassword(password, target);
       } catch {

@@ -97,7 +97,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
       timer: null,
       closedByUs: false,
     };
-    const client = b.handle(conn, req as never) as ClientWithParser;
+    const client = b.handle(conn, req) as ClientWithParser;
     connections.set(client, state);
     // aedes does not report every close as clientDisconnect (a session taken over by a new connection)
     conn.once('close', () => {
@@ -126,7 +126,7 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
         authenticate: auth.authenticate,
         authorizeSubscribe: (client, sub, callback) => {
           // a null subscription is granted as 0x80 (failure) in the SUBACK
-          if (!auth.canSubscribe(client, sub.topic)) return callback(null, null as never);
+          if (!auth.canSubscribe(client, sub.topic)) return callback(null, null);
           callback(null, sub);
         },
         authorizePublish: (client, packet, callback) => {
