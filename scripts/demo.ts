@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { batchToJsonLines, decodeBatch, HEADERS, type Batch } from '../src/forward/format.js';
-import { Daemon, type LogLine } from '../test/helpers/daemon.js';
+import { Daemon, type LogLine } from '../test/support/daemon.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const GATEWAY_ID = 'demo-gateway';

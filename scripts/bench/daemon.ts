@@ -1,6 +1,6 @@
 /**
  * The real daemon as a child process for the benchmark: like
- * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and an optional
+ * test/support/daemon.ts, plus extra node flags (--cpu-prof) and an optional
  * wrapper command that execs node (`taskset -c 0`: the pid stays the
  * daemon's). Its state dir is on its command line, so `pgrep -f <tmp dir>`
  * finds it. It runs with the node flags and allocator settings of the
@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
-import { onJsonLines, type LogLine } from '../../test/helpers/lines.js';
+import { onJsonLines, type LogLine } from '../../test/support/lines.js';
 import { track } from './harness.js';
 
 export type { LogLine };

@@ -298,9 +298,9 @@ export function runMain(main: () => Promise<number>): void {
 
 // ---------------------------------------------------------------- a plain MQTT broker process
 
-/** test/helpers/broker-process.ts (aedes) in a process of its own; `tag` on its command line for pgrep. */
+/** test/support/broker-process.ts (aedes) in a process of its own; `tag` on its command line for pgrep. */
 export async function startBrokerProcess(tag: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
-  const child = track(spawn(process.execPath, [join(ROOT, 'dist/test/helpers/broker-process.js'), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const child = track(spawn(process.execPath, [join(ROOT, 'dist/test/support/broker-process.js'), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   const deadline = Date.now() + 15_000;

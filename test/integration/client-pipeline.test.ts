@@ -15,12 +15,12 @@ import mqtt from 'mqtt';
 import type { InboundMessage, SettleCallback } from '../../src/core/event.js';
 import { createClientIngest } from '../../src/ingest/client.js';
 import { createLogger } from '../../src/core/log.js';
-import { startUpstreamBroker } from '../helpers/broker.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice, type DeviceRun } from '../helpers/devices.js';
-import { consumeUntil, sharedKafka, type ConsumedRecord } from '../helpers/kafka.js';
-import { MOSQUITTO_BIN, RECOMMENDED, startMosquitto } from '../helpers/mosquitto.js';
-import { waitFor } from '../helpers/poll.js';
+import { startUpstreamBroker } from '../support/broker.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice, type DeviceRun } from '../support/devices.js';
+import { consumeUntil, sharedKafka, type ConsumedRecord } from '../support/kafka.js';
+import { MOSQUITTO_BIN, RECOMMENDED, startMosquitto } from '../support/mosquitto.js';
+import { waitFor } from '../support/poll.js';
 
 const silent = createLogger('silent');
 

@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { assertDelivered } from '../helpers/assertions.js';
-import { allAckedSeen, consumeAll, type TimedRecord } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice, type DeviceRun } from '../helpers/devices.js';
-import { consumeUntil, sharedKafka, startKafka } from '../helpers/kafka.js';
-import { paddedReading, startLoadDevice } from '../helpers/load.js';
-import { waitFor } from '../helpers/poll.js';
-import { publishSequence, publishUntilHeld } from '../helpers/publishing.js';
-import { latestStats, lossesOf, lost, RssSampler, statsLines, type DaemonStats } from '../helpers/stats.js';
+import { assertDelivered } from '../support/assertions.js';
+import { allAckedSeen, consumeAll, type TimedRecord } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice, type DeviceRun } from '../support/devices.js';
+import { consumeUntil, sharedKafka, startKafka } from '../support/kafka.js';
+import { paddedReading, startLoadDevice } from '../support/load.js';
+import { waitFor } from '../support/poll.js';
+import { publishSequence, publishUntilHeld } from '../support/publishing.js';
+import { latestStats, lossesOf, lost, RssSampler, statsLines, type DaemonStats } from '../support/stats.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 before(async () => {

@@ -3,13 +3,13 @@ import { createHash } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { after, before, test } from 'node:test';
 import mqtt from 'mqtt';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeAll } from '../helpers/consume.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { prng, testSeed } from '../helpers/random.js';
-import { waitFor } from '../helpers/poll.js';
-import { latestStats, RssSampler, type DaemonStats } from '../helpers/stats.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeAll } from '../support/consume.js';
+import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { prng, testSeed } from '../support/random.js';
+import { waitFor } from '../support/poll.js';
+import { latestStats, RssSampler, type DaemonStats } from '../support/stats.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 before(async () => {

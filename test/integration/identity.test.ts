@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Deduper } from '../../src/forward/dedupe.js';
 import { HEADERS } from '../../src/forward/format.js';
-import { allAckedSeen } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { startStubbornDevice } from '../helpers/devices.js';
-import { consumeUntil, sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
+import { allAckedSeen } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { startStubbornDevice } from '../support/devices.js';
+import { consumeUntil, sharedKafka } from '../support/kafka.js';
+import { waitFor } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 before(async () => {

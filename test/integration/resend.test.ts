@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { allAckedSeen } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { startResendingDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { prng, testSeed } from '../helpers/random.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
+import { allAckedSeen } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { startResendingDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { prng, testSeed } from '../support/random.js';
+import { waitFor } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 before(async () => {

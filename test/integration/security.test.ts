@@ -4,12 +4,12 @@ import { after, before, test } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { connectPacket, remainingLength } from '../../scripts/bench/mqtt-raw.js';
 import { hashPassword } from '../../src/security/password.js';
-import { Daemon, testConfig, type LogLine } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { consumeAll } from '../helpers/consume.js';
-import { waitFor } from '../helpers/poll.js';
-import { makePki } from '../helpers/tls.js';
+import { Daemon, testConfig, type LogLine } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { consumeAll } from '../support/consume.js';
+import { waitFor } from '../support/poll.js';
+import { makePki } from '../support/tls.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 let aliceHash: string;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { sharedKafka } from '../support/kafka.js';
+import { waitFor } from '../support/poll.js';
 
 /**
  * Plays systemd's side of sd_notify(3): a unix datagram socket the daemon

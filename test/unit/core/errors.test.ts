@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ERROR_CODES } from '../../../src/core/errors.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 test('every error code is documented in README, and README documents no code that does not exist', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');

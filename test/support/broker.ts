@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { ROOT } from './kafka.js';
 import { waitFor } from './poll.js';
 
-/** Starts test/helpers/broker-process in a child process; resolves with its URL. */
+/** Starts test/support/broker-process in a child process; resolves with its URL. */
 export async function startUpstreamBroker(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/test/helpers/broker-process.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/test/support/broker-process.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   const port = await waitFor('the upstream broker to listen', () => /BROKER_PORT=(\d+)/.exec(out)?.[1], 15_000);
