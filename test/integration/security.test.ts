@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, test } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { connectPacket, remainingLength } from '../../scripts/bench/mqtt-raw.js';
+import { connectPacket, remainingLength } from '../support/mqtt-raw.js';
 import { hashPassword } from '../../src/security/password.js';
 import { Daemon, testConfig, type LogLine } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
