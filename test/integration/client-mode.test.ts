@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { assertDelivered } from '../support/assertions.js';
 import { startUpstreamBroker } from '../support/broker.js';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { consumeUntil, eventCount, useSharedKafka } from '../support/kafka.js';
 import { waitFor } from '../support/poll.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 const layouts: Array<{ name: string; client: Record<string, unknown>; subscriptions: number }> = [
   { name: 'one connection', client: {}, subscriptions: 1 },

@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
 import { consumeAll } from '../support/consume.js';
-import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { consumeUntil, eventCount, useSharedKafka } from '../support/kafka.js';
 import { prng, testSeed } from '../support/random.js';
 import { waitFor } from '../support/poll.js';
 import { latestStats, RssSampler, type DaemonStats } from '../support/stats.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 const SEED = testSeed('EDGEHAUL_FUZZ_SEED');
 const PAYLOADS = 100_000;

@@ -3,11 +3,11 @@ import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
-import { consumeUntil, eventCount, ROOT, sharedKafka, startKafka } from '../support/kafka.js';
+import { consumeUntil, eventCount, ROOT, startKafka, useSharedKafka } from '../support/kafka.js';
 import { waitFor } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { parsePrometheus, type PromSample } from '../support/prometheus.js';
@@ -17,13 +17,7 @@ import type { HealthRecord } from '../../src/ops/telemetry.js';
 const run = promisify(execFile);
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 async function metrics(daemon: Daemon): Promise<PromSample[]> {
   const res = await fetch(`${daemon.httpUrl}/metrics`);

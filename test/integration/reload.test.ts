@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
 import { assertDelivered } from '../support/assertions.js';
 import { Daemon, testConfig, type LogLine } from '../support/daemon.js';
 import type { DeviceRun } from '../support/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../support/kafka.js';
+import { consumeUntil, eventCount, useSharedKafka } from '../support/kafka.js';
 import { waitFor } from '../support/poll.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 /**
  * A device on one MQTT connection for its whole run, publishing numbered QoS 1

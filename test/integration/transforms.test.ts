@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
 import { consumeAll } from '../support/consume.js';
 import { Daemon, testConfig } from '../support/daemon.js';
-import { consumeUntil, ROOT, sharedKafka, type ConsumedRecord } from '../support/kafka.js';
+import { type ConsumedRecord, consumeUntil, ROOT, useSharedKafka } from '../support/kafka.js';
 import { publishSequence } from '../support/publishing.js';
 import { freePort } from '../support/ports.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 interface WindowValue {
   count: number;
