@@ -10,6 +10,22 @@ import { onJsonLines, type LogLine } from './lines.js';
 
 export type { LogLine };
 
+/** How a Daemon's process is spawned; the defaults are what the tests use. */
+export interface DaemonSpawn {
+  /** the checkout whose dist/src/cli/main.js runs (the benchmark can compare another build) */
+  root?: string;
+  /** node flags before the script (--cpu-prof, the systemd unit's flags) */
+  nodeArgs?: readonly string[];
+  /** a command that execs node (`taskset -c 0`): the pid stays the daemon's */
+  wrap?: readonly string[];
+  /** more environment variables (allocator settings) */
+  env?: Record<string, string>;
+  /** sees the child process once spawned (the benchmark tracks it for cleanup) */
+  onSpawn?: (child: ChildProcess) => void;
+  /** sees each log line first; false keeps it out of `lines` */
+  onLine?: (line: LogLine) => boolean;
+}
+
 /** The real daemon as a child process: `node dist/src/cli/main.js run --config FILE`. */
 export class Daemon {
   readonly lines: LogLine[] = [];
@@ -18,7 +34,7 @@ export class Daemon {
   private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
   readonly configFile: string;
 
-  constructor(readonly dir: string, config: Record<string, unknown>) {
+  constructor(readonly dir: string, config: Record<string, unknown>, private readonly spawnOpts: DaemonSpawn = {}) {
     this.configFile = join(dir, 'edgehaul.yaml');
     writeFileSync(this.configFile, stringify(config));
   }
@@ -34,14 +50,20 @@ export class Daemon {
 
   /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. `env` adds variables (NOTIFY_SOCKET). */
   async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<string> {
-    const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
+    const o = this.spawnOpts;
+    const argv = [process.execPath, ...(o.nodeArgs ?? []), join(o.root ?? ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
+    const [cmd, ...args] = [...(o.wrap ?? []), ...argv];
+    const child = spawn(cmd!, args, {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...withoutSystemd(process.env), STATE_DIRECTORY: this.dir, ...env },
+      env: { ...withoutSystemd(process.env), ...o.env, STATE_DIRECTORY: this.dir, ...env },
     });
+    o.onSpawn?.(child);
     this.child = child;
     const from = this.lines.length;
-    onJsonLines(child.stdout!, (line) => this.lines.push(line));
+    onJsonLines(child.stdout!, (line) => {
+      if (o.onLine === undefined || o.onLine(line)) this.lines.push(line);
+    });
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     let exited = false;
@@ -49,7 +71,7 @@ export class Daemon {
     const running = await waitFor('the daemon to report "edgehaul running"', () => {
       if (exited) return 'exited' as const;
       return this.lines.slice(from).find((l) => l.msg === 'edgehaul running');
-    }, timeoutMs);
+    }, timeoutMs, 25);
     if (running === 'exited') throw new Error(`daemon exited during start: ${this.describe()}`);
     return running.ingest as string;
   }
