@@ -18,7 +18,8 @@ import { createLogger } from '../../src/core/log.js';
 import { startUpstreamBroker } from '../support/broker.js';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice, type DeviceRun } from '../support/devices.js';
-import { type ConsumedRecord, consumeUntil, useSharedKafka } from '../support/kafka.js';
+import { type ConsumedRecord, consumeUntil } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
 import { MOSQUITTO_BIN, RECOMMENDED, startMosquitto } from '../support/mosquitto.js';
 import { waitFor } from '../support/poll.js';
 

@@ -7,7 +7,8 @@ import { HEADERS } from '../../src/forward/format.js';
 import { allAckedSeen } from '../support/consume.js';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { startStubbornDevice } from '../support/devices.js';
-import { consumeUntil, useSharedKafka } from '../support/kafka.js';
+import { consumeUntil } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
 import { LoadedDaemon } from '../support/kill-loop.js';
 import { freePort } from '../support/ports.js';
 

@@ -4,7 +4,8 @@ import { after, test } from 'node:test';
 import { assertDelivered } from '../support/assertions.js';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
-import { consumeUntil, eventCount, useSharedKafka } from '../support/kafka.js';
+import { consumeUntil, eventCount } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
 import { waitFor } from '../support/poll.js';
 
 const kafka = useSharedKafka();

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Daemon, testConfig } from '../support/daemon.js';
-import { useSharedKafka } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
 import { waitFor } from '../support/poll.js';
 
 /**

@@ -5,7 +5,8 @@ import { after, test } from 'node:test';
 import mqtt from 'mqtt';
 import { consumeAll } from '../support/consume.js';
 import { Daemon, testConfig } from '../support/daemon.js';
-import { type ConsumedRecord, consumeUntil, ROOT, useSharedKafka } from '../support/kafka.js';
+import { type ConsumedRecord, consumeUntil, ROOT } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
 import { publishSequence } from '../support/publishing.js';
 import { freePort } from '../support/ports.js';
 

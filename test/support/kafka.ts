@@ -3,7 +3,6 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { decodeBatch, HEADERS, type Batch } from '../../src/forward/format.js';
 import { onLines } from './lines.js';
@@ -223,27 +222,6 @@ export async function startKafkaCluster(nodes = 3): Promise<KafkaCluster> {
       } finally {
         await admin.disconnect();
       }
-    },
-  };
-}
-
-/**
- * The run's shared broker for a test file: registers node:test before/after
- * hooks that open it (sharedKafka) and stop it (a broker of the file's own);
- * `brokers` is readable once the before hook ran.
- */
-export function useSharedKafka(): { readonly brokers: string[] } {
-  let kafka: Awaited<ReturnType<typeof sharedKafka>> | null = null;
-  before(async () => {
-    kafka = await sharedKafka();
-  });
-  after(async () => {
-    await kafka?.stop();
-  });
-  return {
-    get brokers(): string[] {
-      if (kafka === null) throw new Error('useSharedKafka: the before hook has not run yet');
-      return kafka.brokers;
     },
   };
 }
