@@ -195,6 +195,7 @@ async function startKafka(dir: string): Promise<{ brokers: string; version: stri
   try {
     const k = await startSharedKafka({
       dir,
+      timeoutMs: 0,
       signal: abort.signal,
       onProgress: (line) => {
         if (/^start\.sh: Kafka \S+ ready on /.test(line)) return; // said below, shorter

@@ -45,7 +45,7 @@ let kafkaDir: string | null = null;
 if (integration.length > 0 && (env.KAFKA_BROKERS ?? '') === '') {
   kafkaDir = mkdtempSync(join(tmpdir(), 'edgehaul-kafka-'));
   process.stdout.write('starting the shared Kafka broker for integration tests...\n');
-  const kafka = await startKafka({ dir: kafkaDir, onProgress: (line) => process.stderr.write(`${line}\n`) });
+  const kafka = await startKafka({ dir: kafkaDir, timeoutMs: 0, onProgress: (line) => process.stderr.write(`${line}\n`) });
   env.KAFKA_BROKERS = kafka.brokers.join(',');
   process.stdout.write(`Kafka at ${env.KAFKA_BROKERS}\n`);
 }

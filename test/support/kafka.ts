@@ -36,6 +36,7 @@ export interface StartKafkaOptions {
   onProgress?: (line: string) => void;
   /** Stops start.sh (it kills the broker it started) and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** 240 s by default; 0: none (a first run may fetch the jars for minutes) */
   timeoutMs?: number;
 }
 
@@ -96,7 +97,7 @@ export function brokerEnv(dir: string): { brokers: string[]; pid: number | null;
   return { brokers: brokers !== undefined ? [brokers] : [], pid: Number.isFinite(pid) ? pid : null, version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null };
 }
 
-/** `bash script args`: its stdout; stderr lines to `onLine`; rejects on a non-zero exit, the timeout or `signal`. */
+/** `bash script args`: its stdout; stderr lines to `onLine`; rejects on a non-zero exit, the timeout (0: none) or `signal`. */
 function runScript(script: string, args: string[], timeoutMs: number, onLine?: (line: string) => void, signal?: AbortSignal): Promise<string> {
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -113,7 +114,7 @@ function runScript(script: string, args: string[], timeoutMs: number, onLine?: (
     why ??= err;
     child.kill('SIGTERM');
   };
-  const timer = setTimeout(() => stopWith(new Error(`${script} took longer than ${timeoutMs} ms`)), timeoutMs);
+  const timer = timeoutMs > 0 ? setTimeout(() => stopWith(new Error(`${script} took longer than ${timeoutMs} ms`)), timeoutMs) : undefined;
   const onAbort = (): void => stopWith(signal!.reason as Error);
   signal?.addEventListener('abort', onAbort, { once: true });
   return new Promise<string>((resolvePromise, reject) => {
