@@ -13,17 +13,17 @@
  * Usage: npm run demo [-- [--seconds N] [--devices N]]     (or env DEMO_SECONDS, DEMO_DEVICES)
  * Exit: 0 when every acknowledged reading arrived in Kafka, 1 otherwise, 130 when interrupted.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { join, relative } from 'node:path';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { batchToJsonLines, decodeBatch, HEADERS, type Batch } from '../src/forward/format.js';
-import { Daemon, type LogLine } from '../test/helpers/daemon.js';
+import { Daemon, type LogLine } from '../test/support/daemon.js';
+import { ROOT, startKafka as startSharedKafka, stopKafka as stopSharedKafka } from '../test/support/kafka.js';
+import { waitFor } from '../test/support/poll.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const GATEWAY_ID = 'demo-gateway';
 const KAFKA_TOPIC = 'edgehaul.demo';
 const ROUTE = { name: 'demo', match: 'devices/+device/#', topic: KAFKA_TOPIC, key: '{device}' };
@@ -134,20 +134,6 @@ const out = new Out();
 const step = (n: number, text: string): void => out.say(`${bold(cyan(`[${n}/5]`))} ${text}`);
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-function eachLine(stream: Readable, fn: (line: string) => void): void {
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    rest += chunk;
-    const parts = rest.split('\n');
-    rest = parts.pop()!;
-    for (const p of parts) if (p.trim() !== '') fn(p.replace(/\r$/, ''));
-  });
-  stream.on('end', () => {
-    if (rest.trim() !== '') fn(rest);
-  });
-}
-
 // ---------------------------------------------------------------- interruption and teardown
 
 const abort = new AbortController();
@@ -172,18 +158,6 @@ function abortable<T>(p: Promise<T>): Promise<T> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until `check` returns a value; throws after the deadline or on Ctrl-C. */
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (abort.signal.aborted) throw new Interrupted();
-    const v = check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${secs(timeoutMs)} waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -216,47 +190,29 @@ function teardown(): Promise<void> {
 
 // ---------------------------------------------------------------- Kafka
 
-const run = (file: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> =>
-  new Promise((resolvePromise, reject) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => (err instanceof Error ? reject(Object.assign(err, { stderr })) : resolvePromise({ stdout, stderr })));
-  });
-
 /** scripts/kafka/start.sh --dir DIR, its progress (the first run fetches jars) shown as it comes. */
 async function startKafka(dir: string): Promise<{ brokers: string; version: string }> {
-  const child = spawn('bash', [join(ROOT, 'scripts/kafka/start.sh'), '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  eachLine(child.stderr, (line) => {
-    if (/^start\.sh: Kafka \S+ ready on /.test(line)) return; // said below, shorter
-    out.say(dim(`      kafka | ${line}`));
-  });
-  const exited = new Promise<number | null>((r) => {
-    child.once('error', (err) => {
-      out.say(red(`      cannot run bash: ${err.message}`));
-      r(-1);
-    });
-    child.once('close', (code) => r(code));
-  });
-  // start.sh kills the broker it started when it fails or is stopped; stop.sh covers the rest
-  const onAbort = (): void => void child.kill('SIGTERM');
-  abort.signal.addEventListener('abort', onAbort, { once: true });
-  const code = await exited;
-  abort.signal.removeEventListener('abort', onAbort);
-  if (abort.signal.aborted) throw new Interrupted();
-  const m = /KAFKA_BROKERS=(\S+)/.exec(stdout);
-  if (code !== 0 || m === null) throw new DemoError(`scripts/kafka/start.sh failed (exit ${code}); its messages are above`);
-  let version = '?';
   try {
-    version = /^KAFKA_VERSION=(\S+)$/m.exec(readFileSync(join(dir, 'broker.env'), 'utf8'))?.[1] ?? '?';
-  } catch {
-    // only for display
+    const k = await startSharedKafka({
+      dir,
+      timeoutMs: 0,
+      signal: abort.signal,
+      onProgress: (line) => {
+        if (/^start\.sh: Kafka \S+ ready on /.test(line)) return; // said below, shorter
+        out.say(dim(`      kafka | ${line}`));
+      },
+    });
+    return { brokers: k.brokers[0]!, version: k.version ?? '?' };
+  } catch (err) {
+    if (err instanceof Interrupted) throw err;
+    // start.sh kills the broker it started when it fails or is stopped; stop.sh covers the rest
+    throw new DemoError(`scripts/kafka/start.sh failed (${(err as Error).message.split('\n')[0]}); its messages are above`);
   }
-  return { brokers: m[1]!, version };
 }
 
 async function stopKafka(dir: string): Promise<void> {
   const t0 = Date.now();
-  await run('bash', [join(ROOT, 'scripts/kafka/stop.sh'), dir], 60_000);
+  await stopSharedKafka(dir);
   out.say(`  Kafka stopped (${secs(Date.now() - t0)})`);
 }
 
@@ -394,7 +350,7 @@ interface Outcome {
   undecodable: number;
   daemonExit: number | null;
   daemonStats: Record<string, number | boolean> | null;
-  leftInBuffer: number | undefined;
+  leftInBuffer: unknown;
 }
 
 async function demo(opts: Options): Promise<Outcome> {
@@ -506,8 +462,7 @@ async function demo(opts: Options): Promise<Outcome> {
   // short fetch waits: disconnect() waits for the fetch in flight (5 s by default)
   const consumer: Consumer = kafka.consumer({ groupId: `edgehaul-demo-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 250 });
   const received: Received[] = [];
-  // set by the CRASH listener; the cast keeps the compiler from narrowing it to null for good
-  let consumerCrash = null as string | null;
+  let consumerCrash: string | null = null;
   let undecodable = 0;
   consumer.on(consumer.events.CRASH, (e) => (consumerCrash = String((e.payload as { error?: Error }).error?.message ?? 'crashed')));
   onTeardown('stop the Kafka consumer', () => withTimeout(consumer.disconnect(), 10_000, 'consumer disconnect').catch(() => undefined));
@@ -576,7 +531,7 @@ async function demo(opts: Options): Promise<Outcome> {
     const pubRate = (published - last.published) / dt;
     const ackRate = (acked - last.acked) / dt;
     last = { at: now, published, acked };
-    const s = latestStats;
+    const s = latestStats as StatsSample | null;
     if (s !== null && (statsPrev === null || s.at > statsPrev.at)) {
       if (statsPrev !== null) {
         const sdt = Math.max(0.001, (s.at - statsPrev.at) / 1000);
@@ -607,10 +562,8 @@ async function demo(opts: Options): Promise<Outcome> {
     throw new DemoError('the daemon exited unexpectedly; its last log lines are above');
   };
   const runEnd = Date.now() + opts.seconds * 1000;
-  await until('the end of the run', () => {
-    daemonGone();
-    return Date.now() >= runEnd;
-  }, opts.seconds * 1000 + 5000, 100);
+  const ran = await waitFor('the end of the run', () => (!daemon.running ? 'daemon gone' : Date.now() >= runEnd), opts.seconds * 1000 + 5000, 100, abort.signal);
+  if (ran === 'daemon gone') daemonGone();
   await abortable(Promise.all(devices.map((d) => d.stop(10_000))));
   const stoppedAt = Date.now();
   const totalAcked = sum(devices, (d) => d.acked);
@@ -628,16 +581,17 @@ async function demo(opts: Options): Promise<Outcome> {
   // PUBACK shows it sent all it committed (so the live line ends on an empty buffer)
   const settled = (): boolean => {
     pumpDaemon();
-    const s = latestStats;
+    const s = latestStats as StatsSample | null;
     const daemonDone = s !== null && s.at > stoppedAt && Number(s.stats.sent_events_total) >= Number(s.stats.committed_events_total) && Number(s.stats.committed_events_total) >= totalAcked;
     return missingNow() === 0 && daemonDone;
   };
   let drainError: Error | null = null;
   try {
-    await until('every acknowledged reading to arrive in Kafka', () => {
-      daemonGone();
+    const drained = await waitFor('every acknowledged reading to arrive in Kafka', () => {
+      if (!daemon.running) return 'daemon gone';
       return settled() || (consumerCrash !== null ? 'crashed' : false);
-    }, 30_000);
+    }, 30_000, 100, abort.signal);
+    if (drained === 'daemon gone') daemonGone();
   } catch (err) {
     if (err instanceof Interrupted || err instanceof DemoError) throw err;
     drainError = err as Error;
@@ -693,7 +647,7 @@ async function demo(opts: Options): Promise<Outcome> {
     undecodable,
     daemonExit,
     daemonStats,
-    leftInBuffer: typeof stopped?.buffered_events === 'number' ? stopped.buffered_events : undefined,
+    leftInBuffer: stopped?.buffered_events,
   };
 }
 
@@ -779,7 +733,7 @@ const onSignal = (sig: NodeJS.Signals): void => {
   signalled = sig;
   out.endStatus();
   out.say(yellow(`${sig}: stopping everything and cleaning up (a few seconds)...`));
-  abort.abort();
+  abort.abort(new Interrupted());
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
@@ -790,13 +744,13 @@ let fatal = false;
 process.stdout.on('error', () => {
   out.gone = true;
   fatal = true;
-  abort.abort();
+  abort.abort(new Interrupted());
 });
 const onUnexpected = (err: unknown): void => {
   out.endStatus();
   out.say(red(`unexpected error, cleaning up: ${(err as Error).stack ?? String(err)}`));
   fatal = true;
-  abort.abort();
+  abort.abort(new Interrupted());
 };
 process.on('uncaughtException', onUnexpected);
 process.on('unhandledRejection', onUnexpected);

@@ -5,10 +5,11 @@
  * Kafka broker is started with scripts/kafka/start.sh for the whole run and
  * stopped afterwards; tests that must stop Kafka start their own.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startKafka, stopKafka } from '../test/support/kafka.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const which = process.argv[2] ?? 'all';
@@ -44,11 +45,9 @@ let kafkaDir: string | null = null;
 if (integration.length > 0 && (env.KAFKA_BROKERS ?? '') === '') {
   kafkaDir = mkdtempSync(join(tmpdir(), 'edgehaul-kafka-'));
   process.stdout.write('starting the shared Kafka broker for integration tests...\n');
-  const out = execFileSync('bash', [join(root, 'scripts/kafka/start.sh'), '--dir', kafkaDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const m = /KAFKA_BROKERS=(\S+)/.exec(out);
-  if (m === null) throw new Error(`scripts/kafka/start.sh printed no KAFKA_BROKERS:\n${out}`);
-  env.KAFKA_BROKERS = m[1]!;
-  process.stdout.write(`Kafka at ${m[1]!}\n`);
+  const kafka = await startKafka({ dir: kafkaDir, timeoutMs: 0, onProgress: (line) => process.stderr.write(`${line}\n`) });
+  env.KAFKA_BROKERS = kafka.brokers.join(',');
+  process.stdout.write(`Kafka at ${env.KAFKA_BROKERS}\n`);
 }
 
 let status: number;
@@ -57,7 +56,7 @@ try {
   status = result.status ?? 1;
 } finally {
   if (kafkaDir !== null) {
-    spawnSync('bash', [join(root, 'scripts/kafka/stop.sh'), kafkaDir], { stdio: 'inherit' });
+    await stopKafka(kafkaDir).catch((err: Error) => process.stderr.write(`scripts/kafka/stop.sh failed: ${err.message}\n`));
     rmSync(kafkaDir, { recursive: true, force: true });
   }
 }

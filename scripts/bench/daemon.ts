@@ -1,17 +1,14 @@
 /**
- * The real daemon as a child process for the benchmark: like
- * test/helpers/daemon.ts, plus extra node flags (--cpu-prof) and an optional
- * wrapper command that execs node (`taskset -c 0`: the pid stays the
- * daemon's). Its state dir is on its command line, so `pgrep -f <tmp dir>`
- * finds it. It runs with the node flags and allocator settings of the
- * systemd unit (unitRuntime), so the benchmark measures what a gateway runs.
+ * The real daemon as a child process for the benchmark: test/support's
+ * Daemon, with extra node flags (--cpu-prof) and an optional wrapper command
+ * that execs node (`taskset -c 0`: the pid stays the daemon's). Its state dir
+ * is on its command line, so `pgrep -f <tmp dir>` finds it. It runs with the
+ * node flags and allocator settings of the systemd unit (unitRuntime), so the
+ * benchmark measures what a gateway runs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-
-import { onJsonLines, type LogLine } from '../../test/helpers/lines.js';
+import { Daemon, type LogLine } from '../../test/support/daemon.js';
 import { track } from './harness.js';
 
 export type { LogLine };
@@ -44,63 +41,49 @@ export function unitRuntime(unitText: string): { nodeArgs: string[]; env: Record
   return { nodeArgs: words.slice(node + 1, script), env };
 }
 
+/** The support library's Daemon with the unit's runtime, stats lines kept apart, and a stop that SIGKILLs after its timeout. */
 export class BenchDaemon {
-  readonly lines: LogLine[] = [];
   readonly stats: StatsLine[] = [];
-  readonly stderr: string[] = [];
-  readonly configFile: string;
-  private child: ChildProcess | null = null;
-  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  private readonly d: Daemon;
 
-  constructor(
-    readonly root: string,
-    readonly dir: string,
-    config: Record<string, unknown>,
-    private readonly nodeArgs: readonly string[] = [],
-    private readonly wrap: readonly string[] = [],
-  ) {
-    this.configFile = join(dir, 'edgehaul.yaml');
-    writeFileSync(this.configFile, stringify(config));
+  constructor(root: string, dir: string, config: Record<string, unknown>, nodeArgs: readonly string[] = [], wrap: readonly string[] = []) {
+    const unit = unitRuntime(readFileSync(join(root, 'systemd/edgehaul.service'), 'utf8'));
+    this.d = new Daemon(dir, config, {
+      root,
+      nodeArgs: [...unit.nodeArgs, ...nodeArgs],
+      wrap,
+      env: unit.env,
+      onSpawn: track,
+      onLine: (line) => {
+        if (line.msg !== 'stats') return true;
+        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'], commitMaxMs: typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number' ? (line.commit as { max_ms: number }).max_ms : null });
+        return false;
+      },
+    });
+  }
+
+  /** log lines other than "stats" */
+  get lines(): LogLine[] {
+    return this.d.lines;
+  }
+
+  get stderr(): string[] {
+    return this.d.stderr;
   }
 
   get pid(): number {
-    const pid = this.child?.pid;
+    const pid = this.d.pid;
     if (pid === undefined) throw new Error('daemon not started');
     return pid;
   }
 
   get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+    return this.d.running;
   }
 
   /** Starts and waits for "edgehaul running"; returns the ingest address it reports. */
-  async start(timeoutMs = 30_000): Promise<string> {
-    const unit = unitRuntime(readFileSync(join(this.root, 'systemd/edgehaul.service'), 'utf8'));
-    const argv = [process.execPath, ...unit.nodeArgs, ...this.nodeArgs, join(this.root, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
-    const [cmd, ...args] = [...this.wrap, ...argv];
-    const child = track(spawn(cmd!, args, {
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...unit.env, STATE_DIRECTORY: this.dir },
-    }));
-    this.child = child;
-    onJsonLines(child.stdout, (line) => {
-      if (line.msg === 'stats') {
-        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'], commitMaxMs: typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number' ? (line.commit as { max_ms: number }).max_ms : null });
-      } else {
-        this.lines.push(line);
-      }
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const running = this.lines.find((l) => l.msg === 'edgehaul running');
-      if (running !== undefined) return String(running.ingest);
-      if (!this.running) throw new Error(`daemon exited during start:\n${this.describe()}`);
-      if (Date.now() > deadline) throw new Error(`daemon not running after ${timeoutMs} ms:\n${this.describe()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  start(timeoutMs = 30_000): Promise<string> {
+    return this.d.start(timeoutMs);
   }
 
   /** The newest stats line, or null. */
@@ -119,15 +102,14 @@ export class BenchDaemon {
     }
   }
 
+  /** `signal`, then SIGKILL if it has not exited within `timeoutMs` (`killed`). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }> {
-    if (this.exited === null) return { code: null, signal: null, killed: false };
-    if (this.running) this.child!.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([this.exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)))]);
-    clearTimeout(timer);
-    if (result !== null) return { ...result, killed: false };
-    this.child!.kill('SIGKILL');
-    return { ...(await this.exited), killed: true };
+    if (this.d.pid === undefined) return { code: null, signal: null, killed: false };
+    try {
+      return { ...(await this.d.stop(signal, timeoutMs)), killed: false };
+    } catch {
+      return { ...(await this.d.stop('SIGKILL', 60_000)), killed: true };
+    }
   }
 
   /** warn/error/fatal lines, for the report */
@@ -136,6 +118,6 @@ export class BenchDaemon {
   }
 
   describe(): string {
-    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-2000)}`;
+    return this.d.describe();
   }
 }

@@ -2,22 +2,22 @@
  * Process plumbing shared by the benchmark entry points (suite.ts,
  * durability.ts): option reading, the run frame (temp dir, Kafka, cleanup on
  * exit, errors, Ctrl-C and a watchdog, checked with pgrep), child process
- * tracking, the project's own Kafka (scripts/kafka/start.sh / stop.sh), a
- * plain MQTT broker process, load generator processes (load.ts), free ports,
+ * tracking, Kafka and a plain MQTT broker process (both from the shared
+ * test-support library, test/support/), load generator processes (load.ts)
  * and small report helpers.
  */
-import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { startUpstreamBroker } from '../../test/support/broker.js';
+import { brokerEnv, ROOT, startKafka as startOwnKafka, stopKafka as stopKafkaDir } from '../../test/support/kafka.js';
+import { freePort } from '../../test/support/ports.js';
 import { mergeHistograms, percentile, type HistogramData } from './histogram.js';
 import { kafkaClient } from './kafka-count.js';
 import type { DeviceTally, FromLoad, LoadResult, LoadSpec, ToLoad } from './load.js';
 
-const run = promisify(execFile);
-export const ROOT = resolve(import.meta.dirname, '../../..');
+export { ROOT };
 
 // ---------------------------------------------------------------- options
 
@@ -139,44 +139,24 @@ export interface KafkaHandle {
   stop(): Promise<void>;
 }
 
-/** scripts/kafka/stop.sh: idempotent, does nothing when no broker runs in dir. */
+/** scripts/kafka/stop.sh: idempotent; a failure is logged, not thrown (cleanup goes on). */
 export async function stopKafka(dir: string): Promise<void> {
-  await run('bash', [join(ROOT, 'scripts/kafka/stop.sh'), dir], { timeout: 90_000 }).catch((err: Error) => {
+  await stopKafkaDir(dir).catch((err: Error) => {
     process.stderr.write(`kafka stop.sh failed: ${err.message}\n`);
   });
 }
 
 export async function startKafka(dir: string): Promise<KafkaHandle> {
-  mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
-  const stop = (): Promise<void> => stopKafka(dir);
-  let stdout: string;
-  try {
-    ({ stdout } = await run('bash', [join(ROOT, 'scripts/kafka/start.sh'), '--dir', dir], { timeout: 240_000 }));
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  const m = /KAFKA_BROKERS=(\S+)/.exec(stdout);
-  if (m === null) {
-    await stop();
-    throw new Error(`start.sh printed no KAFKA_BROKERS: ${stdout}`);
-  }
-  const h = existingKafka(dir);
-  log(`Kafka ${h.version ?? '?'} on ${m[1]} (pid ${h.pid}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return { ...h, brokers: [m[1]!], stop };
+  const k = await startOwnKafka({ dir });
+  log(`Kafka ${k.version ?? '?'} on ${k.brokers[0]} (pid ${k.pid}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { brokers: k.brokers, pid: k.pid, version: k.version, stop: () => stopKafka(dir) };
 }
 
 /** A broker started earlier with scripts/kafka/start.sh --dir DIR (not stopped by us). */
 export function existingKafka(dir: string): KafkaHandle {
-  const env = readFileSync(join(dir, 'broker.env'), 'utf8');
-  const pid = Number(/KAFKA_PID=(\d+)/.exec(env)?.[1] ?? NaN);
-  return {
-    brokers: [/KAFKA_BROKERS=(\S+)/.exec(env)?.[1] ?? ''],
-    pid: Number.isFinite(pid) ? pid : null,
-    version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null,
-    stop: async () => undefined,
-  };
+  const env = brokerEnv(dir);
+  return { brokers: env.brokers.length > 0 ? env.brokers : [''], pid: env.pid, version: env.version, stop: async () => undefined };
 }
 
 /** A fresh broker answers the first idempotent producer with "coordinator is loading" for a moment; absorb that here. */
@@ -269,7 +249,7 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
   process.on('unhandledRejection', onRejection);
   const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
   watchdog.unref();
-  let code: number;
+  let code = 1;
   try {
     code = await body({ tmpRoot, ownKafkaDir });
   } finally {
@@ -298,49 +278,12 @@ export function runMain(main: () => Promise<number>): void {
 
 // ---------------------------------------------------------------- a plain MQTT broker process
 
-/** test/helpers/broker-process.ts (aedes) in a process of its own; `tag` on its command line for pgrep. */
+/** The tests' plain MQTT broker process (aedes); `tag` on its command line for pgrep, tracked for cleanup. */
 export async function startBrokerProcess(tag: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
-  const child = track(spawn(process.execPath, [join(ROOT, 'dist/test/helpers/broker-process.js'), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const m = /BROKER_PORT=(\d+)/.exec(out);
-    if (m !== null) {
-      return {
-        port: Number(m[1]),
-        pid: child.pid!,
-        stop: async () => {
-          if (child.exitCode !== null || child.signalCode !== null) return;
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-          await exited;
-          clearTimeout(t);
-        },
-      };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('MQTT broker process did not start');
-    }
-    await sleep(25);
-  }
+  return startUpstreamBroker({ tag, track });
 }
 
-// ---------------------------------------------------------------- ports
-
-/** A port that was free a moment ago on 127.0.0.1 (the daemon must keep one port across a restart). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as AddressInfo).port;
-      server.close(() => res(port));
-    });
-  });
-}
+export { freePort };
 
 // ---------------------------------------------------------------- load generators
 

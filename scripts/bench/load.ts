@@ -28,7 +28,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { Histogram, type HistogramData } from './histogram.js';
-import { publishPacket, rawConnect, type RawConnection } from './mqtt-raw.js';
+import { publishPacket, rawConnect, type RawConnection } from '../../test/support/mqtt-raw.js';
 import { reading } from './reading.js';
 
 export interface LoadSpec {

@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { createClientIngest } from '../../src/ingest/client.js';
 import { createLogger } from '../../src/core/log.js';
-import { DEFAULTS, findMosquitto, RECOMMENDED, startMosquitto } from '../../test/helpers/mosquitto.js';
+import { DEFAULTS, findMosquitto, RECOMMENDED, startMosquitto } from '../../test/support/mosquitto.js';
 import { log, optionReader, printHelp, sleep } from './harness.js';
 
 const { values } = parseArgs({

@@ -85,7 +85,7 @@ import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
 import { CompressionTypes } from 'kafkajs';
 import { decodeBatch } from '../../src/forward/format.js';
-import { findMosquitto, RECOMMENDED as MOSQUITTO_RECOMMENDED, startMosquitto } from '../../test/helpers/mosquitto.js';
+import { findMosquitto, RECOMMENDED as MOSQUITTO_RECOMMENDED, startMosquitto } from '../../test/support/mosquitto.js';
 import { BenchDaemon } from './daemon.js';
 import {
   aborting, fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
@@ -1043,7 +1043,7 @@ function chart(sc: StepScenario[], caption: string): string {
 
 async function main(): Promise<number> {
   const opts = parseOptions();
-  for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js', 'dist/scripts/bench/durability.js', 'dist/test/helpers/broker-process.js', 'dist/scripts/bench/baselines/naive-bridge.js']) {
+  for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js', 'dist/scripts/bench/durability.js', 'dist/test/support/broker-process.js', 'dist/scripts/bench/baselines/naive-bridge.js']) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first (npm run bench does)`);
   }
   // the backlog scenario's durability.ts stops its own daemons (5 s grace each) before it exits

@@ -9,18 +9,19 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import type { InboundMessage, SettleCallback } from '../../src/core/event.js';
 import { createClientIngest } from '../../src/ingest/client.js';
 import { createLogger } from '../../src/core/log.js';
-import { startUpstreamBroker } from '../helpers/broker.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice, type DeviceRun } from '../helpers/devices.js';
-import { consumeUntil, sharedKafka, type ConsumedRecord } from '../helpers/kafka.js';
-import { MOSQUITTO_BIN, RECOMMENDED, startMosquitto } from '../helpers/mosquitto.js';
-import { waitFor } from '../helpers/poll.js';
+import { startUpstreamBroker } from '../support/broker.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice, type DeviceRun } from '../support/devices.js';
+import { type ConsumedRecord, consumeUntil } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { MOSQUITTO_BIN, RECOMMENDED, startMosquitto } from '../support/mosquitto.js';
+import { waitFor } from '../support/poll.js';
 
 const silent = createLogger('silent');
 
@@ -119,13 +120,7 @@ test('a failed commit sends no PUBACK: the connection is dropped and the broker 
   assert.deepEqual(acked, [0, 1, 2, 3, 4]);
 });
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 /**
  * Everything the upstream broker took from the devices reaches Kafka, and a

@@ -4,14 +4,14 @@ import { mkdirSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { assertDelivered } from '../helpers/assertions.js';
-import { allAckedSeen, consumeAll } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { consumeUntil, startKafka } from '../helpers/kafka.js';
-import { startLoadDevice } from '../helpers/load.js';
-import { waitFor } from '../helpers/poll.js';
-import { parsePrometheus } from '../helpers/prometheus.js';
-import { latestStats, statsLines } from '../helpers/stats.js';
+import { assertDelivered } from '../support/assertions.js';
+import { allAckedSeen, consumeAll } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { consumeUntil, startKafka } from '../support/kafka.js';
+import { startLoadDevice } from '../support/load.js';
+import { waitFor } from '../support/poll.js';
+import { parsePrometheus } from '../support/prometheus.js';
+import { latestStats, statsLines } from '../support/stats.js';
 
 /**
  * The buffer lives on a filesystem of its own, far smaller than buffer.max_bytes

@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertDelivered } from '../helpers/assertions.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import type { DeviceRun } from '../helpers/devices.js';
-import { consumeUntil, startKafkaCluster, type ConsumedRecord, type KafkaCluster } from '../helpers/kafka.js';
-import { startLoadDevice } from '../helpers/load.js';
-import { waitFor } from '../helpers/poll.js';
-import { latestStats } from '../helpers/stats.js';
+import { assertDelivered } from '../support/assertions.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import type { DeviceRun } from '../support/devices.js';
+import { consumeUntil, startKafkaCluster, type ConsumedRecord, type KafkaCluster } from '../support/kafka.js';
+import { startLoadDevice } from '../support/load.js';
+import { waitFor } from '../support/poll.js';
+import { latestStats } from '../support/stats.js';
 
 const DEVICES = 8;
 let cluster: KafkaCluster;

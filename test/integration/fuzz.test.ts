@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeAll } from '../helpers/consume.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { prng, testSeed } from '../helpers/random.js';
-import { waitFor } from '../helpers/poll.js';
-import { latestStats, RssSampler, type DaemonStats } from '../helpers/stats.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeAll } from '../support/consume.js';
+import { consumeUntil, eventCount } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { prng, testSeed } from '../support/random.js';
+import { waitFor } from '../support/poll.js';
+import { latestStats, RssSampler, type DaemonStats } from '../support/stats.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 const SEED = testSeed('EDGEHAUL_FUZZ_SEED');
 const PAYLOADS = 100_000;

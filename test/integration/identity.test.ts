@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Deduper } from '../../src/forward/dedupe.js';
 import { HEADERS } from '../../src/forward/format.js';
-import { allAckedSeen } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { startStubbornDevice } from '../helpers/devices.js';
-import { consumeUntil, sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
+import { allAckedSeen } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { startStubbornDevice } from '../support/devices.js';
+import { consumeUntil } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { LoadedDaemon } from '../support/kill-loop.js';
+import { freePort } from '../support/ports.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 test('the state directory deleted between two runs under load: a consumer following the bounded rule loses nothing', { timeout: 240_000 }, async (t) => {
   const topic = `it.identity.${Date.now()}`;
@@ -28,46 +23,32 @@ test('the state directory deleted between two runs under load: a consumer follow
     buffer: { path: 'state/buffer.db' },
     routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
   });
-  let daemon = new Daemon(dir, config);
-  t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
-  const url = await daemon.start();
-
-  let stopped = false;
-  const devices = ['d1', 'd2', 'd3', 'd4'].map((d) => startStubbornDevice(url, d, () => stopped));
-  const total = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
+  const load = await LoadedDaemon.start(t, { dir, config, ids: ['d1', 'd2', 'd3', 'd4'], device: startStubbornDevice });
   const incarnations: string[] = [];
   const opened = (): string => {
-    const line = daemon.lines.find((l) => l.msg === 'buffer open');
+    const line = load.daemon.lines.find((l) => l.msg === 'buffer open');
     assert.ok(line !== undefined && typeof line.incarnation === 'string', 'the buffer open line names the incarnation');
     return line.incarnation;
   };
-  try {
-    incarnations.push(opened());
-    await waitFor('acknowledgements in the first run', () => total() >= 800, 30_000);
-    // run 1 ends cleanly under load: everything acknowledged is in Kafka, then its state goes (a new SD card)
-    assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
-    assert.equal(daemon.lines.find((l) => l.msg === 'stopped')?.buffered_events, 0, 'run 1 left nothing behind');
-    rmSync(join(dir, 'state'), { recursive: true, force: true });
+  incarnations.push(opened());
+  await load.moreAcked('acknowledgements in the first run', 800);
+  // run 1 ends cleanly under load: everything acknowledged is in Kafka, then its state goes (a new SD card)
+  assert.equal((await load.stop('SIGTERM')).code, 0, load.daemon.describe());
+  assert.equal(load.daemon.lines.find((l) => l.msg === 'stopped')?.buffered_events, 0, 'run 1 left nothing behind');
+  rmSync(join(dir, 'state'), { recursive: true, force: true });
 
-    daemon = new Daemon(dir, config);
-    await daemon.start();
-    incarnations.push(opened());
-    let base = total();
-    await waitFor('acknowledgements in the second run', () => total() >= base + 800, 30_000);
-    // and a crash in run 2, so that its records are sent again with the same numbers
-    assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
-    daemon = new Daemon(dir, config);
-    await daemon.start();
-    incarnations.push(opened());
-    base = total();
-    await waitFor('acknowledgements after the crash', () => total() >= base + 500, 30_000);
-  } finally {
-    stopped = true;
-  }
+  await load.start();
+  incarnations.push(opened());
+  await load.moreAcked('acknowledgements in the second run', 800);
+  // and a crash in run 2, so that its records are sent again with the same numbers
+  assert.equal((await load.stop('SIGKILL')).signal, 'SIGKILL');
+  await load.start();
+  incarnations.push(opened());
+  await load.moreAcked('acknowledgements after the crash', 500);
+  const runs = await load.finish();
   assert.notEqual(incarnations[1], incarnations[0], 'a new buffer file is a new incarnation');
   assert.equal(incarnations[2], incarnations[1], 'a restart keeps the incarnation');
 
-  const runs = await Promise.all(devices.map((d) => d.finished));
   const records = await consumeUntil(kafka.brokers, topic, allAckedSeen(runs), 90_000);
   const ordered = [...records].sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
 
@@ -95,7 +76,7 @@ test('the state directory deleted between two runs under load: a consumer follow
     const missing = run.acked.filter((n) => !kept.get(run.device)!.has(n));
     assert.deepEqual(missing.slice(0, 10), [], `${run.device}: ${missing.length} acknowledged messages dropped by the rule`);
   }
-  assert.ok(maxState <= devices.length, `the rule kept ${maxState} watermarks for ${devices.length} keys`);
+  assert.ok(maxState <= load.devices.length, `the rule kept ${maxState} watermarks for ${load.devices.length} keys`);
 
   // what the old rule, "drop any (gateway, seq) seen", would have done: drop run 2's events
   const firstRun = new Set(ordered.filter((r) => r.batch.incarnation === incarnations[0]).flatMap((r) => r.batch.events.map((e) => e.seq)));
@@ -103,5 +84,5 @@ test('the state directory deleted between two runs under load: a consumer follow
   assert.ok(wronglyDropped > 0, 'the sequence numbers restarted, so the old rule would have lost events');
   t.diagnostic(`acknowledged ${runs.reduce((n, r) => n + r.acked.length, 0)}; kept ${ids.size} events, ${skippedWhole} records skipped from their headers; ` +
     `the (gateway, seq) rule would have dropped ${wronglyDropped} events of the new incarnation`);
-  assert.equal((await daemon.stop('SIGTERM')).code, 0);
+  assert.equal((await load.stop('SIGTERM')).code, 0);
 });

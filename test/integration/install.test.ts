@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT } from '../helpers/kafka.js';
+import { ROOT } from '../support/kafka.js';
 
 function run(script: string, args: string[]): { code: number | null; out: string } {
   const r = spawnSync('bash', [join(ROOT, 'scripts', script), ...args], { encoding: 'utf8', timeout: 120_000 });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, startKafka, type KafkaBroker } from '../helpers/kafka.js';
-import { latestStats } from '../helpers/stats.js';
-import { waitFor } from '../helpers/poll.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, startKafka, type KafkaBroker } from '../support/kafka.js';
+import { latestStats } from '../support/stats.js';
+import { waitFor } from '../support/poll.js';
 
 const USER = 'edge';
 const PASSWORD = 'kafka-s3cret-pw';

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, startKafka, type KafkaBroker } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
-import { makePki, type TestPki } from '../helpers/tls.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, startKafka, type KafkaBroker } from '../support/kafka.js';
+import { waitFor } from '../support/poll.js';
+import { makePki, type TestPki } from '../support/tls.js';
 
 let pki: TestPki;
 let kafka: KafkaBroker;

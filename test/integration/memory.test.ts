@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { assertDelivered } from '../helpers/assertions.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
+import { after, test } from 'node:test';
+import { assertDelivered } from '../support/assertions.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { waitFor } from '../support/poll.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 function writeBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/io`, 'utf8').split('\n').find((l) => l.startsWith('write_bytes:'));

@@ -3,27 +3,22 @@ import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { stringify } from 'yaml';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, ROOT, sharedKafka, startKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
-import { parsePrometheus, type PromSample } from '../helpers/prometheus.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, ROOT, startKafka } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { waitFor } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
+import { parsePrometheus, type PromSample } from '../support/prometheus.js';
 import type { StatusReport } from '../../src/ops/status.js';
 import type { HealthRecord } from '../../src/ops/telemetry.js';
 
 const run = promisify(execFile);
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 async function metrics(daemon: Daemon): Promise<PromSample[]> {
   const res = await fetch(`${daemon.httpUrl}/metrics`);

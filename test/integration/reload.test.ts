@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
-import { assertDelivered } from '../helpers/assertions.js';
-import { Daemon, testConfig, type LogLine } from '../helpers/daemon.js';
-import type { DeviceRun } from '../helpers/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
+import { assertDelivered } from '../support/assertions.js';
+import { Daemon, testConfig, type LogLine } from '../support/daemon.js';
+import type { DeviceRun } from '../support/devices.js';
+import { consumeUntil, eventCount } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { waitFor } from '../support/poll.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 /**
  * A device on one MQTT connection for its whole run, publishing numbered QoS 1

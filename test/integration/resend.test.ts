@@ -1,20 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { allAckedSeen } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { startResendingDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, sharedKafka } from '../helpers/kafka.js';
-import { prng, testSeed } from '../helpers/random.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
+import { test } from 'node:test';
+import { allAckedSeen } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { startResendingDevice } from '../support/devices.js';
+import { consumeUntil, eventCount } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { prng, testSeed } from '../support/random.js';
+import { killLoop, LoadedDaemon } from '../support/kill-loop.js';
+import { freePort } from '../support/ports.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 const KILLS = 8;
 
@@ -24,34 +19,13 @@ test(`SIGKILL under load, ${KILLS} times, devices that keep their session and re
   const random = prng(seed);
   const topic = `it.resend.${Date.now()}`;
   const port = await freePort();
-  const dir = Daemon.tempDir();
   const config = testConfig(kafka.brokers, {
     ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port } },
     routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
   });
-  let daemon = new Daemon(dir, config);
-  t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
-  const url = await daemon.start();
-
-  let stopped = false;
-  const devices = ['d1', 'd2', 'd3', 'd4'].map((d) => startResendingDevice(url, d, () => stopped));
-  const total = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
-  try {
-    for (let kill = 1; kill <= KILLS; kill++) {
-      const base = total();
-      await waitFor(`acknowledgements after start ${kill}`, () => total() >= base + 500, 30_000);
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 300))); // a random moment mid-load
-      assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
-      daemon = new Daemon(dir, config);
-      await daemon.start();
-    }
-    const base = total();
-    await waitFor('acknowledgements after the last restart', () => total() >= base + 500, 30_000);
-  } finally {
-    stopped = true;
-  }
-  const runs = await Promise.all(devices.map((d) => d.finished));
-  const resent = devices.reduce((n, d) => n + d.resent(), 0);
+  const load = await LoadedDaemon.start(t, { dir: Daemon.tempDir(), config, ids: ['d1', 'd2', 'd3', 'd4'], device: startResendingDevice });
+  const runs = await killLoop(load, { kills: KILLS, random, maxDelayMs: 300 });
+  const resent = load.devices.reduce((n, d) => n + d.resent(), 0);
   const records = await consumeUntil(kafka.brokers, topic, allAckedSeen(runs), 90_000);
 
   // each (device, n) must be one event: one (incarnation, seq), however often the record carrying it was sent
@@ -74,5 +48,5 @@ test(`SIGKILL under load, ${KILLS} times, devices that keep their session and re
     assert.deepEqual(missing.slice(0, 10), [], `${run.device}: ${missing.length} acknowledged messages missing`);
   }
   assert.deepEqual(twice.slice(0, 5).map(([k, s]) => `${k}: ${[...s].join(' ')}`), [], `${twice.length} messages became two events`);
-  assert.equal((await daemon.stop('SIGTERM')).code, 0);
+  assert.equal((await load.stop('SIGTERM')).code, 0);
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertDelivered } from '../helpers/assertions.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { runDevice } from '../helpers/devices.js';
-import { consumeUntil, eventCount, startKafka } from '../helpers/kafka.js';
+import { assertDelivered } from '../support/assertions.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { runDevice } from '../support/devices.js';
+import { consumeUntil, eventCount, startKafka } from '../support/kafka.js';
 
 test('stopped while Kafka is down and started again before Kafka returns: everything acknowledged arrives', { timeout: 240_000 }, async (t) => {
   const kafka = await startKafka();

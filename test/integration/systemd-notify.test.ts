@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { sharedKafka } from '../helpers/kafka.js';
-import { waitFor } from '../helpers/poll.js';
+import { after, test } from 'node:test';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { waitFor } from '../support/poll.js';
 
 /**
  * Plays systemd's side of sd_notify(3): a unix datagram socket the daemon
@@ -35,13 +35,7 @@ function notifySocket(path: string): { messages: Received[]; close: () => void }
   return { messages, close: () => socket.close() };
 }
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 test('systemd notify: READY=1 after the listener is up, WATCHDOG=1 at half the interval, RELOADING/READY around a reload, STOPPING=1 on SIGTERM', { timeout: 120_000 }, async (t) => {
   const dir = Daemon.tempDir();

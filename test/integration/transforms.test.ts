@@ -2,21 +2,16 @@ import assert from 'node:assert/strict';
 import { Deduper } from '../../src/forward/dedupe.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import mqtt from 'mqtt';
-import { consumeAll } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { consumeUntil, ROOT, sharedKafka, type ConsumedRecord } from '../helpers/kafka.js';
-import { publishSequence } from '../helpers/publishing.js';
-import { freePort } from '../helpers/ports.js';
+import { consumeAll } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { type ConsumedRecord, consumeUntil, ROOT } from '../support/kafka.js';
+import { useSharedKafka } from '../support/shared-kafka.js';
+import { publishSequence } from '../support/publishing.js';
+import { freePort } from '../support/ports.js';
 
-let kafka: Awaited<ReturnType<typeof sharedKafka>>;
-before(async () => {
-  kafka = await sharedKafka();
-});
-after(async () => {
-  await kafka.stop();
-});
+const kafka = useSharedKafka();
 
 interface WindowValue {
   count: number;

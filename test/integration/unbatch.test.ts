@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import { consumeAll, allAckedSeen } from '../helpers/consume.js';
-import { Daemon, testConfig } from '../helpers/daemon.js';
-import { startStubbornDevice } from '../helpers/devices.js';
-import { ROOT, sharedKafka } from '../helpers/kafka.js';
-import { prng, testSeed } from '../helpers/random.js';
-import { waitFor } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
-import { dumpTopic, Unbatch, unbatchCounter, unbatchJar } from '../helpers/unbatch.js';
+import { consumeAll, allAckedSeen } from '../support/consume.js';
+import { Daemon, testConfig } from '../support/daemon.js';
+import { startStubbornDevice } from '../support/devices.js';
+import { ROOT, sharedKafka } from '../support/kafka.js';
+import { prng, testSeed } from '../support/random.js';
+import { waitFor } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
+import { killLoop, LoadedDaemon } from '../support/kill-loop.js';
+import { dumpTopic, Unbatch, unbatchCounter, unbatchJar } from '../support/unbatch.js';
 
 let kafka: Awaited<ReturnType<typeof sharedKafka>>;
 let connectLibs: string;
@@ -83,44 +84,29 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
   t.after(() => b.stop('SIGKILL').catch(() => undefined));
 
   const port = await freePort();
-  const dir = Daemon.tempDir();
   const config = testConfig(kafka.brokers, {
     ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port } },
     routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
   });
-  let daemon = new Daemon(dir, config);
-  t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
-  const url = await daemon.start();
-  const [aUrl] = await Promise.all([a.start(), b.start()]);
-
   const seed = testSeed();
   t.diagnostic(`seed ${seed} (kill moments; EDGEHAUL_TEST_SEED repeats them)`);
-  const random = prng(seed);
-  let stopped = false;
-  const devices = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((d) => startStubbornDevice(url, d, () => stopped));
-  const total = (): number => devices.reduce((n, d) => n + d.acked.length, 0);
-  try {
-    for (let kill = 1; kill <= DAEMON_KILLS; kill++) {
-      const base = total();
-      await waitFor(`acknowledgements after daemon start ${kill}`, () => total() >= base + 500, 30_000);
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 300))); // a random moment mid-load
-      if (kill === 1) {
-        // unbatch A dies mid-run, having written events: B takes its partitions, then A comes back
-        await waitFor('unbatch A to write events', async () => (await unbatchCounter(aUrl, 'edgehaul_unbatch_events_total')) > 0, 30_000);
-        assert.equal((await a.stop('SIGKILL')).signal, 'SIGKILL');
-      }
-      assert.equal((await daemon.stop('SIGKILL')).signal, 'SIGKILL');
-      daemon = new Daemon(dir, config);
-      await daemon.start();
+  const [aUrl] = await Promise.all([a.start(), b.start()]);
+  const load = await LoadedDaemon.start(t, { dir: Daemon.tempDir(), config, ids: ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'], device: startStubbornDevice });
+  const runs = await killLoop(load, {
+    kills: DAEMON_KILLS,
+    random: prng(seed),
+    maxDelayMs: 300,
+    beforeKill: async (kill) => {
+      if (kill !== 1) return;
+      // unbatch A dies mid-run, having written events: B takes its partitions, then A comes back
+      await waitFor('unbatch A to write events', async () => (await unbatchCounter(aUrl!, 'edgehaul_unbatch_events_total')) > 0, 30_000);
+      assert.equal((await a.stop('SIGKILL')).signal, 'SIGKILL');
+    },
+    afterRestart: async (kill) => {
       if (kill === 2) await a.start();
-    }
-    const base = total();
-    await waitFor('acknowledgements after the last restart', () => total() >= base + 500, 30_000);
-  } finally {
-    stopped = true;
-  }
-  const runs = await Promise.all(devices.map((d) => d.finished));
-  assert.equal((await daemon.stop('SIGTERM')).code, 0);
+    },
+  });
+  assert.equal((await load.stop('SIGTERM')).code, 0);
 
   // a gateway's re-send, made certain: some records of the input written again as they were
   const input = await consumeAll(kafka.brokers, topic);

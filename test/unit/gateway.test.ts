@@ -12,7 +12,7 @@ import { createLogger } from '../../src/core/log.js';
 import { decodeBatch } from '../../src/forward/format.js';
 import type { Confirmation, OutRecord, RecordSink } from '../../src/forward/sink.js';
 import { Gateway, type RecordSinkFactory } from '../../src/gateway.js';
-import { waitFor } from '../helpers/poll.js';
+import { waitFor } from '../support/poll.js';
 
 /**
  * The Gateway in-process with a fake RecordSink (the seam for running without

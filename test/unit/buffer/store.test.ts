@@ -8,7 +8,7 @@ import pino from 'pino';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { openBuffer, seedSequence } from '../../../src/buffer/open.js';
 import { openSqliteStore, publishDigest, type BufferStore } from '../../../src/buffer/store.js';
-import { waitFor } from '../../helpers/poll.js';
+import { waitFor } from '../../support/poll.js';
 import { storeContract } from './contract.js';
 
 const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });

@@ -7,7 +7,7 @@ import type { RoutedEvent } from '../../../src/core/event.js';
 import { storedSize, type BufferLimits, type FullPolicy } from '../../../src/buffer/policy.js';
 import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
 import { GroupCommitWriter, type CommitReport, type GroupCommitOptions } from '../../../src/buffer/writer.js';
-import { waitFor } from '../../helpers/poll.js';
+import { waitFor } from '../../support/poll.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-writer-')), 'b.db');
 const ev = (route: string, n: number, bytes = 100): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.alloc(bytes, n % 256), receivedAt: 1000 + n });

@@ -10,7 +10,7 @@ import { Encoder } from 'cbor-x';
 import { DEFAULT_HTTP, runStatus } from '../../../src/cli/status.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { encodeBatch } from '../../../src/forward/format.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 const cli = (args: string[], input?: Buffer) =>
   spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { input, encoding: 'utf8', env: { ...process.env, STATE_DIRECTORY: tmpdir() } });

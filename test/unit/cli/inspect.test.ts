@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { openSqliteStore, type BufferStore, type CommitGroup } from '../../../src/buffer/store.js';
 import type { RoutedEvent } from '../../../src/core/event.js';
 import { formatAge } from '../../../src/cli/inspect.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const env = { ...process.env, STATE_DIRECTORY: tmpdir() };

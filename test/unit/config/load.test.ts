@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, parseConfig, readSecret, resolveStatePath } from '../../../src/config/load.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 function problems(yaml: string): ConfigError['problems'] {
   try {

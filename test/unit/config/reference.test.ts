@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configSchema } from '../../../src/config/schema.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 /** Leaf settings of the built-in defaults, as dotted paths (lists are leaves; routes have a table of their own). */
 function leaves(value: unknown, prefix = ''): string[] {

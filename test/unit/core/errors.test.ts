@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { ERROR_CODES } from '../../../src/core/errors.js';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 /** README, CONTRIBUTING and every page of the manual under docs/. */
 function manual(): Map<string, string> {

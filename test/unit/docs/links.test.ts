@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
-import { ROOT } from '../../helpers/kafka.js';
+import { ROOT } from '../../support/kafka.js';
 
 /** The manual: README, CONTRIBUTING and every page under docs/. */
 function pages(): string[] {

@@ -10,7 +10,7 @@ import { decodeBatch } from '../../../src/forward/format.js';
 import { checkConfirmations, Forwarder } from '../../../src/forward/forwarder.js';
 import type { Confirmation, OutRecord, RecordSink } from '../../../src/forward/sink.js';
 import { Stats } from '../../../src/ops/stats.js';
-import { waitFor } from '../../helpers/poll.js';
+import { waitFor } from '../../support/poll.js';
 
 const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(String(n)), receivedAt: 1000 + n });
 const silent = pino({ level: 'silent' });

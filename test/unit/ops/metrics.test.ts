@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { commitDurationHistogram, createMetricsRegistry, statMetricDefinitions, type OpsSnapshot } from '../../../src/ops/metrics.js';
 import { evaluateHealth } from '../../../src/ops/health.js';
 import { Stats } from '../../../src/ops/stats.js';
-import { parsePrometheus } from '../../helpers/prometheus.js';
+import { parsePrometheus } from '../../support/prometheus.js';
 
 /** What another engineer adds to Stats later: it must show up without touching the exporter. */
 class MoreStats extends Stats {

@@ -1,24 +1,36 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ROOT } from './kafka.js';
-import { waitFor } from './poll.js';
-
-import { onJsonLines, type LogLine } from './lines.js';
+import { LoggedProcess } from './process.js';
+import type { LogLine } from './lines.js';
 
 export type { LogLine };
 
+/** How a Daemon's process is spawned; the defaults are what the tests use. */
+export interface DaemonSpawn {
+  /** the checkout whose dist/src/cli/main.js runs (the benchmark can compare another build) */
+  root?: string;
+  /** node flags before the script (--cpu-prof, the systemd unit's flags) */
+  nodeArgs?: readonly string[];
+  /** a command that execs node (`taskset -c 0`): the pid stays the daemon's */
+  wrap?: readonly string[];
+  /** more environment variables (allocator settings) */
+  env?: Record<string, string>;
+  /** sees the child process once spawned (the benchmark tracks it for cleanup) */
+  onSpawn?: (child: ChildProcess) => void;
+  /** sees each log line first; false keeps it out of `lines` */
+  onLine?: (line: LogLine) => boolean;
+}
+
 /** The real daemon as a child process: `node dist/src/cli/main.js run --config FILE`. */
-export class Daemon {
-  readonly lines: LogLine[] = [];
-  readonly stderr: string[] = [];
-  private child: ChildProcess | null = null;
-  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+export class Daemon extends LoggedProcess {
   readonly configFile: string;
 
-  constructor(readonly dir: string, config: Record<string, unknown>) {
+  constructor(readonly dir: string, config: Record<string, unknown>, private readonly spawnOpts: DaemonSpawn = {}) {
+    super('the daemon', 2000);
     this.configFile = join(dir, 'edgehaul.yaml');
     writeFileSync(this.configFile, stringify(config));
   }
@@ -34,23 +46,16 @@ export class Daemon {
 
   /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. `env` adds variables (NOTIFY_SOCKET). */
   async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<string> {
-    const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile], {
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...withoutSystemd(process.env), STATE_DIRECTORY: this.dir, ...env },
+    const o = this.spawnOpts;
+    const argv = [process.execPath, ...(o.nodeArgs ?? []), join(o.root ?? ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
+    const [cmd, ...args] = [...(o.wrap ?? []), ...argv];
+    const running = await this.spawnUntil(cmd!, args, { cwd: this.dir, env: { ...withoutSystemd(process.env), ...o.env, STATE_DIRECTORY: this.dir, ...env } }, {
+      ready: 'edgehaul running',
+      timeoutMs,
+      everyMs: 25,
+      ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}),
+      ...(o.onLine !== undefined ? { onLine: o.onLine } : {}),
     });
-    this.child = child;
-    const from = this.lines.length;
-    onJsonLines(child.stdout, (line) => this.lines.push(line));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
-    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    let exited = false;
-    void this.exit.then(() => (exited = true));
-    const running = await waitFor('the daemon to report "edgehaul running"', () => {
-      if (exited) return 'exited' as const;
-      return this.lines.slice(from).find((l) => l.msg === 'edgehaul running');
-    }, timeoutMs);
-    if (running === 'exited') throw new Error(`daemon exited during start: ${this.describe()}`);
     return running.ingest as string;
   }
 
@@ -61,38 +66,11 @@ export class Daemon {
     return `http://${line.http as string}`;
   }
 
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    this.child?.kill(signal);
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.exit === null) throw new Error('not started');
-    if (this.running) this.child!.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      this.exit,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`daemon did not exit within ${timeoutMs} ms`)), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
-    return result;
-  }
-
   /** The last "stats" line the daemon logged (it logs one when it stops). */
   lastStats(): Record<string, number> {
     const line = [...this.lines].reverse().find((l) => l.msg === 'stats');
     if (line === undefined) throw new Error('no stats line yet');
     return line.stats as Record<string, number>;
-  }
-
-  describe(): string {
-    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-2000)}`;
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The smallest MQTT 3.1.1 publisher the benchmark needs: CONNECT, PUBLISH
+ * The smallest MQTT 3.1.1 publisher the benchmark (and a raw-packet test) needs: CONNECT, PUBLISH
  * (QoS 0/1), PUBACK, DISCONNECT, written straight onto a socket. It costs a
  * fraction of mqtt.js' CPU per message, which matters on a 2-core box where
  * the load generators share the CPU with the system under test. (`--client

@@ -1,11 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './kafka.js';
-import { onJsonLines, type LogLine } from './lines.js';
-import { waitFor } from './poll.js';
+import { LoggedProcess, type Exit } from './process.js';
 
 const run = promisify(execFile);
 export const UNBATCH_DIR = join(ROOT, 'clients/jvm/unbatch');
@@ -18,60 +17,26 @@ export async function unbatchJar(): Promise<string> {
 }
 
 /** One edgehaul-unbatch instance as a child process (the launcher script), settings from EDGEHAUL_UNBATCH_* variables. */
-export class Unbatch {
-  readonly lines: LogLine[] = [];
-  readonly stderr: string[] = [];
-  private child: ChildProcess | null = null;
-  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+export class Unbatch extends LoggedProcess {
   readonly stateDir: string;
 
   constructor(readonly env: Record<string, string>) {
+    super('edgehaul-unbatch', 3000);
     this.stateDir = mkdtempSync(join(tmpdir(), 'edgehaul-unbatch-'));
   }
 
   /** Starts, waits for "unbatch running"; returns the metrics base URL. */
   async start(timeoutMs = 90_000): Promise<string> {
-    const child = spawn('bash', [join(UNBATCH_DIR, 'bin/edgehaul-unbatch')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    await this.spawnUntil('bash', [join(UNBATCH_DIR, 'bin/edgehaul-unbatch')], {
       env: { ...process.env, EDGEHAUL_UNBATCH_STATE_DIR: this.stateDir, EDGEHAUL_UNBATCH_METRICS_PORT: '0', ...this.env },
-    });
-    this.child = child;
-    const from = this.lines.length;
-    onJsonLines(child.stdout, (line) => this.lines.push(line));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
-    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    let exited = false;
-    void this.exit.then(() => (exited = true));
-    const ok = await waitFor('edgehaul-unbatch to report "unbatch running"', () => {
-      if (exited) return 'exited' as const;
-      return this.lines.slice(from).find((l) => l.msg === 'unbatch running');
-    }, timeoutMs, 100);
-    if (ok === 'exited') throw new Error(`edgehaul-unbatch exited during start: ${this.describe()}`);
+    }, { ready: 'unbatch running', timeoutMs, everyMs: 100 });
     const http = [...this.lines].reverse().find((l) => l.msg === 'http listening');
     return `http://${http!.http as string}`;
   }
 
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.exit === null) throw new Error('not started');
-    // the launcher execs java, so the child is the JVM itself
-    if (this.running) this.child!.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    return await Promise.race([
-      this.exit,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`edgehaul-unbatch did not exit within ${timeoutMs} ms`)), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
-  }
-
-  describe(): string {
-    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-3000)}`;
+  /** The launcher execs java, so the child is the JVM itself. */
+  override stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<Exit> {
+    return super.stop(signal, timeoutMs);
   }
 }
 
