@@ -350,7 +350,7 @@ interface Outcome {
   undecodable: number;
   daemonExit: number | null;
   daemonStats: Record<string, number | boolean> | null;
-  leftInBuffer: unknown;
+  leftInBuffer: number | undefined;
 }
 
 async function demo(opts: Options): Promise<Outcome> {
@@ -462,7 +462,8 @@ async function demo(opts: Options): Promise<Outcome> {
   // short fetch waits: disconnect() waits for the fetch in flight (5 s by default)
   const consumer: Consumer = kafka.consumer({ groupId: `edgehaul-demo-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 250 });
   const received: Received[] = [];
-  let consumerCrash: string | null = null;
+  // set by the CRASH listener; the cast keeps the compiler from narrowing it to null for good
+  let consumerCrash = null as string | null;
   let undecodable = 0;
   consumer.on(consumer.events.CRASH, (e) => (consumerCrash = String((e.payload as { error?: Error }).error?.message ?? 'crashed')));
   onTeardown('stop the Kafka consumer', () => withTimeout(consumer.disconnect(), 10_000, 'consumer disconnect').catch(() => undefined));
@@ -531,7 +532,7 @@ async function demo(opts: Options): Promise<Outcome> {
     const pubRate = (published - last.published) / dt;
     const ackRate = (acked - last.acked) / dt;
     last = { at: now, published, acked };
-    const s = latestStats as StatsSample | null;
+    const s = latestStats;
     if (s !== null && (statsPrev === null || s.at > statsPrev.at)) {
       if (statsPrev !== null) {
         const sdt = Math.max(0.001, (s.at - statsPrev.at) / 1000);
@@ -581,7 +582,7 @@ async function demo(opts: Options): Promise<Outcome> {
   // PUBACK shows it sent all it committed (so the live line ends on an empty buffer)
   const settled = (): boolean => {
     pumpDaemon();
-    const s = latestStats as StatsSample | null;
+    const s = latestStats;
     const daemonDone = s !== null && s.at > stoppedAt && Number(s.stats.sent_events_total) >= Number(s.stats.committed_events_total) && Number(s.stats.committed_events_total) >= totalAcked;
     return missingNow() === 0 && daemonDone;
   };
@@ -647,7 +648,7 @@ async function demo(opts: Options): Promise<Outcome> {
     undecodable,
     daemonExit,
     daemonStats,
-    leftInBuffer: stopped?.buffered_events,
+    leftInBuffer: typeof stopped?.buffered_events === 'number' ? stopped.buffered_events : undefined,
   };
 }
 

@@ -249,7 +249,7 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
   process.on('unhandledRejection', onRejection);
   const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
   watchdog.unref();
-  let code = 1;
+  let code: number;
   try {
     code = await body({ tmpRoot, ownKafkaDir });
   } finally {

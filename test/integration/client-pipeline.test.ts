@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import type { InboundMessage, SettleCallback } from '../../src/core/event.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { assertDelivered } from '../support/assertions.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import mqtt from 'mqtt';
 import { assertDelivered } from '../support/assertions.js';
 import { Daemon, testConfig } from '../support/daemon.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import mqtt from 'mqtt';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { assertDelivered } from '../support/assertions.js';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';

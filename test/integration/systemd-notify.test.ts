@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Daemon, testConfig } from '../support/daemon.js';
 import { useSharedKafka } from '../support/shared-kafka.js';
 import { waitFor } from '../support/poll.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Deduper } from '../../src/forward/dedupe.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import mqtt from 'mqtt';
 import { consumeAll } from '../support/consume.js';
 import { Daemon, testConfig } from '../support/daemon.js';

@@ -99,7 +99,7 @@ test(`daemon SIGKILLed ${DAEMON_KILLS} times under load -> 2 unbatch instances, 
     beforeKill: async (kill) => {
       if (kill !== 1) return;
       // unbatch A dies mid-run, having written events: B takes its partitions, then A comes back
-      await waitFor('unbatch A to write events', async () => (await unbatchCounter(aUrl!, 'edgehaul_unbatch_events_total')) > 0, 30_000);
+      await waitFor('unbatch A to write events', async () => (await unbatchCounter(aUrl, 'edgehaul_unbatch_events_total')) > 0, 30_000);
       assert.equal((await a.stop('SIGKILL')).signal, 'SIGKILL');
     },
     afterRestart: async (kill) => {

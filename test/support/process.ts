@@ -33,10 +33,10 @@ export class LoggedProcess {
     o.onSpawn?.(child);
     this.child = child;
     const from = this.lines.length;
-    onJsonLines(child.stdout!, (line) => {
+    onJsonLines(child.stdout, (line) => {
       if (o.onLine === undefined || o.onLine(line)) this.lines.push(line);
     });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     let exited = false;
     void this.exit.then(() => (exited = true));
