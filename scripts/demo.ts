@@ -56,13 +56,24 @@ function parseOptions(argv: readonly string[]): Options {
   const set = (name: string, raw: string | undefined, from: string): void => {
     const n = Number(raw);
     const [min, max] = name === 'seconds' ? [1, 3600] : [1, 100];
-    if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || n < min || n > max || (name === 'devices' && !Number.isInteger(n))) {
-      throw new UsageError(`${from}: expected a number from ${min} to ${max}${name === 'devices' ? ' (whole)' : ''}, got ${JSON.stringify(raw ?? '')}`);
+    if (
+      raw === undefined ||
+      raw.trim() === '' ||
+      !Number.isFinite(n) ||
+      n < min ||
+      n > max ||
+      (name === 'devices' && !Number.isInteger(n))
+    ) {
+      throw new UsageError(
+        `${from}: expected a number from ${min} to ${max}${name === 'devices' ? ' (whole)' : ''}, got ${JSON.stringify(raw ?? '')}`,
+      );
     }
     (opts as unknown as Record<string, number>)[name] = n;
   };
-  if (process.env.DEMO_SECONDS !== undefined && process.env.DEMO_SECONDS !== '') set('seconds', process.env.DEMO_SECONDS, 'DEMO_SECONDS');
-  if (process.env.DEMO_DEVICES !== undefined && process.env.DEMO_DEVICES !== '') set('devices', process.env.DEMO_DEVICES, 'DEMO_DEVICES');
+  if (process.env.DEMO_SECONDS !== undefined && process.env.DEMO_SECONDS !== '')
+    set('seconds', process.env.DEMO_SECONDS, 'DEMO_SECONDS');
+  if (process.env.DEMO_DEVICES !== undefined && process.env.DEMO_DEVICES !== '')
+    set('devices', process.env.DEMO_DEVICES, 'DEMO_DEVICES');
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h' || arg === '--help') {
@@ -89,7 +100,10 @@ class Interrupted extends Error {
 
 const tty = process.stdout.isTTY === true;
 const useColor = tty && (process.env.NO_COLOR ?? '') === '';
-const paint = (code: string) => (s: string): string => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
+const paint =
+  (code: string) =>
+  (s: string): string =>
+    useColor ? `\x1b[${code}m${s}\x1b[0m` : s;
 const bold = paint('1');
 const dim = paint('2');
 const green = paint('32');
@@ -162,7 +176,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${secs(ms)}`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${secs(ms)}`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -206,7 +225,9 @@ async function startKafka(dir: string): Promise<{ brokers: string; version: stri
   } catch (err) {
     if (err instanceof Interrupted) throw err;
     // start.sh kills the broker it started when it fails or is stopped; stop.sh covers the rest
-    throw new DemoError(`scripts/kafka/start.sh failed (${(err as Error).message.split('\n')[0]}); its messages are above`);
+    throw new DemoError(
+      `scripts/kafka/start.sh failed (${(err as Error).message.split('\n')[0]}); its messages are above`,
+    );
   }
 }
 
@@ -247,17 +268,25 @@ class Device {
   }
 
   async connect(url: string): Promise<void> {
-    const client = await mqtt.connectAsync(url, { clientId: this.id, clean: true, reconnectPeriod: 0, connectTimeout: 5000 });
+    const client = await mqtt.connectAsync(url, {
+      clientId: this.id,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
     client.on('error', () => undefined); // failed publishes are counted; a lost connection ends the run anyway
     this.client = client;
   }
 
   start(): void {
     const next = (): void => {
-      this.timer = setTimeout(() => {
-        this.publishOne();
-        next();
-      }, 50 + Math.random() * 50);
+      this.timer = setTimeout(
+        () => {
+          this.publishOne();
+          next();
+        },
+        50 + Math.random() * 50,
+      );
     };
     next();
   }
@@ -274,7 +303,8 @@ class Device {
     this.timer = null;
     const c = this.client;
     this.client = null;
-    if (c !== null) await withTimeout(c.endAsync(this.inflight.size > 0), 3000, `${this.id} disconnect`).catch(() => c.end(true));
+    if (c !== null)
+      await withTimeout(c.endAsync(this.inflight.size > 0), 3000, `${this.id} disconnect`).catch(() => c.end(true));
   }
 
   private publishOne(): void {
@@ -356,7 +386,9 @@ interface Outcome {
 async function demo(opts: Options): Promise<Outcome> {
   const started = Date.now();
   out.say(bold(`edgehaul demo: ${opts.devices} simulated devices for ${opts.seconds} s`));
-  out.say(dim('  devices --MQTT QoS 1--> edgehaul (embedded broker, PUBACK after the SQLite commit) --CBOR batches--> Kafka'));
+  out.say(
+    dim('  devices --MQTT QoS 1--> edgehaul (embedded broker, PUBACK after the SQLite commit) --CBOR batches--> Kafka'),
+  );
   out.say();
 
   const work = mkdtempSync(join(tmpdir(), 'edgehaul-demo-'));
@@ -381,7 +413,12 @@ async function demo(opts: Options): Promise<Outcome> {
   const admin = kafka.admin();
   await abortable(admin.connect());
   try {
-    await abortable(admin.createTopics({ topics: [{ topic: KAFKA_TOPIC, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true }));
+    await abortable(
+      admin.createTopics({
+        topics: [{ topic: KAFKA_TOPIC, numPartitions: 3, replicationFactor: 1 }],
+        waitForLeaders: true,
+      }),
+    );
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
@@ -393,7 +430,9 @@ async function demo(opts: Options): Promise<Outcome> {
   } finally {
     await warmup.disconnect().catch(() => undefined);
   }
-  out.say(`  topic ${KAFKA_TOPIC} created (3 partitions), broker ready for idempotent producers (${secs(Date.now() - t0)})`);
+  out.say(
+    `  topic ${KAFKA_TOPIC} created (3 partitions), broker ready for idempotent producers (${secs(Date.now() - t0)})`,
+  );
 
   // 2. the daemon
   const stateDir = join(work, 'state');
@@ -410,8 +449,16 @@ async function demo(opts: Options): Promise<Outcome> {
   };
   const daemon = new Daemon(stateDir, config);
   step(2, 'starting the daemon');
-  out.say(dim(`  node ${relative(process.cwd(), join(ROOT, 'dist/src/cli/main.js')) || '.'} run --config ${daemon.configFile}`));
-  out.say(dim(`  route ${ROUTE.name}: MQTT ${ROUTE.match} -> Kafka topic ${ROUTE.topic}, key ${ROUTE.key}; buffer ${join(stateDir, 'buffer.db')}`));
+  out.say(
+    dim(
+      `  node ${relative(process.cwd(), join(ROOT, 'dist/src/cli/main.js')) || '.'} run --config ${daemon.configFile}`,
+    ),
+  );
+  out.say(
+    dim(
+      `  route ${ROUTE.name}: MQTT ${ROUTE.match} -> Kafka topic ${ROUTE.topic}, key ${ROUTE.key}; buffer ${join(stateDir, 'buffer.db')}`,
+    ),
+  );
   out.say(dim(`  kafka.linger_ms ${LINGER_MS} (default 100), so that the buffer and the batches visibly fill`));
 
   let daemonIdx = 0;
@@ -420,7 +467,11 @@ async function demo(opts: Options): Promise<Outcome> {
     for (; daemonIdx < daemon.lines.length; daemonIdx++) {
       const l = daemon.lines[daemonIdx]!;
       if (l.msg === 'stats') {
-        latestStats = { at: Date.parse(String(l.time)) || Date.now(), stats: l.stats as StatsSample['stats'], buffer: (l.buffer as BufferStats | null) ?? null };
+        latestStats = {
+          at: Date.parse(String(l.time)) || Date.now(),
+          stats: l.stats as StatsSample['stats'],
+          buffer: (l.buffer as BufferStats | null) ?? null,
+        };
       } else {
         out.say(formatDaemonLine(l));
       }
@@ -460,28 +511,50 @@ async function demo(opts: Options): Promise<Outcome> {
 
   // the consumer reads from the beginning, so it may join its group while the devices run
   // short fetch waits: disconnect() waits for the fetch in flight (5 s by default)
-  const consumer: Consumer = kafka.consumer({ groupId: `edgehaul-demo-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 250 });
+  const consumer: Consumer = kafka.consumer({
+    groupId: `edgehaul-demo-${process.pid}-${Date.now()}`,
+    maxWaitTimeInMs: 250,
+  });
   const received: Received[] = [];
   // set by the CRASH listener; the cast keeps the compiler from narrowing it to null for good
   let consumerCrash = null as string | null;
   let undecodable = 0;
-  consumer.on(consumer.events.CRASH, (e) => (consumerCrash = String((e.payload as { error?: Error }).error?.message ?? 'crashed')));
-  onTeardown('stop the Kafka consumer', () => withTimeout(consumer.disconnect(), 10_000, 'consumer disconnect').catch(() => undefined));
+  consumer.on(
+    consumer.events.CRASH,
+    (e) => (consumerCrash = String((e.payload as { error?: Error }).error?.message ?? 'crashed')),
+  );
+  onTeardown('stop the Kafka consumer', () =>
+    withTimeout(consumer.disconnect(), 10_000, 'consumer disconnect').catch(() => undefined),
+  );
   await abortable(consumer.connect());
   await abortable(consumer.subscribe({ topics: [KAFKA_TOPIC], fromBeginning: true }));
-  await abortable(consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : String(v);
-      const value = message.value ?? Buffer.alloc(0);
-      try {
-        received.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, value, batch: decodeBatch(value) });
-      } catch (err) {
-        undecodable++;
-        out.say(red(`  record at partition ${partition} offset ${message.offset} is not an edgehaul batch: ${(err as Error).message}`));
-      }
-    },
-  }));
+  await abortable(
+    consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {}))
+          if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : String(v);
+        const value = message.value ?? Buffer.alloc(0);
+        try {
+          received.push({
+            partition,
+            offset: message.offset,
+            key: message.key?.toString() ?? '',
+            headers,
+            value,
+            batch: decodeBatch(value),
+          });
+        } catch (err) {
+          undecodable++;
+          out.say(
+            red(
+              `  record at partition ${partition} offset ${message.offset} is not an edgehaul batch: ${(err as Error).message}`,
+            ),
+          );
+        }
+      },
+    }),
+  );
 
   // 3. devices
   const devices = Array.from({ length: opts.devices }, (_, i) => new Device(`dev-${i + 1}`));
@@ -489,10 +562,15 @@ async function demo(opts: Options): Promise<Outcome> {
     await Promise.all(devices.map((d) => d.disconnect()));
   });
   await abortable(Promise.all(devices.map((d) => d.connect(url))));
-  step(3, `${devices.length} devices publishing to devices/<device>/telemetry at QoS 1, every 50-100 ms each, for ${opts.seconds} s`);
-  out.say(dim('  published, acked: per second, seen by the devices (acked = PUBACK, sent only after the SQLite commit)'));
+  step(
+    3,
+    `${devices.length} devices publishing to devices/<device>/telemetry at QoS 1, every 50-100 ms each, for ${opts.seconds} s`,
+  );
+  out.say(
+    dim('  published, acked: per second, seen by the devices (acked = PUBACK, sent only after the SQLite commit)'),
+  );
   out.say(dim('  committed, sent (to Kafka), buffer (events), oldest (its age): the daemon\'s own "stats" log line'));
-  out.say(dim('  read back: events the demo\'s Kafka consumer has read so far'));
+  out.say(dim("  read back: events the demo's Kafka consumer has read so far"));
   out.say(COLUMNS.map((c) => c.header.padStart(c.width)).join(''));
 
   // the consumer's view, for the live line and the check at the end
@@ -544,10 +622,20 @@ async function demo(opts: Options): Promise<Outcome> {
       statsPrev = s;
     }
     const buf = s?.buffer ?? null;
-    const oldest = buf === null || buf.oldestReceivedAt === null ? '-' : `${Math.max(0, s!.at - buf.oldestReceivedAt)} ms`;
+    const oldest =
+      buf === null || buf.oldestReceivedAt === null ? '-' : `${Math.max(0, s!.at - buf.oldestReceivedAt)} ms`;
     const r = (x: number): string => String(Math.round(x));
     const label = final ? 'end' : `${Math.round((now - runStart) / 1000)}s`;
-    const cells = [label, r(pubRate), r(ackRate), r(rates.committed), r(rates.sent), String(buf?.events ?? '?'), oldest, String(bySeq.size)];
+    const cells = [
+      label,
+      r(pubRate),
+      r(ackRate),
+      r(rates.committed),
+      r(rates.sent),
+      String(buf?.events ?? '?'),
+      oldest,
+      String(bySeq.size),
+    ];
     out.status(cells.map((v, i) => v.padStart(COLUMNS[i]!.width)).join(''));
   };
   for (const d of devices) d.start();
@@ -563,7 +651,13 @@ async function demo(opts: Options): Promise<Outcome> {
     throw new DemoError('the daemon exited unexpectedly; its last log lines are above');
   };
   const runEnd = Date.now() + opts.seconds * 1000;
-  const ran = await waitFor('the end of the run', () => (!daemon.running ? 'daemon gone' : Date.now() >= runEnd), opts.seconds * 1000 + 5000, 100, abort.signal);
+  const ran = await waitFor(
+    'the end of the run',
+    () => (!daemon.running ? 'daemon gone' : Date.now() >= runEnd),
+    opts.seconds * 1000 + 5000,
+    100,
+    abort.signal,
+  );
   if (ran === 'daemon gone') daemonGone();
   await abortable(Promise.all(devices.map((d) => d.stop(10_000))));
   const stoppedAt = Date.now();
@@ -583,15 +677,25 @@ async function demo(opts: Options): Promise<Outcome> {
   const settled = (): boolean => {
     pumpDaemon();
     const s = latestStats;
-    const daemonDone = s !== null && s.at > stoppedAt && Number(s.stats.sent_events_total) >= Number(s.stats.committed_events_total) && Number(s.stats.committed_events_total) >= totalAcked;
+    const daemonDone =
+      s !== null &&
+      s.at > stoppedAt &&
+      Number(s.stats.sent_events_total) >= Number(s.stats.committed_events_total) &&
+      Number(s.stats.committed_events_total) >= totalAcked;
     return missingNow() === 0 && daemonDone;
   };
   let drainError: Error | null = null;
   try {
-    const drained = await waitFor('every acknowledged reading to arrive in Kafka', () => {
-      if (!daemon.running) return 'daemon gone';
-      return settled() || (consumerCrash !== null ? 'crashed' : false);
-    }, 30_000, 100, abort.signal);
+    const drained = await waitFor(
+      'every acknowledged reading to arrive in Kafka',
+      () => {
+        if (!daemon.running) return 'daemon gone';
+        return settled() || (consumerCrash !== null ? 'crashed' : false);
+      },
+      30_000,
+      100,
+      abort.signal,
+    );
     if (drained === 'daemon gone') daemonGone();
   } catch (err) {
     if (err instanceof Interrupted || err instanceof DemoError) throw err;
@@ -603,7 +707,9 @@ async function demo(opts: Options): Promise<Outcome> {
   await Promise.all(devices.map((d) => d.disconnect()));
   if (consumerCrash !== null) out.say(red(`  the Kafka consumer crashed: ${consumerCrash}`));
   if (drainError !== null) out.say(red(`  ${drainError.message}`));
-  out.say(`  devices stopped after ${opts.seconds} s; ${totalAcked} readings acknowledged, ${bySeq.size} events read back from Kafka`);
+  out.say(
+    `  devices stopped after ${opts.seconds} s; ${totalAcked} readings acknowledged, ${bySeq.size} events read back from Kafka`,
+  );
   out.say();
 
   // 4. one decoded batch
@@ -659,9 +765,19 @@ function showOneBatch(received: readonly Received[]): void {
     return;
   }
   const r = received.reduce((best, x) => (x.batch.events.length > best.batch.events.length ? x : best));
-  out.say(`  partition ${r.partition}, offset ${r.offset}, key ${JSON.stringify(r.key)}: ${r.batch.events.length} event(s) in ${r.value.length} bytes of CBOR`);
-  out.say(dim(`  (${received.length} records in all; shown: the one with the most events. A record holds the events of one key that`));
-  out.say(dim(`   the forwarder took from the buffer in one go: here what gathered in ${LINGER_MS} ms, under load up to kafka.max_events_per_record.)`));
+  out.say(
+    `  partition ${r.partition}, offset ${r.offset}, key ${JSON.stringify(r.key)}: ${r.batch.events.length} event(s) in ${r.value.length} bytes of CBOR`,
+  );
+  out.say(
+    dim(
+      `  (${received.length} records in all; shown: the one with the most events. A record holds the events of one key that`,
+    ),
+  );
+  out.say(
+    dim(
+      `   the forwarder took from the buffer in one go: here what gathered in ${LINGER_MS} ms, under load up to kafka.max_events_per_record.)`,
+    ),
+  );
   out.say('  headers:');
   const order: string[] = Object.values(HEADERS);
   const keys = Object.keys(r.headers).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
@@ -680,9 +796,16 @@ function showOneBatch(received: readonly Received[]): void {
     const res = spawnSync(process.execPath, [cli, 'decode', BATCH_FILE], { encoding: 'utf8', timeout: 20_000 });
     const same = res.status === 0 && res.stdout === lines.map((l) => `${l}\n`).join('');
     const rel = (p: string): string => relative(process.cwd(), p) || p;
-    out.say(`  the raw record value is saved; decode it yourself with the CLI${same ? ' (same output, checked)' : ''}:`);
+    out.say(
+      `  the raw record value is saved; decode it yourself with the CLI${same ? ' (same output, checked)' : ''}:`,
+    );
     out.say(`    ${bold(`node ${rel(cli)} decode ${rel(BATCH_FILE)}`)}`);
-    if (!same) out.say(yellow(`  note: the CLI printed something else (exit ${res.status}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`));
+    if (!same)
+      out.say(
+        yellow(
+          `  note: the CLI printed something else (exit ${res.status}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`,
+        ),
+      );
   } catch (err) {
     out.say(yellow(`  could not save the record value: ${(err as Error).message}`));
   }
@@ -690,14 +813,25 @@ function showOneBatch(received: readonly Received[]): void {
 
 function printSummary(o: Outcome): boolean {
   const ok = o.missing === 0 && o.acked > 0 && o.daemonExit === 0;
-  const row = (label: string, value: string | number, note = ''): void => out.say(`  ${label.padEnd(34)} ${String(value).padStart(7)}${note !== '' ? `  ${dim(note)}` : ''}`);
+  const row = (label: string, value: string | number, note = ''): void =>
+    out.say(`  ${label.padEnd(34)} ${String(value).padStart(7)}${note !== '' ? `  ${dim(note)}` : ''}`);
   out.say();
   out.say(bold('summary'));
   row('published by the devices (QoS 1)', o.published);
-  row('acknowledged (PUBACK)', o.acked, o.published === o.acked ? '' : `${o.published - o.acked} without PUBACK${o.failed > 0 ? ` (${o.failed} failed)` : ''}`);
+  row(
+    'acknowledged (PUBACK)',
+    o.acked,
+    o.published === o.acked
+      ? ''
+      : `${o.published - o.acked} without PUBACK${o.failed > 0 ? ` (${o.failed} failed)` : ''}`,
+  );
   if (o.daemonStats !== null) {
     row('committed to SQLite (daemon)', Number(o.daemonStats.committed_events_total));
-    row('sent to Kafka (daemon)', Number(o.daemonStats.sent_events_total), `in ${Number(o.daemonStats.sent_records_total)} records, ${Number(o.daemonStats.sent_bytes_total)} bytes`);
+    row(
+      'sent to Kafka (daemon)',
+      Number(o.daemonStats.sent_events_total),
+      `in ${Number(o.daemonStats.sent_records_total)} records, ${Number(o.daemonStats.sent_bytes_total)} bytes`,
+    );
   }
   row('arrived in Kafka (read back)', o.arrived, o.duplicates > 0 ? `+${o.duplicates} duplicates` : 'no duplicates');
   row('acknowledged but missing in Kafka', o.missing);
@@ -706,7 +840,13 @@ function printSummary(o: Outcome): boolean {
   if (o.leftInBuffer !== undefined) row('left in the buffer at shutdown', String(o.leftInBuffer));
   out.say();
   if (ok) {
-    out.say(green(bold(`OK: all ${o.acked} acknowledged readings arrived in Kafka${o.outOfOrder === 0 ? ', in order per device' : ''}.`)));
+    out.say(
+      green(
+        bold(
+          `OK: all ${o.acked} acknowledged readings arrived in Kafka${o.outOfOrder === 0 ? ', in order per device' : ''}.`,
+        ),
+      ),
+    );
   } else if (o.missing > 0) {
     out.say(red(bold(`FAILED: ${o.missing} acknowledged readings did not arrive in Kafka.`)));
   } else if (o.acked === 0) {

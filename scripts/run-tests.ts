@@ -25,11 +25,13 @@ function testFiles(dir: string): string[] {
   } catch {
     return [];
   }
-  return entries.flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return testFiles(path);
-    return name.endsWith('.test.js') ? [path] : [];
-  }).sort();
+  return entries
+    .flatMap((name) => {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) return testFiles(path);
+      return name.endsWith('.test.js') ? [path] : [];
+    })
+    .sort();
 }
 
 const unit = which === 'integration' ? [] : testFiles(join(root, 'dist/test/unit'));
@@ -45,18 +47,28 @@ let kafkaDir: string | null = null;
 if (integration.length > 0 && (env.KAFKA_BROKERS ?? '') === '') {
   kafkaDir = mkdtempSync(join(tmpdir(), 'edgehaul-kafka-'));
   process.stdout.write('starting the shared Kafka broker for integration tests...\n');
-  const kafka = await startKafka({ dir: kafkaDir, timeoutMs: 0, onProgress: (line) => process.stderr.write(`${line}\n`) });
+  const kafka = await startKafka({
+    dir: kafkaDir,
+    timeoutMs: 0,
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+  });
   env.KAFKA_BROKERS = kafka.brokers.join(',');
   process.stdout.write(`Kafka at ${env.KAFKA_BROKERS}\n`);
 }
 
 let status: number;
 try {
-  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env, cwd: root });
+  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+    stdio: 'inherit',
+    env,
+    cwd: root,
+  });
   status = result.status ?? 1;
 } finally {
   if (kafkaDir !== null) {
-    await stopKafka(kafkaDir).catch((err: Error) => process.stderr.write(`scripts/kafka/stop.sh failed: ${err.message}\n`));
+    await stopKafka(kafkaDir).catch((err: Error) =>
+      process.stderr.write(`scripts/kafka/stop.sh failed: ${err.message}\n`),
+    );
     rmSync(kafkaDir, { recursive: true, force: true });
   }
 }

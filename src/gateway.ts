@@ -79,26 +79,38 @@ export class Gateway {
   constructor(
     private loaded: LoadedConfig,
     private readonly log: Logger,
-    private readonly createRecordSink: RecordSinkFactory = (kafka, onConnected) => createKafkaSink(kafka, log, onConnected, this.stats),
+    private readonly createRecordSink: RecordSinkFactory = (kafka, onConnected) =>
+      createKafkaSink(kafka, log, onConnected, this.stats),
   ) {
     const dl = loaded.config.dead_letters;
-    this.pipeline = new Pipeline(effectiveRoutes(loaded.config), { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null }, {
-      dropped: (route, step) => {
-        const k = `${route}/${step}`;
-        this.stats.transform_dropped_total[k] = (this.stats.transform_dropped_total[k] ?? 0) + 1;
+    this.pipeline = new Pipeline(
+      effectiveRoutes(loaded.config),
+      { gatewayId: loaded.gatewayId, deadLetterTopic: dl.forward ? dl.topic : null },
+      {
+        dropped: (route, step) => {
+          const k = `${route}/${step}`;
+          this.stats.transform_dropped_total[k] = (this.stats.transform_dropped_total[k] ?? 0) + 1;
+        },
+        deadLetter: (route, step, reason) => {
+          this.stats.loss('dead_letter', route, 1);
+          this.throttle.run(`dead:${route}:${step}`, (suppressed) => {
+            this.log.warn(
+              { code: 'EH_ERR_TRANSFORM_FAILED', route, step, reason, suppressed },
+              'transform step failed; the input is a dead letter',
+            );
+          });
+        },
       },
-      deadLetter: (route, step, reason) => {
-        this.stats.loss('dead_letter', route, 1);
-        this.throttle.run(`dead:${route}:${step}`, (suppressed) => {
-          this.log.warn({ code: 'EH_ERR_TRANSFORM_FAILED', route, step, reason, suppressed }, 'transform step failed; the input is a dead letter');
-        });
+    );
+    this.windowClock = new WindowClock(
+      () => this.pipeline,
+      () => this.writer,
+      {
+        windowEvents: (events) => {
+          this.stats.transform_window_events_total += events;
+        },
       },
-    });
-    this.windowClock = new WindowClock(() => this.pipeline, () => this.writer, {
-      windowEvents: (events) => {
-        this.stats.transform_window_events_total += events;
-      },
-    });
+    );
     this.uploads = new UploadGate(log, {
       bufferedEvents: () => this.observer.bufferStats()?.events,
       opened: () => this.forwarder?.notify(),
@@ -123,23 +135,42 @@ export class Gateway {
   async start(): Promise<void> {
     const { config, gatewayId, bufferPath } = this.loaded;
     // the file may exceed the stored bytes by SQLite's page and index overhead; beyond this it refuses writes
-    const opened = openBuffer(bufferPath, { synchronous: config.buffer.synchronous, maxFileBytes: Math.ceil(config.buffer.max_bytes * 1.25) + 8_388_608 }, this.log);
+    const opened = openBuffer(
+      bufferPath,
+      { synchronous: config.buffer.synchronous, maxFileBytes: Math.ceil(config.buffer.max_bytes * 1.25) + 8_388_608 },
+      this.log,
+    );
     const store = new TieredStore(opened.store);
     this.store = store;
     this.room = new DiskRoom(dirname(bufferPath), () => this.loaded.config.buffer.disk_reserve_bytes, store);
     if (opened.quarantined !== null) this.observer.storeDamaged(opened.quarantined.events ?? 0);
     this.pipeline.restore(opened.store.loadStates());
     const backlog = store.stats();
-    this.log.info({ gateway_id: gatewayId, buffer: bufferPath, incarnation: opened.store.incarnation, buffered_events: backlog.events, buffered_bytes: backlog.bytes, max_bytes: config.buffer.max_bytes }, 'buffer open');
-    this.housekeeping = new BufferHousekeeping(store, {
-      inFlight: () => this.forwarder?.inFlight,
-      freed: () => this.writer?.kick(),
-    }, {
-      spilled: (events) => {
-        this.stats.spilled_events_total += events;
+    this.log.info(
+      {
+        gateway_id: gatewayId,
+        buffer: bufferPath,
+        incarnation: opened.store.incarnation,
+        buffered_events: backlog.events,
+        buffered_bytes: backlog.bytes,
+        max_bytes: config.buffer.max_bytes,
       },
-      expired: (route, events) => this.stats.loss('expired', route, events),
-    }, this.log);
+      'buffer open',
+    );
+    this.housekeeping = new BufferHousekeeping(
+      store,
+      {
+        inFlight: () => this.forwarder?.inFlight,
+        freed: () => this.writer?.kick(),
+      },
+      {
+        spilled: (events) => {
+          this.stats.spilled_events_total += events;
+        },
+        expired: (route, events) => this.stats.loss('expired', route, events),
+      },
+      this.log,
+    );
 
     await this.observer.sampleDisk();
 
@@ -180,7 +211,8 @@ export class Gateway {
       this.applyRoutes(config);
       const c = config.ingest.client;
       const derived = config.ingest.mode === 'client' && c.topics.length === 0 && c.connections.length === 0;
-      if (derived && !sameSet(previousFilters, this.pipeline.filters)) restartRequired.push('ingest.client subscriptions (from routes)');
+      if (derived && !sameSet(previousFilters, this.pipeline.filters))
+        restartRequired.push('ingest.client subscriptions (from routes)');
     }
     // the internal health route comes and goes with telemetry
     if (has('telemetry') && !has('routes') && diff.from !== null) this.applyRoutes(config);
@@ -188,7 +220,8 @@ export class Gateway {
     if (has('routes') || has('buffer') || has('dead_letters') || has('telemetry')) this.limits = bufferLimits(config);
     if (has('routes') || has('buffer.memory')) this.housekeeping?.configureSpill(spillOptions(config));
     // a cron expression in schedules.ttl_sweep replaces the interval (applySchedules)
-    if (has('routes') || has('buffer.ttl_secs') || has('schedules')) this.housekeeping?.configureSweep(routeTtls(config), config.schedules.ttl_sweep === '');
+    if (has('routes') || has('buffer.ttl_secs') || has('schedules'))
+      this.housekeeping?.configureSweep(routeTtls(config), config.schedules.ttl_sweep === '');
     if (has('kafka') || has('schedules')) this.uploads.apply(config.kafka, config.schedules.timezone);
     if (has('telemetry') || has('schedules') || has('routes') || has('buffer.ttl_secs')) this.applySchedules(config);
     if (has('routes')) this.windowClock.configure(config.routes.some((r) => r.steps.some((st) => 'window' in st)));
@@ -217,7 +250,9 @@ export class Gateway {
       minEvents: config.buffer.commit.min_events,
       maxBytes: config.buffer.commit.max_bytes,
       keepDeadLetters: config.dead_letters.keep,
-      ...(config.ingest.mode === 'client' ? { maxMessages: Math.max(1, config.ingest.client.connections.length) * config.ingest.client.max_in_flight } : {}),
+      ...(config.ingest.mode === 'client'
+        ? { maxMessages: Math.max(1, config.ingest.client.connections.length) * config.ingest.client.max_in_flight }
+        : {}),
     };
     if (this.writer !== null) {
       this.writer.reconfigure(options);
@@ -237,19 +272,35 @@ export class Gateway {
           this.observer.commitFailed();
           this.room?.invalidate();
           this.throttle.run('commit', (suppressed) => {
-            this.log.error({ code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed }, 'buffer commit failed; publishes not acknowledged');
+            this.log.error(
+              { code: 'EH_ERR_STORE_WRITE', err: err.message, messages, suppressed },
+              'buffer commit failed; publishes not acknowledged',
+            );
           });
         },
         onFull: (route, events, how) => {
           this.stats.loss('dropped_full', route, events);
           this.throttle.run(`full:${route}:${how}`, (suppressed) => {
-            this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, ...this.bufferBounds() }, how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped');
+            this.log.warn(
+              { code: 'EH_ERR_BUFFER_FULL', route, events, how, suppressed, ...this.bufferBounds() },
+              how === 'evicted_oldest' ? 'buffer full: oldest events evicted' : 'buffer full: new events dropped',
+            );
           });
         },
         onHeld: (routes, messages) => {
           for (const route of routes) {
             this.throttle.run(`full:${route}:held`, (suppressed) => {
-              this.log.warn({ code: 'EH_ERR_BUFFER_FULL', route, how: 'held', held_messages: messages, suppressed, ...this.bufferBounds() }, 'buffer full: acknowledgements held');
+              this.log.warn(
+                {
+                  code: 'EH_ERR_BUFFER_FULL',
+                  route,
+                  how: 'held',
+                  held_messages: messages,
+                  suppressed,
+                  ...this.bufferBounds(),
+                },
+                'buffer full: acknowledgements held',
+              );
             });
           }
         },
@@ -291,24 +342,35 @@ export class Gateway {
     const generation = ++this.sinkGeneration;
     const sink = this.createRecordSink(config.kafka, (up) => {
       if (generation !== this.sinkGeneration) return; // a replaced producer closing
-      if (up !== this.stats.upstream_connected) this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
+      if (up !== this.stats.upstream_connected)
+        this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
       this.stats.upstream_connected = up;
     });
-    const forwarder = new Forwarder(this.store!, sink, {
-      gatewayId: this.loaded.gatewayId,
-      maxEventsPerRecord: config.kafka.max_events_per_record,
-      maxEventsPerSend: config.kafka.max_events_per_send,
-      maxSendBytes: config.kafka.max_send_bytes,
-      lingerMs: config.kafka.linger_ms,
-      retryInitialMs: config.kafka.retry.initial_ms,
-      retryMaxMs: config.kafka.retry.max_ms,
-      maxBytesPerSec: config.kafka.max_bytes_per_sec,
-      minPriority: () => this.uploads.floor(),
-    }, this.stats, this.log.child({ stage: 'forward' }), () => this.writer?.kick());
+    const forwarder = new Forwarder(
+      this.store!,
+      sink,
+      {
+        gatewayId: this.loaded.gatewayId,
+        maxEventsPerRecord: config.kafka.max_events_per_record,
+        maxEventsPerSend: config.kafka.max_events_per_send,
+        maxSendBytes: config.kafka.max_send_bytes,
+        lingerMs: config.kafka.linger_ms,
+        retryInitialMs: config.kafka.retry.initial_ms,
+        retryMaxMs: config.kafka.retry.max_ms,
+        maxBytesPerSec: config.kafka.max_bytes_per_sec,
+        minPriority: () => this.uploads.floor(),
+      },
+      this.stats,
+      this.log.child({ stage: 'forward' }),
+      () => this.writer?.kick(),
+    );
     this.forwarder = forwarder;
     forwarder.start();
     sink.connect().catch((err: unknown) => {
-      this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', brokers: config.kafka.brokers, err: (err as Error).message }, 'kafka not reachable yet; events are buffered and sent once it is');
+      this.log.warn(
+        { code: 'EH_ERR_UPSTREAM_SEND', brokers: config.kafka.brokers, err: (err as Error).message },
+        'kafka not reachable yet; events are buffered and sent once it is',
+      );
     });
   }
 
@@ -319,11 +381,20 @@ export class Gateway {
     this.scheduler = scheduler;
     const housekeeping = this.housekeeping;
     const ttls = routeTtls(config);
-    if (housekeeping !== null && config.schedules.ttl_sweep !== '' && ttls.length > 0) scheduler.add({ name: 'ttl_sweep', cron: config.schedules.ttl_sweep, run: () => housekeeping.expire(ttls) });
-    if (housekeeping !== null && config.schedules.store_maintenance !== '') scheduler.add({ name: 'store_maintenance', cron: config.schedules.store_maintenance, run: () => housekeeping.maintain() });
+    if (housekeeping !== null && config.schedules.ttl_sweep !== '' && ttls.length > 0)
+      scheduler.add({ name: 'ttl_sweep', cron: config.schedules.ttl_sweep, run: () => housekeeping.expire(ttls) });
+    if (housekeeping !== null && config.schedules.store_maintenance !== '')
+      scheduler.add({
+        name: 'store_maintenance',
+        cron: config.schedules.store_maintenance,
+        run: () => housekeeping.maintain(),
+      });
     const telemetry = config.telemetry;
-    if (telemetry.enabled && telemetry.cron !== '') scheduler.add({ name: 'telemetry', cron: telemetry.cron, run: () => this.observer.reportHealth() });
-    this.observer.setTelemetryInterval(telemetry.enabled && telemetry.cron === '' ? telemetry.interval_secs * 1000 : null);
+    if (telemetry.enabled && telemetry.cron !== '')
+      scheduler.add({ name: 'telemetry', cron: telemetry.cron, run: () => this.observer.reportHealth() });
+    this.observer.setTelemetryInterval(
+      telemetry.enabled && telemetry.cron === '' ? telemetry.interval_secs * 1000 : null,
+    );
   }
 
   /** Stops in order within the deadline (ms since epoch). */
@@ -391,15 +462,30 @@ export class Gateway {
       this.stats.dropped_oversize_total++;
       this.stats.loss('rejected', '-', 1);
       this.throttle.run(`oversize:${message.clientId}`, (suppressed) => {
-        this.log.warn({ code: 'EH_ERR_INGEST_OVERSIZE', client_id: message.clientId, topic: message.topic, bytes: message.payload.length, limit: this.loaded.config.ingest.max_payload_bytes, suppressed }, 'payload too large; dropped and counted');
+        this.log.warn(
+          {
+            code: 'EH_ERR_INGEST_OVERSIZE',
+            client_id: message.clientId,
+            topic: message.topic,
+            bytes: message.payload.length,
+            limit: this.loaded.config.ingest.max_payload_bytes,
+            suppressed,
+          },
+          'payload too large; dropped and counted',
+        );
       });
       return acked(null);
     }
     // a QoS 1/2 publish is recognised by client id, packet id, topic and payload; a re-send (DUP) of
     // one already committed (its PUBACK was lost in a crash or a broken connection) makes no second event
-    const publish = message.packetId !== undefined && message.qos > 0
-      ? { clientId: message.clientId, packetId: message.packetId, digest: publishDigest(message.topic, message.payload) }
-      : undefined;
+    const publish =
+      message.packetId !== undefined && message.qos > 0
+        ? {
+            clientId: message.clientId,
+            packetId: message.packetId,
+            digest: publishDigest(message.topic, message.payload),
+          }
+        : undefined;
     if (publish !== undefined && message.dup === true && this.store?.isResend(publish) === true) {
       this.stats.resends_acked_total++;
       return acked(null);
@@ -408,7 +494,10 @@ export class Gateway {
     if (out.matched === 0) {
       this.stats.dropped_unrouted_total++;
       this.throttle.run(`unrouted:${message.topic}`, (suppressed) => {
-        this.log.warn({ code: 'EH_ERR_INGEST_UNROUTED', client_id: message.clientId, topic: message.topic, suppressed }, 'no route matches this topic; dropped and counted');
+        this.log.warn(
+          { code: 'EH_ERR_INGEST_UNROUTED', client_id: message.clientId, topic: message.topic, suppressed },
+          'no route matches this topic; dropped and counted',
+        );
       });
       return acked(null);
     }
@@ -421,27 +510,36 @@ export class Gateway {
     const { config, gatewayId } = this.loaded;
     const ingestLog = this.log.child({ stage: 'ingest' });
     if (config.ingest.mode === 'embedded') {
-      return createBrokerIngest({
-        host: config.ingest.embedded.host,
-        port: config.ingest.embedded.port,
-        embedded: config.ingest.embedded,
-        maxPayloadBytes: config.ingest.max_payload_bytes,
-        stats: this.stats,
-      }, handler, ingestLog);
+      return createBrokerIngest(
+        {
+          host: config.ingest.embedded.host,
+          port: config.ingest.embedded.port,
+          embedded: config.ingest.embedded,
+          maxPayloadBytes: config.ingest.max_payload_bytes,
+          stats: this.stats,
+        },
+        handler,
+        ingestLog,
+      );
     }
     const c = config.ingest.client;
-    return createClientIngest({
-      url: c.url,
-      clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
-      username: c.username,
-      password: c.password !== undefined ? readSecret(c.password) : undefined,
-      tls: tlsClientOptions(c.tls),
-      connections: c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
-      qos: c.qos,
-      maxInFlight: c.max_in_flight,
-      keepaliveSecs: c.keepalive_secs,
-      reconnectMs: c.reconnect_ms,
-    }, handler, ingestLog);
+    return createClientIngest(
+      {
+        url: c.url,
+        clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
+        username: c.username,
+        password: c.password !== undefined ? readSecret(c.password) : undefined,
+        tls: tlsClientOptions(c.tls),
+        connections:
+          c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
+        qos: c.qos,
+        maxInFlight: c.max_in_flight,
+        keepaliveSecs: c.keepalive_secs,
+        reconnectMs: c.reconnect_ms,
+      },
+      handler,
+      ingestLog,
+    );
   }
 
   /** The read-only view observation works from. */
@@ -475,9 +573,19 @@ export class Gateway {
 
 /** The full-buffer policy's view of the config. */
 export function bufferLimits(config: Config): BufferLimits {
-  const routes = new Map<string, RouteLimits>(effectiveRoutes(config).map((r) => [r.name, { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability }]));
+  const routes = new Map<string, RouteLimits>(
+    effectiveRoutes(config).map((r) => [
+      r.name,
+      { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability },
+    ]),
+  );
   // dead letters wait below every route and make room first
-  routes.set(DEAD_LETTER_ROUTE, { priority: DEAD_LETTER_PRIORITY, whenFull: 'drop_oldest', maxBytes: Math.min(config.dead_letters.max_bytes, config.buffer.max_bytes), durability: 'disk' });
+  routes.set(DEAD_LETTER_ROUTE, {
+    priority: DEAD_LETTER_PRIORITY,
+    whenFull: 'drop_oldest',
+    maxBytes: Math.min(config.dead_letters.max_bytes, config.buffer.max_bytes),
+    durability: 'disk',
+  });
   return { totalBytes: config.buffer.max_bytes, routes };
 }
 
@@ -491,7 +599,9 @@ function spillOptions(config: Config): SpillOptions | null {
 
 /** TTL per route (the internal health route included), for routes that have one. */
 function routeTtls(config: Config): RouteTtl[] {
-  return effectiveRoutes(config).map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 })).filter((t) => t.ttlMs > 0);
+  return effectiveRoutes(config)
+    .map((r) => ({ route: r.name, ttlMs: (r.ttl_secs ?? config.buffer.ttl_secs) * 1000 }))
+    .filter((t) => t.ttlMs > 0);
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -1,4 +1,14 @@
 /** Library entry: what a Kafka consumer needs to read edgehaul batches. */
-export { decodeBatch, decodeValue, encodeBatch, batchToJsonLines, batchHeaders, CONTENT_TYPE, FORMAT_VERSION, HEADERS, READ_VERSIONS } from './forward/format.js';
+export {
+  decodeBatch,
+  decodeValue,
+  encodeBatch,
+  batchToJsonLines,
+  batchHeaders,
+  CONTENT_TYPE,
+  FORMAT_VERSION,
+  HEADERS,
+  READ_VERSIONS,
+} from './forward/format.js';
 export type { Batch, BatchEvent, BatchSource } from './forward/format.js';
 export { Deduper } from './forward/dedupe.js';

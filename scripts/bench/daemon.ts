@@ -46,7 +46,13 @@ export class BenchDaemon {
   readonly stats: StatsLine[] = [];
   private readonly d: Daemon;
 
-  constructor(root: string, dir: string, config: Record<string, unknown>, nodeArgs: readonly string[] = [], wrap: readonly string[] = []) {
+  constructor(
+    root: string,
+    dir: string,
+    config: Record<string, unknown>,
+    nodeArgs: readonly string[] = [],
+    wrap: readonly string[] = [],
+  ) {
     const unit = unitRuntime(readFileSync(join(root, 'systemd/edgehaul.service'), 'utf8'));
     this.d = new Daemon(dir, config, {
       root,
@@ -56,7 +62,16 @@ export class BenchDaemon {
       onSpawn: track,
       onLine: (line) => {
         if (line.msg !== 'stats') return true;
-        this.stats.push({ at: Date.now(), stats: line.stats as StatsLine['stats'], buffer: (line.buffer ?? null) as StatsLine['buffer'], backlog: (line.backlog ?? null) as StatsLine['backlog'], commitMaxMs: typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number' ? (line.commit as { max_ms: number }).max_ms : null });
+        this.stats.push({
+          at: Date.now(),
+          stats: line.stats as StatsLine['stats'],
+          buffer: (line.buffer ?? null) as StatsLine['buffer'],
+          backlog: (line.backlog ?? null) as StatsLine['backlog'],
+          commitMaxMs:
+            typeof (line.commit as { max_ms?: unknown } | undefined)?.max_ms === 'number'
+              ? (line.commit as { max_ms: number }).max_ms
+              : null,
+        });
         return false;
       },
     });
@@ -103,7 +118,10 @@ export class BenchDaemon {
   }
 
   /** `signal`, then SIGKILL if it has not exited within `timeoutMs` (`killed`). */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    timeoutMs = 30_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }> {
     if (this.d.pid === undefined) return { code: null, signal: null, killed: false };
     try {
       return { ...(await this.d.stop(signal, timeoutMs)), killed: false };
@@ -114,7 +132,9 @@ export class BenchDaemon {
 
   /** warn/error/fatal lines, for the report */
   problems(): LogLine[] {
-    return this.lines.filter((l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal' || l.level === 'raw');
+    return this.lines.filter(
+      (l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal' || l.level === 'raw',
+    );
   }
 
   describe(): string {

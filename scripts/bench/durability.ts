@@ -67,8 +67,28 @@ import { parseArgs } from 'node:util';
 import { openSqliteStore } from '../../src/buffer/store.js';
 import { BenchDaemon, type StatsLine } from './daemon.js';
 import {
-  AckedCheck, fix, freePort, int, killChildren, log, mib, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
-  sleep, sleepUntil, splitDevices, startLoad, summariseLoad, warmKafka, type KafkaHandle, type LoadSummary,
+  AckedCheck,
+  fix,
+  freePort,
+  int,
+  killChildren,
+  log,
+  mib,
+  openKafka,
+  optionReader,
+  printHelp,
+  ROOT,
+  runFrame,
+  runMain,
+  runMeta,
+  sleep,
+  sleepUntil,
+  splitDevices,
+  startLoad,
+  summariseLoad,
+  warmKafka,
+  type KafkaHandle,
+  type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
 import { consumeAll, kafkaClient, newBenchTopic } from './kafka-count.js';
@@ -141,8 +161,13 @@ function parseOptions(): Options {
   });
   if (values.help === true) printHelp('scripts/bench/durability.ts');
   const { get, num, flag, str } = optionReader(values);
-  const partList = String(get('parts') ?? ALL_PARTS.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const p of partList) if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; known: ${ALL_PARTS.join(', ')}`);
+  const partList = String(get('parts') ?? ALL_PARTS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const p of partList)
+    if (!(ALL_PARTS as readonly string[]).includes(p))
+      throw new Error(`unknown part ${p}; known: ${ALL_PARTS.join(', ')}`);
   return {
     parts: ALL_PARTS.filter((p) => partList.includes(p)),
     rate: Math.round(num('rate', 5000, 1, 1_000_000)),
@@ -159,11 +184,16 @@ function parseOptions(): Options {
     latencyDurationMs: num('latency-duration', 15, 1, 3600) * 1000,
     verify: !flag('no-verify'),
     daemonNodeArgs: [
-      ...String(get('daemon-node-args') ?? '').split(/\s+/).filter((a) => a !== ''),
-      ...(flag('memprobe') ? ['--expose-gc', '--import', pathToFileURL(join(ROOT, 'dist/scripts/bench/memprobe.js')).href] : []),
+      ...String(get('daemon-node-args') ?? '')
+        .split(/\s+/)
+        .filter((a) => a !== ''),
+      ...(flag('memprobe')
+        ? ['--expose-gc', '--import', pathToFileURL(join(ROOT, 'dist/scripts/bench/memprobe.js')).href]
+        : []),
     ],
     memprobe: flag('memprobe'),
-    commitWaitMs: get('commit-wait-ms') === undefined || get('commit-wait-ms') === '' ? null : num('commit-wait-ms', 0, 0, 60_000),
+    commitWaitMs:
+      get('commit-wait-ms') === undefined || get('commit-wait-ms') === '' ? null : num('commit-wait-ms', 0, 0, 60_000),
     maxSecs: num('max-secs', 900, 10, 86_400),
     kafka: str('kafka'),
     keep: flag('keep'),
@@ -176,13 +206,25 @@ function parseOptions(): Options {
 /** --commit-wait-ms, for every daemon config */
 let commitWaitMs: number | null = null;
 
-function daemonConfig(o: { port: number; brokers: string[]; topic: string; durability: 'disk' | 'memory'; shutdownSecs: number }): Record<string, unknown> {
+function daemonConfig(o: {
+  port: number;
+  brokers: string[];
+  topic: string;
+  durability: 'disk' | 'memory';
+  shutdownSecs: number;
+}): Record<string, unknown> {
   return {
     gateway: { id: 'gw-bench' },
     ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: o.port, auth: { allow_anonymous: true } } },
-    buffer: { path: 'buffer.db', synchronous: 'full', ...(commitWaitMs !== null ? { commit: { max_wait_ms: commitWaitMs } } : {}) },
+    buffer: {
+      path: 'buffer.db',
+      synchronous: 'full',
+      ...(commitWaitMs !== null ? { commit: { max_wait_ms: commitWaitMs } } : {}),
+    },
     kafka: { brokers: o.brokers },
-    routes: [{ name: 'telemetry', match: 'devices/+device/#', topic: o.topic, key: '{device}', durability: o.durability }],
+    routes: [
+      { name: 'telemetry', match: 'devices/+device/#', topic: o.topic, key: '{device}', durability: o.durability },
+    ],
     log: { level: 'info', stats_interval_secs: STATS_INTERVAL_SECS },
     shutdown: { timeout_secs: o.shutdownSecs },
     http: { host: '127.0.0.1', port: 0 },
@@ -212,22 +254,43 @@ class DaemonSampler {
   }
 
   /** RSS figures of the samples in [from, to], of one pid. */
-  rss(pid: number, from: number, to: number): { median: number | null; min: number | null; max: number | null; samples: number } {
-    const v = this.samples.filter((s) => s.pid === pid && s.at >= from && s.at <= to).map((s) => s.rssBytes).sort((a, b) => a - b);
+  rss(
+    pid: number,
+    from: number,
+    to: number,
+  ): { median: number | null; min: number | null; max: number | null; samples: number } {
+    const v = this.samples
+      .filter((s) => s.pid === pid && s.at >= from && s.at <= to)
+      .map((s) => s.rssBytes)
+      .sort((a, b) => a - b);
     if (v.length === 0) return { median: null, min: null, max: null, samples: 0 };
     return { median: v[Math.floor(v.length / 2)]!, min: v[0]!, max: v.at(-1)!, samples: v.length };
   }
 }
 
-interface MemSample { at: number; rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
+interface MemSample {
+  at: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
 
 /** memprobe.ts lines (`tag` memprobe or memprobe-gc) from a daemon's stderr. */
 function memSamples(d: BenchDaemon, tag: string): MemSample[] {
-  return d.stderr.join('').split('\n').filter((l) => l.startsWith(`${tag} `)).map((l) => JSON.parse(l.slice(tag.length + 1)) as MemSample);
+  return d.stderr
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith(`${tag} `))
+    .map((l) => JSON.parse(l.slice(tag.length + 1)) as MemSample);
 }
 
 /** Per phase: the last memprobe sample in it, the one with the highest RSS, and the one after a forced full GC. */
-function memByPhase(daemons: BenchDaemon[], phases: ReadonlyArray<{ at: number; phase: string }>): Array<{ phase: string; last: MemSample | null; peak: MemSample | null; afterGc: MemSample | null }> {
+function memByPhase(
+  daemons: BenchDaemon[],
+  phases: ReadonlyArray<{ at: number; phase: string }>,
+): Array<{ phase: string; last: MemSample | null; peak: MemSample | null; afterGc: MemSample | null }> {
   const all = daemons.flatMap((d) => memSamples(d, 'memprobe')).sort((x, y) => x.at - y.at);
   const gcs = daemons.flatMap((d) => memSamples(d, 'memprobe-gc')).sort((x, y) => x.at - y.at);
   return phases.map((p, i) => {
@@ -250,7 +313,10 @@ function fileBytes(dir: string): { db: number; wal: number; shm: number } {
 }
 
 /** What the buffer file holds after the daemon exited: events, and every payload fed to `see` (read through the store itself). */
-function readBuffer(dir: string, see?: (payload: Uint8Array) => void): { rows: number; events: number; bodyBytes: number } {
+function readBuffer(
+  dir: string,
+  see?: (payload: Uint8Array) => void,
+): { rows: number; events: number; bodyBytes: number } {
   const file = join(dir, 'buffer.db');
   if (!existsSync(file)) return { rows: 0, events: 0, bodyBytes: 0 };
   const store = openSqliteStore(file, { synchronous: 'normal' });
@@ -276,15 +342,30 @@ function readBuffer(dir: string, see?: (payload: Uint8Array) => void): { rows: n
   }
 }
 
-const bufferEvents = (s: StatsLine | null | undefined): number | null => (typeof s?.buffer?.events === 'number' ? s.buffer.events : null);
-const bufferBytes = (s: StatsLine | null | undefined): number | null => (typeof s?.buffer?.bytes === 'number' ? s.buffer.bytes : null);
+const bufferEvents = (s: StatsLine | null | undefined): number | null =>
+  typeof s?.buffer?.events === 'number' ? s.buffer.events : null;
+const bufferBytes = (s: StatsLine | null | undefined): number | null =>
+  typeof s?.buffer?.bytes === 'number' ? s.buffer.bytes : null;
 const counter = (s: StatsLine | null | undefined, k: string): number => Number(s?.stats?.[k] ?? 0);
 const lostTotal = (s: StatsLine | null | undefined): number => {
   const l = s?.stats?.lost_events_total as Record<string, Record<string, number>> | undefined;
-  return l === undefined ? 0 : Object.values(l).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
+  return l === undefined
+    ? 0
+    : Object.values(l).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
 };
 
-function loadSpecs(o: { port: number; names: string[]; procs: number; window: number; rate?: number; maxMessages?: number; warmupMs: number; durationMs: number; reconnect?: boolean; progressMs?: number }): LoadSpec[] {
+function loadSpecs(o: {
+  port: number;
+  names: string[];
+  procs: number;
+  window: number;
+  rate?: number;
+  maxMessages?: number;
+  warmupMs: number;
+  durationMs: number;
+  reconnect?: boolean;
+  progressMs?: number;
+}): LoadSpec[] {
   const groups = splitDevices(o.names, o.procs);
   return groups.map((devices, i) => ({
     host: '127.0.0.1',
@@ -299,7 +380,9 @@ function loadSpecs(o: { port: number; names: string[]; procs: number; window: nu
     tally: true,
     ...(o.rate !== undefined ? { rate: (o.rate * devices.length) / o.names.length } : {}),
     // the remainder goes to the first process
-    ...(o.maxMessages !== undefined ? { maxMessages: Math.floor(o.maxMessages / groups.length) + (i === 0 ? o.maxMessages % groups.length : 0) } : {}),
+    ...(o.maxMessages !== undefined
+      ? { maxMessages: Math.floor(o.maxMessages / groups.length) + (i === 0 ? o.maxMessages % groups.length : 0) }
+      : {}),
     ...(o.reconnect === true ? { reconnect: true } : {}),
     ...(o.progressMs !== undefined ? { progressMs: o.progressMs } : {}),
   }));
@@ -359,7 +442,11 @@ async function verify(
 /** Warnings that only say Kafka is unreachable: expected where the daemon points at a dead port on purpose. */
 function expectedWhileKafkaDown(l: Record<string, unknown>): boolean {
   if (l.code === 'EH_ERR_UPSTREAM_SEND' || String(l.msg).startsWith('kafkajs')) return true;
-  return l.msg === 'health degraded' && Array.isArray(l.reasons) && l.reasons.every((r) => String(r).startsWith('kafka unreachable'));
+  return (
+    l.msg === 'health degraded' &&
+    Array.isArray(l.reasons) &&
+    l.reasons.every((r) => String(r).startsWith('kafka unreachable'))
+  );
 }
 
 // ---------------------------------------------------------------- part 1: disk bytes per event
@@ -396,17 +483,45 @@ interface DiskCase {
   readonly problems: Array<Record<string, unknown>>;
 }
 
-async function diskCase(opts: Options, kafka: KafkaHandle, tmpRoot: string, durability: 'disk' | 'memory', kafkaUp: boolean): Promise<DiskCase> {
+async function diskCase(
+  opts: Options,
+  kafka: KafkaHandle,
+  tmpRoot: string,
+  durability: 'disk' | 'memory',
+  kafkaUp: boolean,
+): Promise<DiskCase> {
   const name = `${durability}-${kafkaUp ? 'kafka-up' : 'kafka-down'}`;
   const dir = join(tmpRoot, name);
   mkdirSync(dir, { recursive: true });
   const topic = kafkaUp ? await newBenchTopic(kafka.brokers, `d${name}`) : `eh.dead.${Date.now().toString(36)}`;
-  const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafkaUp ? kafka.brokers : [DEAD_KAFKA], topic, durability, shutdownSecs: kafkaUp ? 20 : 3 }), opts.daemonNodeArgs);
+  const daemon = new BenchDaemon(
+    ROOT,
+    dir,
+    daemonConfig({
+      port: 0,
+      brokers: kafkaUp ? kafka.brokers : [DEAD_KAFKA],
+      topic,
+      durability,
+      shutdownSecs: kafkaUp ? 20 : 3,
+    }),
+    opts.daemonNodeArgs,
+  );
   try {
     const port = Number(new URL(await daemon.start()).port);
     const pid = daemon.pid;
     const names = Array.from({ length: opts.devices }, (_, i) => `dev-${i}`);
-    const load = await startLoad(loadSpecs({ port, names, procs: opts.procs, window: opts.window, rate: opts.rate, warmupMs: opts.warmupMs, durationMs: opts.durationMs }), tmpRoot);
+    const load = await startLoad(
+      loadSpecs({
+        port,
+        names,
+        procs: opts.procs,
+        window: opts.window,
+        rate: opts.rate,
+        warmupMs: opts.warmupMs,
+        durationMs: opts.durationMs,
+      }),
+      tmpRoot,
+    );
     await sleepUntil(load.measureFrom);
     const s0 = snapshot(pid);
     const st0 = daemon.lastStats();
@@ -416,22 +531,34 @@ async function diskCase(opts: Options, kafka: KafkaHandle, tmpRoot: string, dura
     const summary = summariseLoad(await load.done, opts.durationMs);
     if (kafkaUp) {
       const committed = (): number => counter(daemon.lastStats(), 'committed_events_total');
-      await daemon.waitStats((s) => counter(s, 'sent_events_total') >= committed() && bufferEvents(s) === 0, 30_000, summary.stoppedAt);
+      await daemon.waitStats(
+        (s) => counter(s, 'sent_events_total') >= committed() && bufferEvents(s) === 0,
+        30_000,
+        summary.stoppedAt,
+      );
     }
     const last = daemon.lastStats();
     const exit = await daemon.stop('SIGTERM', 30_000);
     const file = fileBytes(dir);
 
     const inWindow = daemon.stats.filter((l) => l.at > load.measureFrom && l.at <= load.measureTo);
-    const reported = inWindow.map((l) => l.backlog?.disk_bytes_per_event).filter((v): v is number => typeof v === 'number');
+    const reported = inWindow
+      .map((l) => l.backlog?.disk_bytes_per_event)
+      .filter((v): v is number => typeof v === 'number');
     const writeBytes = s0 !== null && s1 !== null ? s1.writeBytes - s0.writeBytes : 0;
     const events = summary.ackedInWindow;
     const perEvent = events > 0 ? writeBytes / events : null;
-    const ratio = perEvent !== null && summary.payloadBytesPerEvent !== null ? perEvent / summary.payloadBytesPerEvent : null;
+    const ratio =
+      perEvent !== null && summary.payloadBytesPerEvent !== null ? perEvent / summary.payloadBytesPerEvent : null;
     const goal = durability === 'disk' ? 2 : kafkaUp ? 0.2 : null;
     const commits = counter(st1, 'commits_total') - counter(st0, 'commits_total');
     const committed = counter(st1, 'committed_events_total') - counter(st0, 'committed_events_total');
-    const v = await verify(kafkaUp && opts.verify ? kafka : null, kafkaUp && opts.verify ? topic : null, dir, (await load.done).flatMap((r) => r.tally ?? []));
+    const v = await verify(
+      kafkaUp && opts.verify ? kafka : null,
+      kafkaUp && opts.verify ? topic : null,
+      dir,
+      (await load.done).flatMap((r) => r.tally ?? []),
+    );
     return {
       name,
       durability,
@@ -464,7 +591,6 @@ async function diskCase(opts: Options, kafka: KafkaHandle, tmpRoot: string, dura
     if (daemon.running) await daemon.stop('SIGKILL', 5000).catch(() => undefined);
   }
 }
-
 
 // ---------------------------------------------------------------- part 2: drain of a backlog
 
@@ -560,7 +686,12 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     process.kill(d.pid, 'SIGUSR2');
     await sleep(500);
   };
-  const a = new BenchDaemon(ROOT, dir, daemonConfig({ port, brokers: [DEAD_KAFKA], topic, durability: 'disk', shutdownSecs: 5 }), opts.daemonNodeArgs);
+  const a = new BenchDaemon(
+    ROOT,
+    dir,
+    daemonConfig({ port, brokers: [DEAD_KAFKA], topic, durability: 'disk', shutdownSecs: 5 }),
+    opts.daemonNodeArgs,
+  );
   let a2: BenchDaemon | null = null;
   let b: BenchDaemon | null = null;
   let c: BenchDaemon | null = null;
@@ -571,7 +702,20 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     sampler.pid = aPid;
     phase('live load only, Kafka down');
     const liveNames = Array.from({ length: opts.liveDevices }, (_, i) => `live-${i}`);
-    const live = await startLoad(loadSpecs({ port, names: liveNames, procs: 1, window: opts.window, rate: opts.liveRate, warmupMs: 0, durationMs: 3_600_000, reconnect: true, progressMs: 1000 }), tmpRoot);
+    const live = await startLoad(
+      loadSpecs({
+        port,
+        names: liveNames,
+        procs: 1,
+        window: opts.window,
+        rate: opts.liveRate,
+        warmupMs: 0,
+        durationMs: 3_600_000,
+        reconnect: true,
+        progressMs: 1000,
+      }),
+      tmpRoot,
+    );
     // long enough for the buffer to hold more than one send's worth (kafka.max_events_per_send), as it will with the backlog
     await sleep(RSS_SETTLE_MS);
     const baseline = sampler.rss(aPid, Date.now() - RSS_WINDOW_MS, Date.now());
@@ -580,15 +724,34 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     phase(`building a backlog of ${opts.backlog.toLocaleString('en-US')} events at full speed`);
     const bulkNames = Array.from({ length: opts.devices }, (_, i) => `bulk-${i}`);
     const bulkAt = Date.now();
-    const bulk = await startLoad(loadSpecs({ port, names: bulkNames, procs: opts.procs, window: opts.window, maxMessages: opts.backlog, warmupMs: 0, durationMs: 3_600_000, progressMs: 1000 }), tmpRoot);
+    const bulk = await startLoad(
+      loadSpecs({
+        port,
+        names: bulkNames,
+        procs: opts.procs,
+        window: opts.window,
+        maxMessages: opts.backlog,
+        warmupMs: 0,
+        durationMs: 3_600_000,
+        progressMs: 1000,
+      }),
+      tmpRoot,
+    );
     const progress = setInterval(() => {
       const s = a.lastStats();
       const r = sampler.samples.at(-1);
-      log(`    bulk ${int(bulk.progress().acked)} acked; buffer ${int(bufferEvents(s))} events, ${mib(bufferBytes(s))} MiB; daemon RSS ${mib(r?.rssBytes)} MiB`);
+      log(
+        `    bulk ${int(bulk.progress().acked)} acked; buffer ${int(bufferEvents(s))} events, ${mib(bufferBytes(s))} MiB; daemon RSS ${mib(r?.rssBytes)} MiB`,
+      );
     }, 5000);
     let bulkResults;
     try {
-      bulkResults = await Promise.race([bulk.done, sleep(opts.maxSecs * 1000).then(() => { throw new Error('backlog build-up did not finish'); })]);
+      bulkResults = await Promise.race([
+        bulk.done,
+        sleep(opts.maxSecs * 1000).then(() => {
+          throw new Error('backlog build-up did not finish');
+        }),
+      ]);
     } finally {
       clearInterval(progress);
     }
@@ -611,7 +774,12 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     const stopAAt = Date.now();
     const shutdownExit = await a.stop('SIGTERM', 30_000);
     const shutdownMs = Date.now() - stopAAt;
-    a2 = new BenchDaemon(ROOT, dir, daemonConfig({ port, brokers: [DEAD_KAFKA], topic, durability: 'disk', shutdownSecs: 5 }), opts.daemonNodeArgs);
+    a2 = new BenchDaemon(
+      ROOT,
+      dir,
+      daemonConfig({ port, brokers: [DEAD_KAFKA], topic, durability: 'disk', shutdownSecs: 5 }),
+      opts.daemonNodeArgs,
+    );
     const a2SpawnAt = Date.now();
     await a2.start(120_000);
     const a2StartupMs = Date.now() - a2SpawnAt;
@@ -626,7 +794,12 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     const shutdown2Exit = await a2.stop('SIGTERM', 30_000);
     const shutdown2Ms = Date.now() - restartAt;
     const fileAfter = fileBytes(dir);
-    b = new BenchDaemon(ROOT, dir, daemonConfig({ port, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }), opts.daemonNodeArgs);
+    b = new BenchDaemon(
+      ROOT,
+      dir,
+      daemonConfig({ port, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }),
+      opts.daemonNodeArgs,
+    );
     const spawnAt = Date.now();
     await b.start(120_000);
     const runningAt = Date.now();
@@ -640,11 +813,17 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     const drainProgress = setInterval(() => {
       const s = b!.lastStats();
       const bl = s?.backlog ?? null;
-      log(`    buffer ${int(bufferEvents(s))} events; sent ${int(counter(s, 'sent_events_total'))}; send_rate ${int(bl?.send_rate as number)}/s; drain_eta ${typeof bl?.drain_eta_secs === 'number' ? bl.drain_eta_secs : '-'} s; RSS ${mib(sampler.samples.at(-1)?.rssBytes)} MiB`);
+      log(
+        `    buffer ${int(bufferEvents(s))} events; sent ${int(counter(s, 'sent_events_total'))}; send_rate ${int(bl?.send_rate as number)}/s; drain_eta ${typeof bl?.drain_eta_secs === 'number' ? bl.drain_eta_secs : '-'} s; RSS ${mib(sampler.samples.at(-1)?.rssBytes)} MiB`,
+      );
     }, 5000);
     let drained: StatsLine | null;
     try {
-      drained = await b.waitStats((s) => (bufferEvents(s) ?? Number.POSITIVE_INFINITY) <= threshold, opts.drainTimeoutMs, runningAt);
+      drained = await b.waitStats(
+        (s) => (bufferEvents(s) ?? Number.POSITIVE_INFINITY) <= threshold,
+        opts.drainTimeoutMs,
+        runningAt,
+      );
     } finally {
       clearInterval(drainProgress);
     }
@@ -660,7 +839,12 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     // the same with a fresh process that never held a backlog: what the drain daemon is compared with
     phase('SIGTERM; restarting with Kafka healthy and no backlog (reference RSS)');
     const drainExit = await b.stop('SIGTERM', 30_000);
-    c = new BenchDaemon(ROOT, dir, daemonConfig({ port, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }), opts.daemonNodeArgs);
+    c = new BenchDaemon(
+      ROOT,
+      dir,
+      daemonConfig({ port, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }),
+      opts.daemonNodeArgs,
+    );
     await c.start(120_000);
     const cPid = c.pid;
     sampler.pid = cPid;
@@ -670,7 +854,11 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     live.stop();
     const liveSummary = summariseLoad(await live.done, 1);
     const committedC = (): number => counter(c!.lastStats(), 'committed_events_total');
-    await c.waitStats((s) => counter(s, 'sent_events_total') >= committedC() && bufferEvents(s) === 0, 30_000, liveSummary.stoppedAt);
+    await c.waitStats(
+      (s) => counter(s, 'sent_events_total') >= committedC() && bufferEvents(s) === 0,
+      30_000,
+      liveSummary.stoppedAt,
+    );
     const finalExit = await c.stop('SIGTERM', 30_000);
     sampler.stop();
 
@@ -679,9 +867,15 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
     if (opts.verify) {
       phase('reading Kafka back');
       let lastBacklogAppend = 0;
-      v = await verify(kafka, topic, dir, [...(await live.done), ...bulkResults].flatMap((r) => r.tally ?? []), (_p, receivedAt, appendAt) => {
-        if (receivedAt < restartAt && appendAt > lastBacklogAppend) lastBacklogAppend = appendAt;
-      });
+      v = await verify(
+        kafka,
+        topic,
+        dir,
+        [...(await live.done), ...bulkResults].flatMap((r) => r.tally ?? []),
+        (_p, receivedAt, appendAt) => {
+          if (receivedAt < restartAt && appendAt > lastBacklogAppend) lastBacklogAppend = appendAt;
+        },
+      );
       if (lastBacklogAppend > 0) drainSecsKafka = (lastBacklogAppend - runningAt) / 1000;
     }
 
@@ -695,7 +889,13 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
       const s = sampler.samples.find((x) => x.at >= t && x.at < t + 1000);
       if (s === undefined) continue;
       const st = [...allStats].reverse().find((x) => x.at <= s.at);
-      timeline.push({ t: Math.round((t - t0) / 1000), pid: s.pid, rssMiB: Math.round(s.rssBytes / 104857.6) / 10, bufferEvents: bufferEvents(st), phase: [...phases].reverse().find((p) => p.at <= s.at)?.phase ?? '' });
+      timeline.push({
+        t: Math.round((t - t0) / 1000),
+        pid: s.pid,
+        rssMiB: Math.round(s.rssBytes / 104857.6) / 10,
+        bufferEvents: bufferEvents(st),
+        phase: [...phases].reverse().find((p) => p.at <= s.at)?.phase ?? '',
+      });
     }
     return {
       backlogTarget: opts.backlog,
@@ -720,8 +920,12 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
       drainPerSec: drainSecs !== null && backlogAtOpen !== null ? backlogAtOpen / drainSecs : null,
       sendPerSec: drainSecs !== null ? sent / drainSecs : null,
       liveIngestPerSec: drainSecs !== null ? committed / drainSecs : null,
-      ratioToLive: drainSecs !== null && backlogAtOpen !== null && committed > 0 ? backlogAtOpen / drainSecs / (committed / drainSecs) : null,
-      ratioToLiveOffered: drainSecs !== null && backlogAtOpen !== null ? backlogAtOpen / drainSecs / opts.liveRate : null,
+      ratioToLive:
+        drainSecs !== null && backlogAtOpen !== null && committed > 0
+          ? backlogAtOpen / drainSecs / (committed / drainSecs)
+          : null,
+      ratioToLiveOffered:
+        drainSecs !== null && backlogAtOpen !== null ? backlogAtOpen / drainSecs / opts.liveRate : null,
       drainSecsKafka,
       liveRateOffered: opts.liveRate,
       live: liveSummary,
@@ -730,21 +934,32 @@ async function drainRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): Pro
         buildUp: sampler.rss(aPid, bulkAt, buildEnd),
         liveOnlyWithBacklog: withBacklog,
         freshWithBacklog,
-        deltaBacklogBytes: freshWithBacklog.median !== null && baseline.median !== null ? freshWithBacklog.median - baseline.median : null,
-        deltaSameProcessBytes: withBacklog.median !== null && baseline.median !== null ? withBacklog.median - baseline.median : null,
+        deltaBacklogBytes:
+          freshWithBacklog.median !== null && baseline.median !== null
+            ? freshWithBacklog.median - baseline.median
+            : null,
+        deltaSameProcessBytes:
+          withBacklog.median !== null && baseline.median !== null ? withBacklog.median - baseline.median : null,
         drainStartup: sampler.rss(bPid, runningAt, runningAt + 1500),
         drain: drainRss,
         afterDrain,
         freshNoBacklogKafkaUp: freshNoBacklogUp,
-        deltaDrainBytes: drainRss.max !== null && freshNoBacklogUp.median !== null ? drainRss.max - freshNoBacklogUp.median : null,
-        deltaAfterDrainBytes: afterDrain.median !== null && freshNoBacklogUp.median !== null ? afterDrain.median - freshNoBacklogUp.median : null,
+        deltaDrainBytes:
+          drainRss.max !== null && freshNoBacklogUp.median !== null ? drainRss.max - freshNoBacklogUp.median : null,
+        deltaAfterDrainBytes:
+          afterDrain.median !== null && freshNoBacklogUp.median !== null
+            ? afterDrain.median - freshNoBacklogUp.median
+            : null,
       },
       daemonCpuDrainSecs: cpu0 !== null && cpu1 !== null ? cpu1.cpuSecs - cpu0.cpuSecs : null,
       verification: v,
       drainExit,
       finalExit,
       memory: opts.memprobe ? memByPhase([a, a2, b, c], phases) : null,
-      problems: [...a.problems(), ...a2.problems()].filter((l) => !expectedWhileKafkaDown(l)).concat(b.problems(), c.problems()).slice(0, 10),
+      problems: [...a.problems(), ...a2.problems()]
+        .filter((l) => !expectedWhileKafkaDown(l))
+        .concat(b.problems(), c.problems())
+        .slice(0, 10),
       timeline,
     };
   } finally {
@@ -776,12 +991,28 @@ async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): P
   const dir = join(tmpRoot, 'latency');
   mkdirSync(dir, { recursive: true });
   const topic = await newBenchTopic(kafka.brokers, 'latency');
-  const daemon = new BenchDaemon(ROOT, dir, daemonConfig({ port: 0, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }), opts.daemonNodeArgs);
+  const daemon = new BenchDaemon(
+    ROOT,
+    dir,
+    daemonConfig({ port: 0, brokers: kafka.brokers, topic, durability: 'disk', shutdownSecs: 20 }),
+    opts.daemonNodeArgs,
+  );
   try {
     const port = Number(new URL(await daemon.start()).port);
     const pid = daemon.pid;
     const names = Array.from({ length: opts.devices }, (_, i) => `dev-${i}`);
-    const load = await startLoad(loadSpecs({ port, names, procs: opts.procs, window: opts.window, rate: opts.latencyRate, warmupMs: opts.warmupMs, durationMs: opts.latencyDurationMs }), tmpRoot);
+    const load = await startLoad(
+      loadSpecs({
+        port,
+        names,
+        procs: opts.procs,
+        window: opts.window,
+        rate: opts.latencyRate,
+        warmupMs: opts.warmupMs,
+        durationMs: opts.latencyDurationMs,
+      }),
+      tmpRoot,
+    );
     await sleepUntil(load.measureFrom);
     const s0 = snapshot(pid);
     await sleepUntil(load.measureTo);
@@ -789,18 +1020,30 @@ async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): P
     const results = await load.done;
     const summary = summariseLoad(results, opts.latencyDurationMs);
     const committed = (): number => counter(daemon.lastStats(), 'committed_events_total');
-    await daemon.waitStats((s) => counter(s, 'sent_events_total') >= committed() && bufferEvents(s) === 0, 30_000, summary.stoppedAt);
+    await daemon.waitStats(
+      (s) => counter(s, 'sent_events_total') >= committed() && bufferEvents(s) === 0,
+      30_000,
+      summary.stoppedAt,
+    );
     const exit = await daemon.stop('SIGTERM', 30_000);
     const hist = new Histogram();
     let v: Verification | null = null;
     if (opts.verify) {
-      v = await verify(kafka, topic, dir, results.flatMap((r) => r.tally ?? []), (payload, _receivedAt, appendAt) => {
-        // readings carry "ts":<epoch ms> when they were published
-        const m = /"ts":(\d+)/.exec(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1'));
-        if (m === null) return;
-        const ts = Number(m[1]);
-        if (ts >= load.measureFrom && ts < load.measureTo) hist.record(Math.max(0, appendAt - ts));
-      });
+      v = await verify(
+        kafka,
+        topic,
+        dir,
+        results.flatMap((r) => r.tally ?? []),
+        (payload, _receivedAt, appendAt) => {
+          // readings carry "ts":<epoch ms> when they were published
+          const m = /"ts":(\d+)/.exec(
+            Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1'),
+          );
+          if (m === null) return;
+          const ts = Number(m[1]);
+          if (ts >= load.measureFrom && ts < load.measureTo) hist.record(Math.max(0, appendAt - ts));
+        },
+      );
     }
     const h = hist.toJSON();
     const events = summary.ackedInWindow;
@@ -811,7 +1054,8 @@ async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): P
       diskBytesPerEvent: s0 !== null && s1 !== null && events > 0 ? (s1.writeBytes - s0.writeBytes) / events : null,
       daemonCpuShare: s0 !== null && s1 !== null ? (s1.cpuSecs - s0.cpuSecs) / (opts.latencyDurationMs / 1000) : null,
       rssBytes: s1?.rssBytes ?? null,
-      toKafkaMs: h.count > 0 ? { p50: percentile(h, 0.5), p99: percentile(h, 0.99), max: h.maxMs, samples: h.count } : null,
+      toKafkaMs:
+        h.count > 0 ? { p50: percentile(h, 0.5), p99: percentile(h, 0.99), max: h.maxMs, samples: h.count } : null,
       verification: v,
       daemonExit: exit,
       problems: daemon.problems().slice(0, 10),
@@ -824,33 +1068,58 @@ async function latencyRun(opts: Options, kafka: KafkaHandle, tmpRoot: string): P
 // ---------------------------------------------------------------- report
 
 const signed = (b: number | null): string => (b === null ? '-' : `${b >= 0 ? '+' : ''}${mib(b)}`);
-const exitText = (e: { code: number | null; signal: string | null; killed: boolean }): string => `${e.code ?? e.signal}${e.killed ? ' (killed)' : ''}`;
+const exitText = (e: { code: number | null; signal: string | null; killed: boolean }): string =>
+  `${e.code ?? e.signal}${e.killed ? ' (killed)' : ''}`;
 const pass = (ok: boolean | null): string => (ok === null ? '' : ok ? 'PASS' : 'FAIL');
 const lostCell = (v: Verification | null): string => (v === null ? '-' : `${int(v.missing)} of ${int(v.acked)}`);
 
-function report(opts: Options, disk: Array<DiskCase | { name: string; error: string }>, drain: DrainResult | { error: string } | null, lat: LatencyResult | { error: string } | null): string {
+function report(
+  opts: Options,
+  disk: Array<DiskCase | { name: string; error: string }>,
+  drain: DrainResult | { error: string } | null,
+  lat: LatencyResult | { error: string } | null,
+): string {
   const out: string[] = [];
   if (disk.length > 0) {
-    out.push(`1. Flash bytes written per event: ${int(opts.rate)} events/s offered, ${opts.devices} devices, QoS 1, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s measured (daemon /proc/<pid>/io write_bytes)${opts.commitWaitMs !== null ? `, buffer.commit.max_wait_ms ${opts.commitWaitMs}` : ''}`);
-    const head = ['case', 'acked/s', 'payload B', 'disk B/event', 'x payload', 'goal', '', 'daemon-reported B/ev', 'events/commit', 'B/commit', 'PUBACK p50/p99 ms', 'RSS MiB', 'spilled', 'acked lost'];
-    const rows = disk.map((c) => ('error' in c
-      ? [c.name, `error: ${c.error.split('\n')[0]!.slice(0, 60)}`]
-      : [
-        c.name,
-        int(c.ackedPerSec),
-        fix(c.payloadBytes, 1),
-        fix(c.diskBytesPerEvent, 1),
-        fix(c.ratioToPayload, 2),
-        c.goalRatio === null ? '-' : `<= ${c.goalRatio}x`,
-        pass(c.pass),
-        fix(c.daemonReportedBytesPerEvent, 1),
-        fix(c.eventsPerCommit, 1),
-        int(c.bytesPerCommit),
-        `${fix(c.load.latencyMs.p50, 2)} / ${fix(c.load.latencyMs.p99, 2)}`,
-        mib(c.rssBytes, 0),
-        int(c.spilledEvents),
-        lostCell(c.verification),
-      ]));
+    out.push(
+      `1. Flash bytes written per event: ${int(opts.rate)} events/s offered, ${opts.devices} devices, QoS 1, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s measured (daemon /proc/<pid>/io write_bytes)${opts.commitWaitMs !== null ? `, buffer.commit.max_wait_ms ${opts.commitWaitMs}` : ''}`,
+    );
+    const head = [
+      'case',
+      'acked/s',
+      'payload B',
+      'disk B/event',
+      'x payload',
+      'goal',
+      '',
+      'daemon-reported B/ev',
+      'events/commit',
+      'B/commit',
+      'PUBACK p50/p99 ms',
+      'RSS MiB',
+      'spilled',
+      'acked lost',
+    ];
+    const rows = disk.map((c) =>
+      'error' in c
+        ? [c.name, `error: ${c.error.split('\n')[0]!.slice(0, 60)}`]
+        : [
+            c.name,
+            int(c.ackedPerSec),
+            fix(c.payloadBytes, 1),
+            fix(c.diskBytesPerEvent, 1),
+            fix(c.ratioToPayload, 2),
+            c.goalRatio === null ? '-' : `<= ${c.goalRatio}x`,
+            pass(c.pass),
+            fix(c.daemonReportedBytesPerEvent, 1),
+            fix(c.eventsPerCommit, 1),
+            int(c.bytesPerCommit),
+            `${fix(c.load.latencyMs.p50, 2)} / ${fix(c.load.latencyMs.p99, 2)}`,
+            mib(c.rssBytes, 0),
+            int(c.spilledEvents),
+            lostCell(c.verification),
+          ],
+    );
     out.push(grid(head, rows));
   }
   if (drain !== null) {
@@ -858,35 +1127,94 @@ function report(opts: Options, disk: Array<DiskCase | { name: string; error: str
     if ('error' in drain) out.push(`2. Backlog drain: error: ${drain.error.split('\n')[0]}`);
     else {
       const d = drain;
-      out.push(`2. Drain of a ${int(d.backlogTarget)}-event backlog under a live load of ${int(d.liveRateOffered)} events/s`);
+      out.push(
+        `2. Drain of a ${int(d.backlogTarget)}-event backlog under a live load of ${int(d.liveRateOffered)} events/s`,
+      );
       const kv: Array<[string, string]> = [
-        ['build-up (Kafka down, full speed)', `${int(d.buildUp.events)} events acked in ${fix(d.buildUp.secs, 1)} s = ${int(d.buildUp.perSec)}/s`],
-        ['buffer before restart', `${int(d.backlogBeforeRestart)} events, buffer.bytes ${mib(d.bufferBytesBeforeRestart)} MiB = ${fix(d.bufferBytesBeforeRestart !== null ? (100 * d.bufferBytesBeforeRestart) / d.maxBytes : null, 1)}% of max_bytes ${mib(d.maxBytes, 0)} MiB; ${fix(d.bufferBytesBeforeRestart !== null && d.backlogBeforeRestart ? d.bufferBytesBeforeRestart / d.backlogBeforeRestart : null, 1)} B/event`],
-        ['SQLite file with the backlog', `db ${mib(d.fileBeforeRestart.db)} MiB + wal ${mib(d.fileBeforeRestart.wal)} MiB = ${fix(d.bufferBytesBeforeRestart ? (d.fileBeforeRestart.db + d.fileBeforeRestart.wal) / d.bufferBytesBeforeRestart : null, 2)}x buffer.bytes (after shutdown: db ${mib(d.fileAfterShutdown.db)} MiB, wal ${mib(d.fileAfterShutdown.wal)} MiB)`],
+        [
+          'build-up (Kafka down, full speed)',
+          `${int(d.buildUp.events)} events acked in ${fix(d.buildUp.secs, 1)} s = ${int(d.buildUp.perSec)}/s`,
+        ],
+        [
+          'buffer before restart',
+          `${int(d.backlogBeforeRestart)} events, buffer.bytes ${mib(d.bufferBytesBeforeRestart)} MiB = ${fix(d.bufferBytesBeforeRestart !== null ? (100 * d.bufferBytesBeforeRestart) / d.maxBytes : null, 1)}% of max_bytes ${mib(d.maxBytes, 0)} MiB; ${fix(d.bufferBytesBeforeRestart !== null && d.backlogBeforeRestart ? d.bufferBytesBeforeRestart / d.backlogBeforeRestart : null, 1)} B/event`,
+        ],
+        [
+          'SQLite file with the backlog',
+          `db ${mib(d.fileBeforeRestart.db)} MiB + wal ${mib(d.fileBeforeRestart.wal)} MiB = ${fix(d.bufferBytesBeforeRestart ? (d.fileBeforeRestart.db + d.fileBeforeRestart.wal) / d.bufferBytesBeforeRestart : null, 2)}x buffer.bytes (after shutdown: db ${mib(d.fileAfterShutdown.db)} MiB, wal ${mib(d.fileAfterShutdown.wal)} MiB)`,
+        ],
         ['blocked / lost before restart', `${int(d.blockedMessagesMax)} / ${int(d.lostEventsBeforeRestart)}`],
-        ['shutdown (Kafka down), 2x', `${int(d.shutdownMs)} ms exit ${exitText(d.shutdownExit)}; ${int(d.shutdown2Ms)} ms exit ${exitText(d.shutdown2Exit)}`],
-        ['restart to "running" with the backlog', `Kafka down ${int(d.restartKafkaDownMs)} ms; Kafka up ${int(d.startupMs)} ms (buffer open with ${int(d.backlogAtOpen)} events)`],
-        ['drain time', d.drainSecs === null ? `not drained within ${opts.drainTimeoutMs / 1000} s` : `${fix(d.drainSecs, 1)} s (stats: buffer.events <= ${int(d.drainThreshold)}); Kafka: last pre-restart event appended ${fix(d.drainSecsKafka, 1)} s after "running"`],
-        ['drain rate (backlog / time)', `${int(d.drainPerSec)} events/s; sent to Kafka ${int(d.sendPerSec)}/s incl. live`],
-        ['live ingest during drain', `${int(d.liveIngestPerSec)} events/s committed (offered ${int(d.liveRateOffered)}/s)`],
-        ['drain / live ratio (goal >= 5x)', `${fix(d.ratioToLive, 1)}x (vs offered: ${fix(d.ratioToLiveOffered, 1)}x) ${pass(d.ratioToLive !== null ? d.ratioToLive >= 5 : null)}`],
+        [
+          'shutdown (Kafka down), 2x',
+          `${int(d.shutdownMs)} ms exit ${exitText(d.shutdownExit)}; ${int(d.shutdown2Ms)} ms exit ${exitText(d.shutdown2Exit)}`,
+        ],
+        [
+          'restart to "running" with the backlog',
+          `Kafka down ${int(d.restartKafkaDownMs)} ms; Kafka up ${int(d.startupMs)} ms (buffer open with ${int(d.backlogAtOpen)} events)`,
+        ],
+        [
+          'drain time',
+          d.drainSecs === null
+            ? `not drained within ${opts.drainTimeoutMs / 1000} s`
+            : `${fix(d.drainSecs, 1)} s (stats: buffer.events <= ${int(d.drainThreshold)}); Kafka: last pre-restart event appended ${fix(d.drainSecsKafka, 1)} s after "running"`,
+        ],
+        [
+          'drain rate (backlog / time)',
+          `${int(d.drainPerSec)} events/s; sent to Kafka ${int(d.sendPerSec)}/s incl. live`,
+        ],
+        [
+          'live ingest during drain',
+          `${int(d.liveIngestPerSec)} events/s committed (offered ${int(d.liveRateOffered)}/s)`,
+        ],
+        [
+          'drain / live ratio (goal >= 5x)',
+          `${fix(d.ratioToLive, 1)}x (vs offered: ${fix(d.ratioToLiveOffered, 1)}x) ${pass(d.ratioToLive !== null ? d.ratioToLive >= 5 : null)}`,
+        ],
         ['RSS live only, ~no backlog (Kafka down)', `${mib(d.rss.liveOnlyNoBacklog.median)} MiB`],
         ['RSS during build-up (peak)', `${mib(d.rss.buildUp.max)} MiB (median ${mib(d.rss.buildUp.median)})`],
-        ['RSS live only, after the build-up', `${mib(d.rss.liveOnlyWithBacklog.median)} MiB (same process: ${signed(d.rss.deltaSameProcessBytes)} MiB)`],
-        ['RSS fresh process holding the backlog', `${mib(d.rss.freshWithBacklog.median)} MiB: ${signed(d.rss.deltaBacklogBytes)} MiB vs the fresh process without (goal within ~20 MB) ${pass(d.rss.deltaBacklogBytes !== null ? Math.abs(d.rss.deltaBacklogBytes) <= 20e6 : null)}`],
-        ['RSS drain daemon: start / peak / after', `${mib(d.rss.drainStartup.median)} / ${mib(d.rss.drain.max)} (median ${mib(d.rss.drain.median)}) / ${mib(d.rss.afterDrain.median)} MiB`],
-        ['RSS fresh, Kafka up, no backlog', `${mib(d.rss.freshNoBacklogKafkaUp.median)} MiB: drain peak ${signed(d.rss.deltaDrainBytes)} MiB, after drain ${signed(d.rss.deltaAfterDrainBytes)} MiB (goal within ~20 MB) ${pass(d.rss.deltaDrainBytes !== null ? d.rss.deltaDrainBytes <= 20e6 : null)}`],
-        ['daemon CPU during drain', `${fix(d.daemonCpuDrainSecs, 1)} s (${fix(d.daemonCpuDrainSecs !== null && d.drainSecs ? (100 * d.daemonCpuDrainSecs) / d.drainSecs : null, 0)}% of one core)`],
-        ['live load', `${int(d.live.acked)} acked, ${int(d.live.disconnects)} disconnects, ${int(d.live.resent)} resent, max ${int(d.live.maxOwed)} readings behind`],
-        ['acked readings not found (lost)', d.verification === null ? 'not checked' : `${int(d.verification.missing)} of ${int(d.verification.acked)} (${d.verification.source}; ${int(d.verification.duplicateReadings)} duplicates)`],
+        [
+          'RSS live only, after the build-up',
+          `${mib(d.rss.liveOnlyWithBacklog.median)} MiB (same process: ${signed(d.rss.deltaSameProcessBytes)} MiB)`,
+        ],
+        [
+          'RSS fresh process holding the backlog',
+          `${mib(d.rss.freshWithBacklog.median)} MiB: ${signed(d.rss.deltaBacklogBytes)} MiB vs the fresh process without (goal within ~20 MB) ${pass(d.rss.deltaBacklogBytes !== null ? Math.abs(d.rss.deltaBacklogBytes) <= 20e6 : null)}`,
+        ],
+        [
+          'RSS drain daemon: start / peak / after',
+          `${mib(d.rss.drainStartup.median)} / ${mib(d.rss.drain.max)} (median ${mib(d.rss.drain.median)}) / ${mib(d.rss.afterDrain.median)} MiB`,
+        ],
+        [
+          'RSS fresh, Kafka up, no backlog',
+          `${mib(d.rss.freshNoBacklogKafkaUp.median)} MiB: drain peak ${signed(d.rss.deltaDrainBytes)} MiB, after drain ${signed(d.rss.deltaAfterDrainBytes)} MiB (goal within ~20 MB) ${pass(d.rss.deltaDrainBytes !== null ? d.rss.deltaDrainBytes <= 20e6 : null)}`,
+        ],
+        [
+          'daemon CPU during drain',
+          `${fix(d.daemonCpuDrainSecs, 1)} s (${fix(d.daemonCpuDrainSecs !== null && d.drainSecs ? (100 * d.daemonCpuDrainSecs) / d.drainSecs : null, 0)}% of one core)`,
+        ],
+        [
+          'live load',
+          `${int(d.live.acked)} acked, ${int(d.live.disconnects)} disconnects, ${int(d.live.resent)} resent, max ${int(d.live.maxOwed)} readings behind`,
+        ],
+        [
+          'acked readings not found (lost)',
+          d.verification === null
+            ? 'not checked'
+            : `${int(d.verification.missing)} of ${int(d.verification.acked)} (${d.verification.source}; ${int(d.verification.duplicateReadings)} duplicates)`,
+        ],
       ];
       const w = Math.max(...kv.map(([k]) => k.length));
       for (const [k, v] of kv) out.push(`  ${k.padEnd(w)}  ${v}`);
       if (d.memory !== null) {
         out.push('  daemon process.memoryUsage() (memprobe), MiB, end of phase [at the RSS peak]:');
-        const m = (x: MemSample | null): string => (x === null ? '-' : `rss ${mib(x.rss, 0)} heapUsed ${mib(x.heapUsed, 0)}/${mib(x.heapTotal, 0)} external ${mib(x.external, 0)} (arrayBuffers ${mib(x.arrayBuffers, 0)}) other ${mib(x.rss - x.heapTotal - x.external, 0)}`);
+        const m = (x: MemSample | null): string =>
+          x === null
+            ? '-'
+            : `rss ${mib(x.rss, 0)} heapUsed ${mib(x.heapUsed, 0)}/${mib(x.heapTotal, 0)} external ${mib(x.external, 0)} (arrayBuffers ${mib(x.arrayBuffers, 0)}) other ${mib(x.rss - x.heapTotal - x.external, 0)}`;
         for (const p of d.memory) {
-          out.push(`    ${p.phase.slice(0, 58).padEnd(58)} ${m(p.last)}${p.peak !== null && p.peak !== p.last ? ` [${m(p.peak)}]` : ''}`);
+          out.push(
+            `    ${p.phase.slice(0, 58).padEnd(58)} ${m(p.last)}${p.peak !== null && p.peak !== p.last ? ` [${m(p.peak)}]` : ''}`,
+          );
           if (p.afterGc !== null) out.push(`    ${'  after a forced full GC'.padEnd(58)} ${m(p.afterGc)}`);
         }
       }
@@ -897,13 +1225,29 @@ function report(opts: Options, disk: Array<DiskCase | { name: string; error: str
     if ('error' in lat) out.push(`3. Latency: error: ${lat.error.split('\n')[0]}`);
     else {
       const l = lat;
-      out.push(`3. Latency at ${int(l.offeredPerSec)} events/s offered, durability disk (synchronous full), Kafka healthy, ${opts.latencyDurationMs / 1000} s measured`);
+      out.push(
+        `3. Latency at ${int(l.offeredPerSec)} events/s offered, durability disk (synchronous full), Kafka healthy, ${opts.latencyDurationMs / 1000} s measured`,
+      );
       const kv: Array<[string, string]> = [
         ['acked events/s', `${int(l.ackedPerSec)} (max ${int(l.load.maxOwed)} readings behind the offered rate)`],
-        ['PUBACK p50 / p90 / p99 / p99.9 / max', `${fix(l.load.latencyMs.p50, 2)} / ${fix(l.load.latencyMs.p90, 2)} / ${fix(l.load.latencyMs.p99, 2)} / ${fix(l.load.latencyMs.p999, 2)} / ${fix(l.load.latencyMs.max, 2)} ms (${int(l.load.latencyMs.samples)} samples)`],
-        ['publish to Kafka p50 / p99 / max', l.toKafkaMs === null ? '-' : `${fix(l.toKafkaMs.p50, 0)} / ${fix(l.toKafkaMs.p99, 0)} / ${fix(l.toKafkaMs.max, 0)} ms (LogAppendTime - reading ts, ms resolution)`],
-        ['disk B/event at this rate', `${fix(l.diskBytesPerEvent, 1)} (payload ${fix(l.load.payloadBytesPerEvent, 1)} B)`],
-        ['daemon CPU, RSS', `${fix(l.daemonCpuShare !== null ? 100 * l.daemonCpuShare : null, 0)}% of one core, ${mib(l.rssBytes, 0)} MiB`],
+        [
+          'PUBACK p50 / p90 / p99 / p99.9 / max',
+          `${fix(l.load.latencyMs.p50, 2)} / ${fix(l.load.latencyMs.p90, 2)} / ${fix(l.load.latencyMs.p99, 2)} / ${fix(l.load.latencyMs.p999, 2)} / ${fix(l.load.latencyMs.max, 2)} ms (${int(l.load.latencyMs.samples)} samples)`,
+        ],
+        [
+          'publish to Kafka p50 / p99 / max',
+          l.toKafkaMs === null
+            ? '-'
+            : `${fix(l.toKafkaMs.p50, 0)} / ${fix(l.toKafkaMs.p99, 0)} / ${fix(l.toKafkaMs.max, 0)} ms (LogAppendTime - reading ts, ms resolution)`,
+        ],
+        [
+          'disk B/event at this rate',
+          `${fix(l.diskBytesPerEvent, 1)} (payload ${fix(l.load.payloadBytesPerEvent, 1)} B)`,
+        ],
+        [
+          'daemon CPU, RSS',
+          `${fix(l.daemonCpuShare !== null ? 100 * l.daemonCpuShare : null, 0)}% of one core, ${mib(l.rssBytes, 0)} MiB`,
+        ],
         ['acked readings not found (lost)', lostCell(l.verification)],
       ];
       const w = Math.max(...kv.map(([k]) => k.length));
@@ -914,9 +1258,18 @@ function report(opts: Options, disk: Array<DiskCase | { name: string; error: str
 }
 
 function grid(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r.length === 2 && i > 0 ? 0 : (r[i] ?? '').length))));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join(' | ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('-+-'), ...rows.map((r) => (r.length === 2 ? `${r[0]!.padEnd(widths[0]!)} | ${r[1]}` : line(r)))].map((l) => `  ${l}`).join('\n');
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r.length === 2 && i > 0 ? 0 : (r[i] ?? '').length))),
+  );
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join(' | ');
+  return [
+    line(head),
+    widths.map((w) => '-'.repeat(w)).join('-+-'),
+    ...rows.map((r) => (r.length === 2 ? `${r[0]!.padEnd(widths[0]!)} | ${r[1]}` : line(r))),
+  ]
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 // ---------------------------------------------------------------- main
@@ -927,12 +1280,22 @@ async function main(): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '');
   const resultsDir = join(ROOT, 'scripts/bench/results');
   for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js']) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first (npm run bench:durability does)`);
+    if (!existsSync(join(ROOT, f)))
+      throw new Error(`${f} is missing: run npm run build first (npm run bench:durability does)`);
   }
-  return runFrame({ prefix: 'edgehaul-durability-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs }, ({ tmpRoot, ownKafkaDir }) => durabilityRun(opts, stamp, resultsDir, tmpRoot, ownKafkaDir));
+  return runFrame(
+    { prefix: 'edgehaul-durability-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs },
+    ({ tmpRoot, ownKafkaDir }) => durabilityRun(opts, stamp, resultsDir, tmpRoot, ownKafkaDir),
+  );
 }
 
-async function durabilityRun(opts: Options, stamp: string, resultsDir: string, tmpRoot: string, ownKafkaDir: string | null): Promise<number> {
+async function durabilityRun(
+  opts: Options,
+  stamp: string,
+  resultsDir: string,
+  tmpRoot: string,
+  ownKafkaDir: string | null,
+): Promise<number> {
   const meta = {
     ...runMeta(opts, tmpRoot),
     partSecs: {} as Record<string, number>,
@@ -949,24 +1312,42 @@ async function durabilityRun(opts: Options, stamp: string, resultsDir: string, t
     meta.kafkaVersion = kafka.version;
     await warmKafka(kafka.brokers);
 
-    const ourRoots = (): number[] => [process.pid, ...(kafka?.pid !== null && kafka?.pid !== undefined ? [kafka.pid] : [])];
-    const probe = (): { t: number; host: ReturnType<typeof hostCpu>; foreign: Map<number, number> } => ({ t: Date.now(), host: hostCpu(), foreign: foreignCpu(ourRoots()) });
+    const ourRoots = (): number[] => [
+      process.pid,
+      ...(kafka?.pid !== null && kafka?.pid !== undefined ? [kafka.pid] : []),
+    ];
+    const probe = (): { t: number; host: ReturnType<typeof hostCpu>; foreign: Map<number, number> } => ({
+      t: Date.now(),
+      host: hostCpu(),
+      foreign: foreignCpu(ourRoots()),
+    });
     const noted = (part: string, p0: ReturnType<typeof probe>): void => {
       const p1 = probe();
       const secs = (p1.t - p0.t) / 1000;
       const f = foreignCpuSecs(p0.foreign, p1.foreign);
       meta.partSecs[part] = secs;
-      meta.partCpu[part] = { hostBusy: hostBusy(p0.host, p1.host), foreignCpuSecs: f, foreignCpuShare: f / secs / cpus().length };
+      meta.partCpu[part] = {
+        hostBusy: hostBusy(p0.host, p1.host),
+        foreignCpuSecs: f,
+        foreignCpuShare: f / secs / cpus().length,
+      };
     };
     if (opts.parts.includes('disk')) {
       const t = probe();
-      for (const [durability, up] of [['disk', true], ['disk', false], ['memory', true], ['memory', false]] as const) {
+      for (const [durability, up] of [
+        ['disk', true],
+        ['disk', false],
+        ['memory', true],
+        ['memory', false],
+      ] as const) {
         const name = `${durability}-${up ? 'kafka-up' : 'kafka-down'}`;
         log(`disk bytes: ${name} (${opts.warmupMs / 1000} + ${opts.durationMs / 1000} s at ${opts.rate}/s)`);
         try {
           const c = await diskCase(opts, kafka, tmpRoot, durability, up);
           disk.push(c);
-          log(`  ${name}: ${fix(c.diskBytesPerEvent, 1)} B/event = ${fix(c.ratioToPayload, 2)}x payload; ${int(c.ackedPerSec)} acked/s; lost ${lostCell(c.verification)}`);
+          log(
+            `  ${name}: ${fix(c.diskBytesPerEvent, 1)} B/event = ${fix(c.ratioToPayload, 2)}x payload; ${int(c.ackedPerSec)} acked/s; lost ${lostCell(c.verification)}`,
+          );
         } catch (err) {
           exitCode = 1;
           log(`  ${name} FAILED: ${(err as Error).stack ?? String(err)}`);
@@ -1005,31 +1386,48 @@ async function durabilityRun(opts: Options, stamp: string, resultsDir: string, t
   } finally {
     await killChildren();
   }
-  const lost = [...disk.map((c) => ('verification' in c ? c.verification?.missing ?? 0 : 0)),
-    drain !== null && 'verification' in drain ? drain.verification?.missing ?? 0 : 0,
-    lat !== null && 'verification' in lat ? lat.verification?.missing ?? 0 : 0].reduce((a, b) => a + b, 0);
+  const lost = [
+    ...disk.map((c) => ('verification' in c ? (c.verification?.missing ?? 0) : 0)),
+    drain !== null && 'verification' in drain ? (drain.verification?.missing ?? 0) : 0,
+    lat !== null && 'verification' in lat ? (lat.verification?.missing ?? 0) : 0,
+  ].reduce((a, b) => a + b, 0);
   if (lost > 0) exitCode = 1;
 
   mkdirSync(resultsDir, { recursive: true });
   const file = opts.out ?? join(resultsDir, `durability-${stamp}.json`);
-  writeFileSync(file, `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString(), totalSecs: (Date.now() - Date.parse(meta.startedAt)) / 1000, leftoverProcesses: null }, disk, drain, latency: lat }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString(), totalSecs: (Date.now() - Date.parse(meta.startedAt)) / 1000, leftoverProcesses: null }, disk, drain, latency: lat }, null, 2)}\n`,
+  );
 
   process.stdout.write(`\n${report(opts, disk, drain, lat)}\n`);
   const problems = [
-    ...disk.flatMap((c) => ('problems' in c ? c.problems.filter((p) => c.kafkaUp || !expectedWhileKafkaDown(p)).map((p) => [c.name, p] as const) : [])),
+    ...disk.flatMap((c) =>
+      'problems' in c
+        ? c.problems.filter((p) => c.kafkaUp || !expectedWhileKafkaDown(p)).map((p) => [c.name, p] as const)
+        : [],
+    ),
     ...(drain !== null && 'problems' in drain ? drain.problems.map((p) => ['drain', p] as const) : []),
     ...(lat !== null && 'problems' in lat ? lat.problems.map((p) => ['latency', p] as const) : []),
   ];
   if (problems.length > 0) {
     process.stdout.write('\ndaemon warn/error lines (other than "Kafka unreachable" where it is down on purpose):\n');
-    for (const [where, p] of problems.slice(0, 12)) process.stdout.write(`  ${where}: ${JSON.stringify(p).slice(0, 300)}\n`);
+    for (const [where, p] of problems.slice(0, 12))
+      process.stdout.write(`  ${where}: ${JSON.stringify(p).slice(0, 300)}\n`);
   }
-  if (lost > 0) process.stdout.write(`\nLOST: ${lost} acknowledged readings were found neither in Kafka nor in the buffer\n`);
+  if (lost > 0)
+    process.stdout.write(`\nLOST: ${lost} acknowledged readings were found neither in Kafka nor in the buffer\n`);
   const noisy = Object.entries(meta.partCpu).filter(([, c]) => c.foreignCpuShare > 0.05);
   if (noisy.length > 0) {
-    process.stdout.write(`\nwarning: processes this benchmark did not start used CPU meanwhile (${noisy.map(([p, c]) => `${p}: ${fix(c.foreignCpuSecs, 1)} s = ${fix(100 * c.foreignCpuShare, 0)}% of ${cpus().length} cores`).join(', ')}); that skews the figures\n`);
+    process.stdout.write(
+      `\nwarning: processes this benchmark did not start used CPU meanwhile (${noisy.map(([p, c]) => `${p}: ${fix(c.foreignCpuSecs, 1)} s = ${fix(100 * c.foreignCpuShare, 0)}% of ${cpus().length} cores`).join(', ')}); that skews the figures\n`,
+    );
   }
-  process.stdout.write(`\ntotal ${fix((Date.now() - Date.parse(meta.startedAt)) / 1000, 0)} s (${Object.entries(meta.partSecs).map(([k, v]) => `${k} ${fix(v, 0)} s`).join(', ')}); results: ${relative(process.cwd(), file) || file}\n`);
+  process.stdout.write(
+    `\ntotal ${fix((Date.now() - Date.parse(meta.startedAt)) / 1000, 0)} s (${Object.entries(meta.partSecs)
+      .map(([k, v]) => `${k} ${fix(v, 0)} s`)
+      .join(', ')}); results: ${relative(process.cwd(), file) || file}\n`,
+  );
   return exitCode;
 }
 

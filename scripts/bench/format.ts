@@ -57,20 +57,22 @@ function encodeFormat2(events: readonly SequencedEvent[]): Buffer {
 function makeBatches(size: number, encoded: boolean): SequencedEvent[][] {
   const count = Math.max(1, Math.floor(20_000 / size));
   const t0 = Date.UTC(2026, 10, 23);
-  return Array.from({ length: count }, (_, b) => Array.from({ length: size }, (_, i): SequencedEvent => {
-    const n = b * size + i;
-    const json = reading('dev-3', n);
-    return {
-      seq: 1000 + 3 * n,
-      route: 'telemetry',
-      kafkaTopic: 'plant.telemetry',
-      key: 'dev-3',
-      topic: 'site/plant-7/dev/dev-3/telemetry',
-      payload: encoded ? cbor.encode(JSON.parse(json)) : Buffer.from(json),
-      receivedAt: t0 + 50 * n,
-      encoded: encoded || undefined,
-    };
-  }));
+  return Array.from({ length: count }, (_, b) =>
+    Array.from({ length: size }, (_, i): SequencedEvent => {
+      const n = b * size + i;
+      const json = reading('dev-3', n);
+      return {
+        seq: 1000 + 3 * n,
+        route: 'telemetry',
+        kafkaTopic: 'plant.telemetry',
+        key: 'dev-3',
+        topic: 'site/plant-7/dev/dev-3/telemetry',
+        payload: encoded ? cbor.encode(JSON.parse(json)) : Buffer.from(json),
+        receivedAt: t0 + 50 * n,
+        encoded: encoded || undefined,
+      };
+    }),
+  );
 }
 
 interface Case {
@@ -80,9 +82,19 @@ interface Case {
 }
 const CASES: Case[] = [
   { name: 'raw (format 2, cbor-x)', encoded: false, encode: encodeFormat2 },
-  { name: 'raw', encoded: false, encode: (e) => encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e) },
+  {
+    name: 'raw',
+    encoded: false,
+    encode: (e) =>
+      encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e),
+  },
   { name: 'tag 24 (format 2)', encoded: true, encode: encodeFormat2 },
-  { name: 'shaped', encoded: true, encode: (e) => encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e) },
+  {
+    name: 'shaped',
+    encoded: true,
+    encode: (e) =>
+      encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, 'telemetry', 'dev-3', e),
+  },
 ];
 
 function cpuUs(f: () => void): number {
@@ -94,7 +106,13 @@ function cpuUs(f: () => void): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-interface Row { case: string; batch: number; encodeUsPerEvent: number; decodeUsPerEvent: number; bytesPerEvent: number }
+interface Row {
+  case: string;
+  batch: number;
+  encodeUsPerEvent: number;
+  decodeUsPerEvent: number;
+  bytesPerEvent: number;
+}
 const rows: Row[] = [];
 process.stderr.write(`format bench: ${EVENTS} events per round, ${ROUNDS} rounds, median of µs/event of CPU time\n`);
 for (const size of BATCHES) {
@@ -104,12 +122,16 @@ for (const size of BATCHES) {
     const bytesPerEvent = values.reduce((n, v) => n + v.length, 0) / (batches.length * size);
     const passes = Math.max(1, Math.round(EVENTS / (batches.length * size)));
     let sink = 0;
-    const encodeRound = (): number => cpuUs(() => {
-      for (let p = 0; p < passes; p++) for (const b of batches) sink += c.encode(b).length;
-    }) / (passes * batches.length * size);
-    const decodeRound = (): number => cpuUs(() => {
-      for (let p = 0; p < passes; p++) for (const v of values) sink += decodeBatch(v).events.length;
-    }) / (passes * batches.length * size);
+    const encodeRound = (): number =>
+      cpuUs(() => {
+        for (let p = 0; p < passes; p++) for (const b of batches) sink += c.encode(b).length;
+      }) /
+      (passes * batches.length * size);
+    const decodeRound = (): number =>
+      cpuUs(() => {
+        for (let p = 0; p < passes; p++) for (const v of values) sink += decodeBatch(v).events.length;
+      }) /
+      (passes * batches.length * size);
     encodeRound(); // warm-up: let V8 optimise
     decodeRound();
     const enc: number[] = [];
@@ -117,9 +139,17 @@ for (const size of BATCHES) {
     for (let r = 0; r < ROUNDS; r++) enc.push(encodeRound());
     for (let r = 0; r < ROUNDS; r++) dec.push(decodeRound());
     if (sink === 0) throw new Error('nothing encoded');
-    const row = { case: c.name, batch: size, encodeUsPerEvent: Number(median(enc).toFixed(3)), decodeUsPerEvent: Number(median(dec).toFixed(3)), bytesPerEvent: Number(bytesPerEvent.toFixed(2)) };
+    const row = {
+      case: c.name,
+      batch: size,
+      encodeUsPerEvent: Number(median(enc).toFixed(3)),
+      decodeUsPerEvent: Number(median(dec).toFixed(3)),
+      bytesPerEvent: Number(bytesPerEvent.toFixed(2)),
+    };
     rows.push(row);
-    process.stdout.write(`batch ${String(size).padStart(4)}  ${c.name.padEnd(24)} encode ${row.encodeUsPerEvent.toFixed(3)} µs/event  decode ${row.decodeUsPerEvent.toFixed(3)} µs/event  ${row.bytesPerEvent.toFixed(1)} B/event\n`);
+    process.stdout.write(
+      `batch ${String(size).padStart(4)}  ${c.name.padEnd(24)} encode ${row.encodeUsPerEvent.toFixed(3)} µs/event  decode ${row.decodeUsPerEvent.toFixed(3)} µs/event  ${row.bytesPerEvent.toFixed(1)} B/event\n`,
+    );
   }
 }
 const sample = makeBatches(1, true)[0]![0]!;

@@ -7,7 +7,17 @@
  * and small report helpers.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startUpstreamBroker } from '../../test/support/broker.js';
@@ -25,7 +35,9 @@ export { ROOT };
  * Reads the values of util.parseArgs, each falling back to the environment
  * variable EDGEHAUL_BENCH_<NAME> (upper case, - as _).
  */
-export function optionReader<V extends Record<string, string | boolean | undefined>>(values: V): {
+export function optionReader<V extends Record<string, string | boolean | undefined>>(
+  values: V,
+): {
   get: (name: keyof V & string) => string | boolean | undefined;
   num: (name: keyof V & string, dflt: number, min: number, max: number) => number;
   flag: (name: keyof V & string) => boolean;
@@ -42,7 +54,8 @@ export function optionReader<V extends Record<string, string | boolean | undefin
       const raw = get(name);
       if (raw === undefined || raw === '') return dflt;
       const n = Number(raw);
-      if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${String(raw)}`);
+      if (!Number.isFinite(n) || n < min || n > max)
+        throw new Error(`--${name} must be a number in [${min}, ${max}], got ${String(raw)}`);
       return n;
     },
     flag: (name) => {
@@ -102,10 +115,14 @@ export async function killChildren(graceMs = 5000): Promise<void> {
 export function pgrep(pattern: string): Array<{ pid: number; cmd: string }> {
   try {
     const out = execFileSync('pgrep', ['-af', pattern], { encoding: 'utf8' });
-    return out.split('\n').filter((l) => l.trim() !== '').map((l) => {
-      const sp = l.indexOf(' ');
-      return { pid: Number(l.slice(0, sp)), cmd: l.slice(sp + 1) };
-    }).filter((p) => p.pid !== process.pid);
+    return out
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        const sp = l.indexOf(' ');
+        return { pid: Number(l.slice(0, sp)), cmd: l.slice(sp + 1) };
+      })
+      .filter((p) => p.pid !== process.pid);
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }
@@ -156,12 +173,21 @@ export async function startKafka(dir: string): Promise<KafkaHandle> {
 /** A broker started earlier with scripts/kafka/start.sh --dir DIR (not stopped by us). */
 export function existingKafka(dir: string): KafkaHandle {
   const env = brokerEnv(dir);
-  return { brokers: env.brokers.length > 0 ? env.brokers : [''], pid: env.pid, version: env.version, stop: async () => undefined };
+  return {
+    brokers: env.brokers.length > 0 ? env.brokers : [''],
+    pid: env.pid,
+    version: env.version,
+    stop: async () => undefined,
+  };
 }
 
 /** A fresh broker answers the first idempotent producer with "coordinator is loading" for a moment; absorb that here. */
 export async function warmKafka(brokers: string[]): Promise<void> {
-  const producer = kafkaClient(brokers).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+  const producer = kafkaClient(brokers).producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: true,
+  });
   const t0 = Date.now();
   try {
     await producer.connect();
@@ -210,7 +236,10 @@ export interface BenchFrame {
  * exit after SIGTERM (longer than its own children's, when it runs a frame
  * of its own).
  */
-export async function runFrame(o: { prefix: string; kafka: string | null; keep: boolean; maxSecs: number; childGraceMs?: number }, body: (f: BenchFrame) => Promise<number>): Promise<number> {
+export async function runFrame(
+  o: { prefix: string; kafka: string | null; keep: boolean; maxSecs: number; childGraceMs?: number },
+  body: (f: BenchFrame) => Promise<number>,
+): Promise<number> {
   resetLogClock();
   const tmpRoot = mkdtempSync(join(tmpdir(), o.prefix));
   const ownKafkaDir = o.kafka === null ? join(tmpRoot, 'kafka') : null;
@@ -247,7 +276,10 @@ export async function runFrame(o: { prefix: string; kafka: string | null; keep: 
     abort('unhandled rejection', 1);
   };
   process.on('unhandledRejection', onRejection);
-  const watchdog = setTimeout(() => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1), o.maxSecs * 1000);
+  const watchdog = setTimeout(
+    () => abort(`watchdog: still running after --max-secs ${o.maxSecs}`, 1),
+    o.maxSecs * 1000,
+  );
   watchdog.unref();
   let code: number;
   try {
@@ -279,7 +311,9 @@ export function runMain(main: () => Promise<number>): void {
 // ---------------------------------------------------------------- a plain MQTT broker process
 
 /** The tests' plain MQTT broker process (aedes); `tag` on its command line for pgrep, tracked for cleanup. */
-export async function startBrokerProcess(tag: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+export async function startBrokerProcess(
+  tag: string,
+): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   return startUpstreamBroker({ tag, track });
 }
 
@@ -308,7 +342,11 @@ export interface LoadRun {
 export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun> {
   const latest = specs.map(() => ({ sent: 0, acked: 0 }));
   const procs = specs.map((spec, i) => {
-    const child = track(fork(join(ROOT, 'dist/scripts/bench/load.js'), [JSON.stringify(spec), tag], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const child = track(
+      fork(join(ROOT, 'dist/scripts/bench/load.js'), [JSON.stringify(spec), tag], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    );
     let onReady: () => void = () => undefined;
     let onFail: (err: Error) => void = () => undefined;
     const ready = new Promise<void>((res, rej) => {
@@ -341,7 +379,9 @@ export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun
   try {
     await Promise.race([
       Promise.all(procs.map((p) => p.ready)),
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('load generators not ready within 30 s')), 30_000))),
+      new Promise<never>(
+        (_, rej) => (timer = setTimeout(() => rej(new Error('load generators not ready within 30 s')), 30_000)),
+      ),
     ]);
   } catch (err) {
     for (const p of procs) p.child.kill('SIGKILL');
@@ -364,7 +404,8 @@ export async function startLoad(specs: LoadSpec[], tag: string): Promise<LoadRun
     stop: () => {
       for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' } satisfies ToLoad);
     },
-    progress: () => latest.reduce((a, b) => ({ sent: a.sent + b.sent, acked: a.acked + b.acked }), { sent: 0, acked: 0 }),
+    progress: () =>
+      latest.reduce((a, b) => ({ sent: a.sent + b.sent, acked: a.acked + b.acked }), { sent: 0, acked: 0 }),
   };
 }
 
@@ -383,7 +424,15 @@ export interface LoadSummary {
   readonly ackedPerSec: number;
   readonly unacked: number;
   readonly payloadBytesPerEvent: number | null;
-  readonly latencyMs: { p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number; mean: number | null; samples: number };
+  readonly latencyMs: {
+    p50: number | null;
+    p90: number | null;
+    p99: number | null;
+    p999: number | null;
+    max: number;
+    mean: number | null;
+    samples: number;
+  };
   readonly startedAt: number;
   readonly stoppedAt: number;
   readonly lastAckAt: number;
@@ -462,7 +511,16 @@ export class AckedCheck {
     if (marks[r.n]! < 255) marks[r.n]!++;
   }
 
-  report(): { acked: number; found: number; missing: number; missingSample: string[]; duplicateReadings: number; unackedButFound: number; unparsable: number; foreign: number } {
+  report(): {
+    acked: number;
+    found: number;
+    missing: number;
+    missingSample: string[];
+    duplicateReadings: number;
+    unackedButFound: number;
+    unparsable: number;
+    foreign: number;
+  } {
     let acked = 0;
     let found = 0;
     let missing = 0;
@@ -487,15 +545,27 @@ export class AckedCheck {
         }
       }
     }
-    return { acked, found, missing, missingSample: sample, duplicateReadings: dups, unackedButFound, unparsable: this.unparsable, foreign: this.foreign };
+    return {
+      acked,
+      found,
+      missing,
+      missingSample: sample,
+      duplicateReadings: dups,
+      unackedButFound,
+      unparsable: this.unparsable,
+      foreign: this.foreign,
+    };
   }
 }
 
 // ---------------------------------------------------------------- report helpers
 
-export const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US'));
-export const fix = (n: number | null | undefined, d = 1): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
-export const mib = (b: number | null | undefined, d = 1): string => (b === null || b === undefined || !Number.isFinite(b) ? '-' : (b / 1048576).toFixed(d));
+export const int = (n: number | null | undefined): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US');
+export const fix = (n: number | null | undefined, d = 1): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d);
+export const mib = (b: number | null | undefined, d = 1): string =>
+  b === null || b === undefined || !Number.isFinite(b) ? '-' : (b / 1048576).toFixed(d);
 
 /** fsyncs per second of a 4 KiB write in `dir`, for the record: the disk's commit ceiling. */
 export function fsyncProbe(dir: string, ms = 1000): number {
@@ -519,8 +589,18 @@ export function fsyncProbe(dir: string, ms = 1000): number {
 
 export function gitInfo(): { head: string | null; dirtyFiles: number | null } {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter((l) => l.trim() !== '').length;
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .split('\n')
+      .filter((l) => l.trim() !== '').length;
     return { head, dirtyFiles: dirty };
   } catch {
     return { head: null, dirtyFiles: null };
@@ -528,9 +608,21 @@ export function gitInfo(): { head: string | null; dirtyFiles: number | null } {
 }
 
 /** What every benchmark's JSON records about the run: machine, Node, git, options, disk fsync rate. */
-export function runMeta(options: unknown, tmpRoot: string): {
-  startedAt: string; node: string; platform: string; cpus: number; cpuModel: string | null; memTotalBytes: number;
-  loadavgBefore: number[]; git: ReturnType<typeof gitInfo>; options: unknown; kafkaVersion: string | null; fsyncPerSec: number;
+export function runMeta(
+  options: unknown,
+  tmpRoot: string,
+): {
+  startedAt: string;
+  node: string;
+  platform: string;
+  cpus: number;
+  cpuModel: string | null;
+  memTotalBytes: number;
+  loadavgBefore: number[];
+  git: ReturnType<typeof gitInfo>;
+  options: unknown;
+  kafkaVersion: string | null;
+  fsyncPerSec: number;
 } {
   const meta = {
     startedAt: new Date().toISOString(),
@@ -545,6 +637,8 @@ export function runMeta(options: unknown, tmpRoot: string): {
     kafkaVersion: null as string | null,
     fsyncPerSec: Math.round(fsyncProbe(tmpRoot)),
   };
-  log(`temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `temp dir ${tmpRoot}; fsync probe ${meta.fsyncPerSec}/s; load average ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  );
   return meta;
 }

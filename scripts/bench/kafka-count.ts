@@ -16,15 +16,23 @@ export function kafkaClient(brokers: string[]): Kafka {
 export async function createBenchTopic(admin: Admin, topic: string, partitions: number): Promise<string> {
   await admin.createTopics({
     waitForLeaders: true,
-    topics: [{
-      topic,
-      numPartitions: partitions,
-      replicationFactor: 1,
-      configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
-    }],
+    topics: [
+      {
+        topic,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+      },
+    ],
   });
-  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['message.timestamp.type'] }] });
-  return described.resources[0]?.configEntries.find((e) => e.configName === 'message.timestamp.type')?.configValue ?? 'unknown';
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['message.timestamp.type'] }],
+  });
+  return (
+    described.resources[0]?.configEntries.find((e) => e.configName === 'message.timestamp.type')?.configValue ??
+    'unknown'
+  );
 }
 
 /** A fresh bench topic (3 partitions, LogAppendTime), named after `name` about as long as a production topic name (it is stored with every buffered event). */
@@ -87,7 +95,12 @@ export interface RawRecord {
  * record to `onRecord`. Returns whether every partition's high watermark was
  * reached, and how long it took.
  */
-export async function consumeRecords(kafka: Kafka, topic: string, timeoutMs: number, onRecord: (r: RawRecord) => void): Promise<{ complete: boolean; consumeMs: number }> {
+export async function consumeRecords(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs: number,
+  onRecord: (r: RawRecord) => void,
+): Promise<{ complete: boolean; consumeMs: number }> {
   const started = Date.now();
   const admin = kafka.admin();
   await admin.connect();
@@ -101,7 +114,11 @@ export async function consumeRecords(kafka: Kafka, topic: string, timeoutMs: num
   for (const p of highs.keys()) next.set(p, 0n);
   const reached = (): boolean => [...highs].every(([p, high]) => (next.get(p) ?? 0n) >= high);
   if (!reached()) {
-    const consumer = kafka.consumer({ groupId: `edgehaul-bench-${topic}-${process.pid}`, maxWaitTimeInMs: 100, maxBytes: 64 * 1024 * 1024 });
+    const consumer = kafka.consumer({
+      groupId: `edgehaul-bench-${topic}-${process.pid}`,
+      maxWaitTimeInMs: 100,
+      maxBytes: 64 * 1024 * 1024,
+    });
     await consumer.connect();
     try {
       await consumer.subscribe({ topic, fromBeginning: true });
@@ -112,8 +129,16 @@ export async function consumeRecords(kafka: Kafka, topic: string, timeoutMs: num
         eachBatch: async ({ batch }) => {
           for (const m of batch.messages) {
             let headerBytes = 0;
-            for (const [k, v] of Object.entries(m.headers ?? {})) headerBytes += Buffer.byteLength(k) + (Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v ?? '')));
-            onRecord({ partition: batch.partition, key: m.key, value: m.value, headerBytes, appendAt: Number(m.timestamp) });
+            for (const [k, v] of Object.entries(m.headers ?? {}))
+              headerBytes +=
+                Buffer.byteLength(k) + (Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v ?? '')));
+            onRecord({
+              partition: batch.partition,
+              key: m.key,
+              value: m.value,
+              headerBytes,
+              appendAt: Number(m.timestamp),
+            });
             next.set(batch.partition, BigInt(m.offset) + 1n);
           }
           if (reached()) done();
@@ -134,7 +159,12 @@ export async function consumeRecords(kafka: Kafka, topic: string, timeoutMs: num
  * the events in them. `onEvent`, if given, sees every decoded event
  * (duplicates included).
  */
-export async function consumeAll(kafka: Kafka, topic: string, timeoutMs: number, onEvent?: OnEvent): Promise<KafkaTally> {
+export async function consumeAll(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs: number,
+  onEvent?: OnEvent,
+): Promise<KafkaTally> {
   const seqs = new Set<number>();
   const arrivals = new Map<number, number>();
   let records = 0;

@@ -331,7 +331,12 @@ async function rawDevice(spec: LoadSpec, name: string, s: Shared): Promise<Devic
 }
 
 async function mqttjsDevice(spec: LoadSpec, name: string, s: Shared): Promise<Device> {
-  const client: MqttClient = await mqtt.connectAsync(`mqtt://${spec.host}:${spec.port}`, { clientId: name, clean: true, reconnectPeriod: 0, keepalive: 0 });
+  const client: MqttClient = await mqtt.connectAsync(`mqtt://${spec.host}:${spec.port}`, {
+    clientId: name,
+    clean: true,
+    reconnectPeriod: 0,
+    keepalive: 0,
+  });
   client.on('error', (err) => {
     if (s.errors.length < 20) s.errors.push(`${name}: ${err.message}`);
   });
@@ -371,7 +376,11 @@ async function mqttjsDevice(spec: LoadSpec, name: string, s: Shared): Promise<De
     },
     owed: () => 0,
     tally: () => ({ device: name, next: n, unacked: [] }),
-    close: () => client.endAsync().then(() => undefined, () => undefined),
+    close: () =>
+      client.endAsync().then(
+        () => undefined,
+        () => undefined,
+      ),
   };
 }
 
@@ -382,14 +391,31 @@ async function main(): Promise<void> {
   // the orchestrator went away: do not linger
   process.on('disconnect', () => process.exit(3));
 
-  if (((spec.rate ?? 0) > 0 || spec.reconnect === true || spec.maxMessages !== undefined) && (spec.client !== 'raw' || spec.qos !== 1)) {
+  if (
+    ((spec.rate ?? 0) > 0 || spec.reconnect === true || spec.maxMessages !== undefined) &&
+    (spec.client !== 'raw' || spec.qos !== 1)
+  ) {
     throw new Error('rate, reconnect and maxMessages need the raw client and QoS 1');
   }
   const s: Shared = {
-    running: false, sent: 0, acked: 0, sentInWindow: 0, ackedInWindow: 0, lastAck: 0,
-    from: Number.POSITIVE_INFINITY, to: Number.POSITIVE_INFINITY,
-    hist: new Histogram(), errors: [], check: () => undefined, limitReached: () => undefined,
-    payloadBytes: 0, resent: 0, disconnects: 0, reconnects: 0, maxOwed: 0, giveUpAt: Number.POSITIVE_INFINITY,
+    running: false,
+    sent: 0,
+    acked: 0,
+    sentInWindow: 0,
+    ackedInWindow: 0,
+    lastAck: 0,
+    from: Number.POSITIVE_INFINITY,
+    to: Number.POSITIVE_INFINITY,
+    hist: new Histogram(),
+    errors: [],
+    check: () => undefined,
+    limitReached: () => undefined,
+    payloadBytes: 0,
+    resent: 0,
+    disconnects: 0,
+    reconnects: 0,
+    maxOwed: 0,
+    giveUpAt: Number.POSITIVE_INFINITY,
   };
   const make = spec.client === 'raw' ? rawDevice : mqttjsDevice;
   const devices = await Promise.all(spec.devices.map((d) => make(spec, d, s)));
@@ -449,7 +475,10 @@ async function main(): Promise<void> {
   }
   let progress: NodeJS.Timeout | null = null;
   if ((spec.progressMs ?? 0) > 0) {
-    progress = setInterval(() => void send({ type: 'progress', at: Date.now(), sent: s.sent, acked: s.acked }), spec.progressMs);
+    progress = setInterval(
+      () => void send({ type: 'progress', at: Date.now(), sent: s.sent, acked: s.acked }),
+      spec.progressMs,
+    );
   }
 
   // publishing ends at measureTo, on a stop message, or when maxMessages were published
@@ -518,7 +547,9 @@ async function main(): Promise<void> {
 main().catch(async (err: unknown) => {
   const message = (err as Error).stack ?? String(err);
   if (process.send !== undefined && process.connected) {
-    await new Promise<void>((r) => process.send!({ type: 'error', message } satisfies FromLoad, undefined, {}, () => r()));
+    await new Promise<void>((r) =>
+      process.send!({ type: 'error', message } satisfies FromLoad, undefined, {}, () => r()),
+    );
   } else {
     process.stderr.write(`${message}\n`);
   }

@@ -14,7 +14,9 @@ import { writeHeapSnapshot } from 'node:v8';
 
 const line = (tag: string): void => {
   const m = process.memoryUsage();
-  process.stderr.write(`${tag} ${JSON.stringify({ at: Date.now(), rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+  process.stderr.write(
+    `${tag} ${JSON.stringify({ at: Date.now(), rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`,
+  );
 };
 const timer = setInterval(() => line('memprobe'), 1000);
 timer.unref();

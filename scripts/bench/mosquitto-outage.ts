@@ -30,7 +30,12 @@ import { DEFAULTS, findMosquitto, RECOMMENDED, startMosquitto } from '../../test
 import { log, optionReader, printHelp, sleep } from './harness.js';
 
 const { values } = parseArgs({
-  options: { 'outage-secs': { type: 'string' }, rate: { type: 'string' }, restart: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  options: {
+    'outage-secs': { type: 'string' },
+    rate: { type: 'string' },
+    restart: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
 });
 if (values.help === true) printHelp('scripts/bench/mosquitto-outage.ts');
 const { num, flag } = optionReader(values);
@@ -51,12 +56,23 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
   const dir = mkdtempSync(join(tmpdir(), 'edgehaul-outage-'));
   const broker = await startMosquitto(dir, settings);
   const received = new Set<number>();
-  const ingest = (): ReturnType<typeof createClientIngest> => createClientIngest({
-    url: broker.url, clientId: 'edgehaul-outage', connections: [['outage/#']], qos: 1, maxInFlight: Number(RECOMMENDED.max_inflight_messages), keepaliveSecs: 30, reconnectMs: 500,
-  }, (message, settle) => {
-    received.add(Number(message.payload.toString()));
-    settle(null);
-  }, createLogger('silent'));
+  const ingest = (): ReturnType<typeof createClientIngest> =>
+    createClientIngest(
+      {
+        url: broker.url,
+        clientId: 'edgehaul-outage',
+        connections: [['outage/#']],
+        qos: 1,
+        maxInFlight: Number(RECOMMENDED.max_inflight_messages),
+        keepaliveSecs: 30,
+        reconnectMs: 500,
+      },
+      (message, settle) => {
+        received.add(Number(message.payload.toString()));
+        settle(null);
+      },
+      createLogger('silent'),
+    );
   let published = 0;
   let acknowledged = 0;
   try {
@@ -70,7 +86,9 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
     }
     await first.stopAccepting();
     await first.close();
-    log(`${label}: edgehaul away for ${outageMs / 1000} s, the device publishes ${rate}/s${restart ? ', Mosquitto restarted half-way' : ''}`);
+    log(
+      `${label}: edgehaul away for ${outageMs / 1000} s, the device publishes ${rate}/s${restart ? ', Mosquitto restarted half-way' : ''}`,
+    );
 
     let dev: mqtt.MqttClient | null = device;
     const started = Date.now();
@@ -86,7 +104,12 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
       const sends: Array<Promise<unknown>> = [];
       while (published < due) {
         const n = published++;
-        sends.push(dev.publishAsync('outage/d', String(n), { qos: 1 }).then(() => acknowledged++, () => undefined));
+        sends.push(
+          dev.publishAsync('outage/d', String(n), { qos: 1 }).then(
+            () => acknowledged++,
+            () => undefined,
+          ),
+        );
       }
       await Promise.all(sends);
       await sleep(10);
@@ -98,7 +121,11 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
     // everything Mosquitto kept arrives within moments; wait until nothing more comes for 3 s
     let last = -1;
     let quietSince = Date.now();
-    for (const deadline = Date.now() + 120_000; Date.now() < deadline && Date.now() - quietSince < 3000; await sleep(100)) {
+    for (
+      const deadline = Date.now() + 120_000;
+      Date.now() < deadline && Date.now() - quietSince < 3000;
+      await sleep(100)
+    ) {
       if (received.size !== last) {
         last = received.size;
         quietSince = Date.now();
@@ -115,10 +142,18 @@ async function measure(label: string, settings: Readonly<Record<string, string>>
 }
 
 const outcomes: Outcome[] = [];
-for (const [label, settings] of [['defaults', DEFAULTS], ['README', RECOMMENDED]] as const) {
+for (const [label, settings] of [
+  ['defaults', DEFAULTS],
+  ['README', RECOMMENDED],
+] as const) {
   const o = await measure(label, settings);
   process.stdout.write(`${JSON.stringify(o)}\n`);
   outcomes.push(o);
 }
-process.stdout.write(`\n| Mosquitto settings | acknowledged to the device | received by edgehaul | dropped |\n|---|---:|---:|---:|\n`);
-for (const o of outcomes) process.stdout.write(`| ${o.settings} | ${o.acknowledged} | ${o.received} | ${o.dropped} (${((100 * o.dropped) / Math.max(1, o.acknowledged)).toFixed(1)}%) |\n`);
+process.stdout.write(
+  `\n| Mosquitto settings | acknowledged to the device | received by edgehaul | dropped |\n|---|---:|---:|---:|\n`,
+);
+for (const o of outcomes)
+  process.stdout.write(
+    `| ${o.settings} | ${o.acknowledged} | ${o.received} | ${o.dropped} (${((100 * o.dropped) / Math.max(1, o.acknowledged)).toFixed(1)}%) |\n`,
+  );

@@ -127,7 +127,10 @@ export class CpuProbe {
   private read(): Map<string, number> {
     const out = new Map<string, number>();
     for (const [role, pids] of Object.entries(this.roles)) {
-      out.set(role, pids.reduce((n, pid) => n + (cpuSecs(pid) ?? 0), 0));
+      out.set(
+        role,
+        pids.reduce((n, pid) => n + (cpuSecs(pid) ?? 0), 0),
+      );
     }
     return out;
   }
@@ -145,7 +148,13 @@ export class CpuProbe {
       ours += d;
     }
     const busy = hostBusySecs(this.start.host, host);
-    return { ...out, bench: (self.user + self.system) / 1e6, host: busy, other: Math.max(0, busy - ours), hostBusy: hostBusy(this.start.host, host) };
+    return {
+      ...out,
+      bench: (self.user + self.system) / 1e6,
+      host: busy,
+      other: Math.max(0, busy - ours),
+      hostBusy: hostBusy(this.start.host, host),
+    };
   }
 }
 
@@ -154,7 +163,10 @@ export class RssSampler {
   private readonly peaks = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly pids: readonly number[], private readonly everyMs = 200) {}
+  constructor(
+    private readonly pids: readonly number[],
+    private readonly everyMs = 200,
+  ) {}
 
   start(): this {
     const tick = (): void => {

@@ -76,7 +76,8 @@ function shortWhere(frame: CallFrame): string {
  * Functions worth an inclusive figure in edgehaul's profiles: the stages of
  * the pipeline (ingest hand-over, routing, group commit, forwarding, Kafka).
  */
-export const EDGEHAUL_FOCUS = /^(sink|route|match|submit|flush|append|appendTx|sqliteTransaction|readOldest|remove|sendOnce|toRecords|toRequests|encodeBatch|batchHeaders|send|sendBatch|encode|decode|parse|handlePublish|authorizePublish|writev|_writeGeneric|crc32C)$/;
+export const EDGEHAUL_FOCUS =
+  /^(sink|route|match|submit|flush|append|appendTx|sqliteTransaction|readOldest|remove|sendOnce|toRecords|toRequests|encodeBatch|batchHeaders|send|sendBatch|encode|decode|parse|handlePublish|authorizePublish|writev|_writeGeneric|crc32C)$/;
 
 export function summarise(file: string, topN = 25, focus: RegExp = EDGEHAUL_FOCUS): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
@@ -95,7 +96,8 @@ export function summarise(file: string, topN = 25, focus: RegExp = EDGEHAUL_FOCU
   const samples = profile.samples;
   for (let i = 0; i < samples.length; i++) {
     // a sample's time: until the next sample (the last one gets the mean)
-    const dt = i + 1 < samples.length ? profile.timeDeltas[i + 1]! : (profile.endTime - profile.startTime) / samples.length;
+    const dt =
+      i + 1 < samples.length ? profile.timeDeltas[i + 1]! : (profile.endTime - profile.startTime) / samples.length;
     const node = byId.get(samples[i]!)!;
     all += dt;
     const f = node.callFrame;
@@ -147,7 +149,14 @@ export function summarise(file: string, topN = 25, focus: RegExp = EDGEHAUL_FOCU
   for (const n of profile.nodes) {
     const k = keyOf(n.callFrame);
     if (focused.has(k) || !focus.test(n.callFrame.functionName)) continue;
-    focused.set(k, { name: n.callFrame.functionName, where: shortWhere(n.callFrame), selfMs: 0, selfPct: 0, totalMs: (total.get(k) ?? 0) / 1000, totalPct: pct(total.get(k) ?? 0) });
+    focused.set(k, {
+      name: n.callFrame.functionName,
+      where: shortWhere(n.callFrame),
+      selfMs: 0,
+      selfPct: 0,
+      totalMs: (total.get(k) ?? 0) / 1000,
+      totalPct: pct(total.get(k) ?? 0),
+    });
   }
   const focusList = [...focused.values()].filter((e) => e.totalPct >= 0.5).sort((a, b) => b.totalMs - a.totalMs);
   return { file, durationMs: all / 1000, busyMs: busy / 1000, top, byArea, focus: focusList };
@@ -156,17 +165,27 @@ export function summarise(file: string, topN = 25, focus: RegExp = EDGEHAUL_FOCU
 export function formatSummary(s: ProfileSummary, areas = 12): string {
   const out: string[] = [];
   out.push(`profile ${s.file}`);
-  out.push(`  sampled ${(s.durationMs / 1000).toFixed(1)} s, busy (not idle) ${(s.busyMs / 1000).toFixed(1)} s; percentages are of busy main-thread time`);
-  out.push('  (time blocked in a syscall, e.g. fsync inside a SQLite commit, counts for the JS function that made the call)');
+  out.push(
+    `  sampled ${(s.durationMs / 1000).toFixed(1)} s, busy (not idle) ${(s.busyMs / 1000).toFixed(1)} s; percentages are of busy main-thread time`,
+  );
+  out.push(
+    '  (time blocked in a syscall, e.g. fsync inside a SQLite commit, counts for the JS function that made the call)',
+  );
   out.push('  self time by area:');
-  for (const a of s.byArea.slice(0, areas)) out.push(`    ${a.selfPct.toFixed(1).padStart(5)} %  ${(a.selfMs / 1000).toFixed(2).padStart(6)} s  ${a.area}`);
+  for (const a of s.byArea.slice(0, areas))
+    out.push(`    ${a.selfPct.toFixed(1).padStart(5)} %  ${(a.selfMs / 1000).toFixed(2).padStart(6)} s  ${a.area}`);
   out.push('  top functions by self time (self %, total % = anywhere on the stack):');
   for (const e of s.top) {
-    out.push(`    ${e.selfPct.toFixed(1).padStart(5)} %  total ${e.totalPct.toFixed(1).padStart(5)} %  ${e.name}  ${e.where}`);
+    out.push(
+      `    ${e.selfPct.toFixed(1).padStart(5)} %  total ${e.totalPct.toFixed(1).padStart(5)} %  ${e.name}  ${e.where}`,
+    );
   }
   if (s.focus.length > 0) {
     out.push('  pipeline stages, inclusive (total %, self %):');
-    for (const e of s.focus) out.push(`    ${e.totalPct.toFixed(1).padStart(5)} %  self ${e.selfPct.toFixed(1).padStart(5)} %  ${e.name}  ${e.where}`);
+    for (const e of s.focus)
+      out.push(
+        `    ${e.totalPct.toFixed(1).padStart(5)} %  self ${e.selfPct.toFixed(1).padStart(5)} %  ${e.name}  ${e.where}`,
+      );
   }
   return out.join('\n');
 }

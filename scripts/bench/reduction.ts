@@ -50,7 +50,13 @@ function* stream(): Generator<InboundMessage> {
       const temp = Math.round((w.temp + Math.sin(i / 600) * 0.5 + (rand() - 0.5) * 0.2) * 100) / 100;
       const hum = Math.round((w.hum + (rand() - 0.5) * 0.5) * 10) / 10;
       const payload = JSON.stringify({ device: `dev-${d}`, n: i, temp, hum, ts: t });
-      yield { topic: `site/s1/dev/dev-${d}/telemetry`, payload: Buffer.from(payload), qos: 1, clientId: `dev-${d}`, receivedAt: t };
+      yield {
+        topic: `site/s1/dev/dev-${d}/telemetry`,
+        payload: Buffer.from(payload),
+        qos: 1,
+        clientId: `dev-${d}`,
+        receivedAt: t,
+      };
     }
   }
 }
@@ -62,14 +68,28 @@ interface Scenario {
 }
 
 const decode = { decode: 'json' } as StepConfig;
-const deadband = [decode, { deadband: { field: 'temp', abs: 0.2, max_silence_secs: 300, by: '{device}' } } as StepConfig];
-const minutes = [decode, { window: { secs: 60, by: '{device}', fields: ['temp', 'hum'], aggregates: ['count', 'min', 'max', 'mean'] } } as StepConfig];
+const deadband = [
+  decode,
+  { deadband: { field: 'temp', abs: 0.2, max_silence_secs: 300, by: '{device}' } } as StepConfig,
+];
+const minutes = [
+  decode,
+  {
+    window: { secs: 60, by: '{device}', fields: ['temp', 'hum'], aggregates: ['count', 'min', 'max', 'mean'] },
+  } as StepConfig,
+];
 const SCENARIOS: Scenario[] = [
   { name: 'edgehaul, no transform (payload bytes as received)', routes: [['r', 'plant.telemetry', []]] },
   { name: 'decode json only (value as CBOR)', routes: [['r', 'plant.telemetry', [decode]]] },
   { name: 'deadband temp 0.2 abs, heartbeat 5 min', routes: [['r', 'plant.telemetry', deadband]] },
   { name: 'window 60 s: count/min/max/mean of temp and hum', routes: [['r', 'plant.telemetry', minutes]] },
-  { name: 'deadband + 60 s window (two routes)', routes: [['changes', 'plant.telemetry', deadband], ['minutes', 'plant.minutes', minutes]] },
+  {
+    name: 'deadband + 60 s window (two routes)',
+    routes: [
+      ['changes', 'plant.telemetry', deadband],
+      ['minutes', 'plant.minutes', minutes],
+    ],
+  },
 ];
 
 interface Result {
@@ -84,7 +104,13 @@ interface Result {
 }
 
 function routesFor(s: Scenario): RouteInput[] {
-  const base = { match: 'site/+site/dev/+device/telemetry', key: '{device}', priority: 0, when_full: 'block' as const, durability: 'disk' as const };
+  const base = {
+    match: 'site/+site/dev/+device/telemetry',
+    key: '{device}',
+    priority: 0,
+    when_full: 'block' as const,
+    durability: 'disk' as const,
+  };
   return s.routes.map(([name, topic, steps]) => ({ ...base, name, topic, steps }));
 }
 
@@ -103,7 +129,12 @@ function run(s: Scenario): Result {
     for (const [k, evs] of pending) {
       for (let i = 0; i < evs.length; i += EVENTS_PER_RECORD) {
         const chunk = evs.slice(i, i + EVENTS_PER_RECORD);
-        const value = encodeBatch({ gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' }, chunk[0]!.route, k.split('\u0000')[1]!, chunk);
+        const value = encodeBatch(
+          { gatewayId: 'gw-bench-0001', incarnation: '0123456789abcdef' },
+          chunk[0]!.route,
+          k.split('\u0000')[1]!,
+          chunk,
+        );
         records++;
         bytes += value.length;
         gz += gzipSync(value).length;
@@ -152,16 +183,34 @@ function naive(): Result {
     bytes += m.payload.length;
     gz += gzipSync(m.payload).length;
   }
-  return { scenario: 'naive bridge: one JSON record per message', input_events: inputs, output_events: inputs, records: inputs, bytes, bytes_gzip: gz, bytes_per_input_event: bytes / inputs, bytes_gzip_per_input_event: gz / inputs };
+  return {
+    scenario: 'naive bridge: one JSON record per message',
+    input_events: inputs,
+    output_events: inputs,
+    records: inputs,
+    bytes,
+    bytes_gzip: gz,
+    bytes_per_input_event: bytes / inputs,
+    bytes_gzip_per_input_event: gz / inputs,
+  };
 }
 
 const results = [naive(), ...SCENARIOS.map(run)];
 const base = results[0]!.bytes_per_input_event;
-process.stdout.write(`${DEVICES} devices x ${(HOURS * 3600_000) / PERIOD_MS} readings (1/s, ${HOURS} h), ~${Math.round(base)} B JSON each; record values only (keys and headers excluded), gzip per record\n\n`);
-process.stdout.write('| scenario | events out | records | B/input event | gzip B/input event | vs naive |\n|---|---:|---:|---:|---:|---:|\n');
+process.stdout.write(
+  `${DEVICES} devices x ${(HOURS * 3600_000) / PERIOD_MS} readings (1/s, ${HOURS} h), ~${Math.round(base)} B JSON each; record values only (keys and headers excluded), gzip per record\n\n`,
+);
+process.stdout.write(
+  '| scenario | events out | records | B/input event | gzip B/input event | vs naive |\n|---|---:|---:|---:|---:|---:|\n',
+);
 for (const r of results) {
-  process.stdout.write(`| ${r.scenario} | ${r.output_events} | ${r.records} | ${r.bytes_per_input_event.toFixed(2)} | ${r.bytes_gzip_per_input_event.toFixed(2)} | ${(r.bytes_per_input_event / base * 100).toFixed(1)}% |\n`);
+  process.stdout.write(
+    `| ${r.scenario} | ${r.output_events} | ${r.records} | ${r.bytes_per_input_event.toFixed(2)} | ${r.bytes_gzip_per_input_event.toFixed(2)} | ${((r.bytes_per_input_event / base) * 100).toFixed(1)}% |\n`,
+  );
 }
 const dir = join(ROOT, 'scripts/bench/results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'reduction.json'), `${JSON.stringify({ at: new Date().toISOString(), devices: DEVICES, period_ms: PERIOD_MS, hours: HOURS, results }, null, 2)}\n`);
+writeFileSync(
+  join(dir, 'reduction.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), devices: DEVICES, period_ms: PERIOD_MS, hours: HOURS, results }, null, 2)}\n`,
+);

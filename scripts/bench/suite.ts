@@ -75,7 +75,16 @@
  *                        checkout's embedded-disk: two versions side by side in one run
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
@@ -88,8 +97,28 @@ import { decodeBatch } from '../../src/forward/format.js';
 import { findMosquitto, RECOMMENDED as MOSQUITTO_RECOMMENDED, startMosquitto } from '../../test/support/mosquitto.js';
 import { BenchDaemon } from './daemon.js';
 import {
-  aborting, fix, int, killChildren, log, openKafka, optionReader, printHelp, ROOT, runFrame, runMain, runMeta,
-  sleep, sleepUntil, splitDevices, startBrokerProcess, startLoad, summariseLoad, track, warmKafka, type KafkaHandle, type LoadSummary,
+  aborting,
+  fix,
+  int,
+  killChildren,
+  log,
+  openKafka,
+  optionReader,
+  printHelp,
+  ROOT,
+  runFrame,
+  runMain,
+  runMeta,
+  sleep,
+  sleepUntil,
+  splitDevices,
+  startBrokerProcess,
+  startLoad,
+  summariseLoad,
+  track,
+  warmKafka,
+  type KafkaHandle,
+  type LoadSummary,
 } from './harness.js';
 import { Histogram, percentile } from './histogram.js';
 import { consumeRecords, kafkaClient, newBenchTopic } from './kafka-count.js';
@@ -101,7 +130,21 @@ import { best, P99_LIMIT_MS, stopReason } from './step-rules.js';
 import { lineChart, type Series } from './svg-chart.js';
 
 const run = promisify(execFile);
-const ALL = ['aedes', 'kafka', 'sqlite', 'naive', 'embedded-disk', 'embedded-memory', 'client-disk', 'client-memory', 'client-disk-mosquitto', 'client-memory-mosquitto', 'embedded-disk-1core', 'kafka-bytes', 'backlog'] as const;
+const ALL = [
+  'aedes',
+  'kafka',
+  'sqlite',
+  'naive',
+  'embedded-disk',
+  'embedded-memory',
+  'client-disk',
+  'client-memory',
+  'client-disk-mosquitto',
+  'client-memory-mosquitto',
+  'embedded-disk-1core',
+  'kafka-bytes',
+  'backlog',
+] as const;
 type Name = (typeof ALL)[number];
 const MB = 1e6;
 
@@ -149,7 +192,8 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+    const isObj = (x: unknown): x is Record<string, unknown> =>
+      x !== null && typeof x === 'object' && !Array.isArray(x);
     out[k] = isObj(b) && isObj(v) ? deepMerge(b, v) : v;
   }
   return out;
@@ -186,14 +230,22 @@ function parseOptions(): Options {
   if (values.help === true) printHelp('scripts/bench/suite.ts');
   const { num, flag, str } = optionReader(values);
   const quick = flag('quick');
-  const list = (str('scenarios') ?? ALL.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const s of list) if (!(ALL as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL.join(', ')}`);
-  const steps = (str('steps') ?? (quick ? '5000,10000,40000' : '2500,5000,10000,20000,40000,60000,80000,max')).split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
-    if (s === 'max') return null;
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new Error(`--steps: ${s} is neither a rate nor max`);
-    return n;
-  });
+  const list = (str('scenarios') ?? ALL.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const s of list)
+    if (!(ALL as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL.join(', ')}`);
+  const steps = (str('steps') ?? (quick ? '5000,10000,40000' : '2500,5000,10000,20000,40000,60000,80000,max'))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      if (s === 'max') return null;
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new Error(`--steps: ${s} is neither a rate nor max`);
+      return n;
+    });
   return {
     quick,
     scenarios: ALL.filter((s) => list.includes(s)),
@@ -229,15 +281,23 @@ function parseOptions(): Options {
 function buildBaseline(ref: string, dir: string): { root: string; label: string } {
   const rev = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
   mkdirSync(dir, { recursive: true });
-  execFileSync('bash', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'archive', ROOT, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('bash', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'archive', ROOT, rev, dir], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   return { root: dir, label: rev };
 }
 
 // ---------------------------------------------------------------- results
 
-interface Latency { p50: number | null; p99: number | null; samples: number }
+interface Latency {
+  p50: number | null;
+  p99: number | null;
+  samples: number;
+}
 
 interface Step {
   /** offered events/s; null: no rate limit */
@@ -302,13 +362,29 @@ interface StepScenario {
 
 interface Limits {
   aedesQos0?: { brokerPerSec: number; cpuSecs: number; secs: number } | { error: string };
-  kafka?: { tool: string; records: number; secs: number; recordsPerSec: number; mbPerSec: number; logBytesPerRecord: number | null } | { error: string };
-  sqlite?: Array<{ synchronous: 'FULL' | 'NORMAL'; perCommit: number; eventsPerSec: number; commitsPerSec: number }> | { error: string };
+  kafka?:
+    | {
+        tool: string;
+        records: number;
+        secs: number;
+        recordsPerSec: number;
+        mbPerSec: number;
+        logBytesPerRecord: number | null;
+      }
+    | { error: string };
+  sqlite?:
+    | Array<{ synchronous: 'FULL' | 'NORMAL'; perCommit: number; eventsPerSec: number; commitsPerSec: number }>
+    | { error: string };
 }
 
 /** `edgehaul-decoded`: edgehaul with a `decode: json` step on the route (format 3 then stores the map keys once per record) */
 type BytesSystem = 'edgehaul' | 'edgehaul-decoded' | 'naive';
-interface BytesCase { readonly system: BytesSystem; readonly compression: 'none' | 'gzip'; readonly bytes: KafkaBytes | null; readonly error?: string }
+interface BytesCase {
+  readonly system: BytesSystem;
+  readonly compression: 'none' | 'gzip';
+  readonly bytes: KafkaBytes | null;
+  readonly error?: string;
+}
 
 interface BacklogResult {
   readonly backlog: number;
@@ -392,7 +468,12 @@ async function rssOver(pid: number, ms: number): Promise<number | null> {
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
 }
 
 // ---------------------------------------------------------------- stepping
@@ -414,7 +495,15 @@ interface Subject {
   commitMaxMs?(from: number, to: number): number | null;
 }
 
-async function stepped(opts: Options, name: string, subject: Subject, rss: RssSampler, steps: ReadonlyArray<number | null>, tag: string, rules = true): Promise<Step[]> {
+async function stepped(
+  opts: Options,
+  name: string,
+  subject: Subject,
+  rss: RssSampler,
+  steps: ReadonlyArray<number | null>,
+  tag: string,
+  rules = true,
+): Promise<Step[]> {
   const out: Step[] = [];
   for (const offered of steps) {
     const load = await startLoad(loadSpecs(opts, subject.port, offered, opts.stepMs), tag);
@@ -458,7 +547,9 @@ async function stepped(opts: Options, name: string, subject: Subject, rss: RssSa
       to: load.measureTo,
     };
     out.push(step);
-    log(`  ${name} @ ${offered === null ? 'max' : int(offered)}/s: ${int(l.ackedPerSec)} PUBACK/s, ${int(kafkaPerSec)} forwarded/s, PUBACK p50/p99 ${fix(l.latencyMs.p50, 2)}/${fix(l.latencyMs.p99, 2)} ms, CPU ${fix(cpuSecs, 1)} s, other CPU ${fix(cpu.other, 1)} s`);
+    log(
+      `  ${name} @ ${offered === null ? 'max' : int(offered)}/s: ${int(l.ackedPerSec)} PUBACK/s, ${int(kafkaPerSec)} forwarded/s, PUBACK p50/p99 ${fix(l.latencyMs.p50, 2)}/${fix(l.latencyMs.p99, 2)} ms, CPU ${fix(cpuSecs, 1)} s, other CPU ${fix(cpu.other, 1)} s`,
+    );
     await subject.settle(l.acked);
     // the goals are stated at 10,000 events/s: that step always runs
     if (!rules || out.length - 1 < steps.indexOf(10_000)) continue;
@@ -476,7 +567,13 @@ async function stepped(opts: Options, name: string, subject: Subject, rss: RssSa
  * the reading's ts) of readings published in its window, and events into
  * Kafka by append time; and the bytes per event.
  */
-async function readBack(kafka: KafkaHandle, kafkaDir: string | null, topic: string, format: 'batch' | 'json', steps: Step[]): Promise<KafkaBytes> {
+async function readBack(
+  kafka: KafkaHandle,
+  kafkaDir: string | null,
+  topic: string,
+  format: 'batch' | 'json',
+  steps: Step[],
+): Promise<KafkaBytes> {
   const hists = steps.map(() => new Histogram());
   const inWindow = steps.map(() => 0);
   let events = 0;
@@ -490,10 +587,15 @@ async function readBack(kafka: KafkaHandle, kafkaDir: string | null, topic: stri
     }
     // a route with transform steps: decodeBatch gave the value; otherwise the payload is the JSON reading
     let ts: unknown;
-    if (value !== undefined) ts = value !== null && typeof value === 'object' ? (value as { ts?: unknown }).ts : undefined;
+    if (value !== undefined)
+      ts = value !== null && typeof value === 'object' ? (value as { ts?: unknown }).ts : undefined;
     else {
       try {
-        ts = (JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as { ts?: unknown }).ts;
+        ts = (
+          JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as {
+            ts?: unknown;
+          }
+        ).ts;
       } catch {
         return;
       }
@@ -564,7 +666,17 @@ async function aedesLimit(opts: Options, kafka: KafkaHandle, tag: string, limits
     // QoS 0 at full speed, counted in the broker
     try {
       const names = deviceNames(opts);
-      const specs: LoadSpec[] = splitDevices(names, opts.procs).map((devices) => ({ host: '127.0.0.1', port, devices, window: opts.window, qos: 0, warmupMs: 1000, durationMs: opts.stepMs, drainMs: 5000, client: 'raw' }));
+      const specs: LoadSpec[] = splitDevices(names, opts.procs).map((devices) => ({
+        host: '127.0.0.1',
+        port,
+        devices,
+        window: opts.window,
+        qos: 0,
+        warmupMs: 1000,
+        durationMs: opts.stepMs,
+        drainMs: 5000,
+        client: 'raw',
+      }));
       const load = await startLoad(specs, tag);
       await sleepUntil(load.measureFrom);
       const n0 = published;
@@ -583,9 +695,19 @@ async function aedesLimit(opts: Options, kafka: KafkaHandle, tag: string, limits
     }
     const top = best(steps, true);
     return {
-      name: 'aedes in-process (limit)', kind: 'limit', what: 'aedes alone in the benchmark process, QoS 1, no pipeline, counted in the broker',
-      steps, sustainedPerSec: top?.sustainedPerSec ?? null, top, at10k: steps.find((s) => s.offered === 10_000) ?? null,
-      idleRssBytes: null, peakRssBytes: rss.peak(process.pid) || null, kafkaBytes: null, notes: ['RSS is the benchmark process\'s own (broker + orchestration)'], problems: [], profile: null,
+      name: 'aedes in-process (limit)',
+      kind: 'limit',
+      what: 'aedes alone in the benchmark process, QoS 1, no pipeline, counted in the broker',
+      steps,
+      sustainedPerSec: top?.sustainedPerSec ?? null,
+      top,
+      at10k: steps.find((s) => s.offered === 10_000) ?? null,
+      idleRssBytes: null,
+      peakRssBytes: rss.peak(process.pid) || null,
+      kafkaBytes: null,
+      notes: ["RSS is the benchmark process's own (broker + orchestration)"],
+      problems: [],
+      profile: null,
     };
   } finally {
     rss.stop();
@@ -603,7 +725,12 @@ function hasCommand(cmd: string): boolean {
   }
 }
 
-async function kafkaLimit(opts: Options, kafka: KafkaHandle, kafkaDir: string | null, tmpRoot: string): Promise<NonNullable<Limits['kafka']>> {
+async function kafkaLimit(
+  opts: Options,
+  kafka: KafkaHandle,
+  kafkaDir: string | null,
+  tmpRoot: string,
+): Promise<NonNullable<Limits['kafka']>> {
   const topic = await newBenchTopic(kafka.brokers, 'kafkalimit');
   const n = opts.kafkaRecords;
   const names = deviceNames(opts);
@@ -622,7 +749,31 @@ async function kafkaLimit(opts: Options, kafka: KafkaHandle, kafkaDir: string | 
     writeFileSync(file, `${lines.join('\n')}\n`);
     tool = 'kcat (librdkafka, linger.ms=5, acks=all)';
     const t0 = Date.now();
-    await run('kcat', ['-P', '-b', kafka.brokers.join(','), '-t', topic, '-K', '\t', '-z', 'none', '-X', 'acks=all', '-X', 'linger.ms=5', '-X', 'batch.num.messages=10000', '-X', 'queue.buffering.max.messages=2000000', '-l', file], { timeout: 180_000, maxBuffer: 16 * 1024 * 1024 });
+    await run(
+      'kcat',
+      [
+        '-P',
+        '-b',
+        kafka.brokers.join(','),
+        '-t',
+        topic,
+        '-K',
+        '\t',
+        '-z',
+        'none',
+        '-X',
+        'acks=all',
+        '-X',
+        'linger.ms=5',
+        '-X',
+        'batch.num.messages=10000',
+        '-X',
+        'queue.buffering.max.messages=2000000',
+        '-l',
+        file,
+      ],
+      { timeout: 180_000, maxBuffer: 16 * 1024 * 1024 },
+    );
     secs = (Date.now() - t0) / 1000;
   } else {
     tool = 'kafkajs producer (kcat not installed: apt-get install -y kcat), batches of 5,000, 4 in flight, acks=all';
@@ -631,14 +782,21 @@ async function kafkaLimit(opts: Options, kafka: KafkaHandle, kafkaDir: string | 
     try {
       const t0 = Date.now();
       const chunks: Array<Array<{ key: string; value: string }>> = [];
-      for (let i = 0; i < n; i += 5000) chunks.push(lines.slice(i, i + 5000).map((l) => ({ key: l.slice(0, l.indexOf('\t')), value: l.slice(l.indexOf('\t') + 1) })));
+      for (let i = 0; i < n; i += 5000)
+        chunks.push(
+          lines
+            .slice(i, i + 5000)
+            .map((l) => ({ key: l.slice(0, l.indexOf('\t')), value: l.slice(l.indexOf('\t') + 1) })),
+        );
       let next = 0;
-      await Promise.all(Array.from({ length: 4 }, async () => {
-        while (next < chunks.length) {
-          const c = chunks[next++]!;
-          await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages: c });
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < chunks.length) {
+            const c = chunks[next++]!;
+            await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages: c });
+          }
+        }),
+      );
       secs = (Date.now() - t0) / 1000;
     } finally {
       await producer.disconnect().catch(() => undefined);
@@ -647,7 +805,14 @@ async function kafkaLimit(opts: Options, kafka: KafkaHandle, kafkaDir: string | 
   const got = await topicRecords(kafka, topic);
   if (got < n) throw new Error(`${tool}: ${got} of ${n} records in the topic`);
   const logBytes = topicLogBytes(kafkaDir, topic);
-  return { tool, records: n, secs, recordsPerSec: n / secs, mbPerSec: bytes / secs / MB, logBytesPerRecord: logBytes !== null ? logBytes / n : null };
+  return {
+    tool,
+    records: n,
+    secs,
+    recordsPerSec: n / secs,
+    mbPerSec: bytes / secs / MB,
+    logBytesPerRecord: logBytes !== null ? logBytes / n : null,
+  };
 }
 
 function sqliteLimit(opts: Options, tmpRoot: string): NonNullable<Limits['sqlite']> {
@@ -660,11 +825,14 @@ function sqliteLimit(opts: Options, tmpRoot: string): NonNullable<Limits['sqlite
       try {
         db.pragma('journal_mode = WAL');
         db.pragma(`synchronous = ${synchronous}`);
-        db.exec('CREATE TABLE events (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL, payload BLOB NOT NULL)');
+        db.exec(
+          'CREATE TABLE events (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL, payload BLOB NOT NULL)',
+        );
         const insert = db.prepare('INSERT INTO events (topic, key, payload) VALUES (?, ?, ?)');
         let i = 0;
         const commit = db.transaction((k: number) => {
-          for (let j = 0; j < k; j++, i++) insert.run('devices/dev/telemetry', `dev-${i % opts.devices}`, payloads[i % payloads.length]!);
+          for (let j = 0; j < k; j++, i++)
+            insert.run('devices/dev/telemetry', `dev-${i % opts.devices}`, payloads[i % payloads.length]!);
         });
         const ms = opts.quick ? 1000 : 2000;
         const t0 = performance.now();
@@ -675,7 +843,9 @@ function sqliteLimit(opts: Options, tmpRoot: string): NonNullable<Limits['sqlite
         }
         const secs = (performance.now() - t0) / 1000;
         out.push({ synchronous, perCommit, eventsPerSec: (commits * perCommit) / secs, commitsPerSec: commits / secs });
-        log(`  sqlite ${synchronous}, ${perCommit}/commit: ${int((commits * perCommit) / secs)} events/s (${int(commits / secs)} commits/s)`);
+        log(
+          `  sqlite ${synchronous}, ${perCommit}/commit: ${int((commits * perCommit) / secs)} events/s (${int(commits / secs)} commits/s)`,
+        );
       } finally {
         db.close();
       }
@@ -720,12 +890,24 @@ const WHAT: Record<string, string> = {
   'embedded-memory': 'edgehaul, embedded broker, durability memory',
   'client-disk': 'edgehaul as a client of a separate aedes process, durability disk (PUBACK from that broker)',
   'client-memory': 'edgehaul as a client of a separate aedes process, durability memory',
-  'client-disk-mosquitto': 'edgehaul as a client of Mosquitto configured as README recommends, durability disk (PUBACK from Mosquitto)',
+  'client-disk-mosquitto':
+    'edgehaul as a client of Mosquitto configured as README recommends, durability disk (PUBACK from Mosquitto)',
   'client-memory-mosquitto': 'edgehaul as a client of Mosquitto configured as README recommends, durability memory',
-  'embedded-disk-1core': 'embedded-disk with the daemon pinned to one core (taskset -c 0), a stand-in for a Pi-class core',
+  'embedded-disk-1core':
+    'embedded-disk with the daemon pinned to one core (taskset -c 0), a stand-in for a Pi-class core',
 };
 
-async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | null, tmpRoot: string, name: string, spec: PipelineSpec, steps: ReadonlyArray<number | null>, rules: boolean, profileDir: string): Promise<StepScenario> {
+async function pipeline(
+  opts: Options,
+  kafka: KafkaHandle,
+  kafkaDir: string | null,
+  tmpRoot: string,
+  name: string,
+  spec: PipelineSpec,
+  steps: ReadonlyArray<number | null>,
+  rules: boolean,
+  profileDir: string,
+): Promise<StepScenario> {
   const dir = join(tmpRoot, `${name}-${Date.now().toString(36)}`);
   mkdirSync(dir, { recursive: true });
   const topic = await newBenchTopic(kafka.brokers, name);
@@ -745,21 +927,43 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     let port: number;
     let pid: number;
     if (spec.system === 'edgehaul') {
-      const ingest = spec.mode === 'embedded'
-        ? { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } }
-        : { mode: 'client', client: { url: `mqtt://127.0.0.1:${upstream!.port}`, client_id: 'edgehaul-bench', qos: 1, reconnect_ms: 500, max_in_flight: CLIENT_MAX_IN_FLIGHT } };
+      const ingest =
+        spec.mode === 'embedded'
+          ? { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, auth: { allow_anonymous: true } } }
+          : {
+              mode: 'client',
+              client: {
+                url: `mqtt://127.0.0.1:${upstream!.port}`,
+                client_id: 'edgehaul-bench',
+                qos: 1,
+                reconnect_ms: 500,
+                max_in_flight: CLIENT_MAX_IN_FLIGHT,
+              },
+            };
       const base = {
         gateway: { id: 'gw-bench' },
         ingest,
         buffer: { path: 'buffer.db' },
         kafka: { brokers: kafka.brokers, compression: spec.compression, retry: { initial_ms: 100, max_ms: 1000 } },
-        routes: [{ name: 'telemetry', match: 'devices/+device/#', topic, key: '{device}', durability: spec.durability, ...((spec.steps ?? opts.routeSteps) !== null ? { steps: spec.steps ?? opts.routeSteps } : {}) }],
+        routes: [
+          {
+            name: 'telemetry',
+            match: 'devices/+device/#',
+            topic,
+            key: '{device}',
+            durability: spec.durability,
+            ...((spec.steps ?? opts.routeSteps) !== null ? { steps: spec.steps ?? opts.routeSteps } : {}),
+          },
+        ],
         log: { level: 'info', stats_interval_secs: 0.5 },
         shutdown: { timeout_secs: 20 },
         http: { host: '127.0.0.1', port: 0 },
       };
       const config = opts.daemonConfig !== null ? deepMerge(base, opts.daemonConfig) : base;
-      const nodeArgs = [...opts.daemonNodeArgs, ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])];
+      const nodeArgs = [
+        ...opts.daemonNodeArgs,
+        ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []),
+      ];
       const wrap = spec.pinned ? ['taskset', '-c', '0'] : [];
       if (spec.pinned && !hasCommand('taskset')) throw new Error('taskset not found (util-linux)');
       daemon = new BenchDaemon(spec.root ?? ROOT, dir, config, nodeArgs, wrap);
@@ -775,7 +979,20 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       port = spec.mode === 'embedded' ? Number(new URL(address).port) : upstream!.port;
       pid = daemon.pid;
     } else {
-      const child = track(spawn(process.execPath, [join(ROOT, 'dist/scripts/bench/baselines/naive-bridge.js'), `mqtt://127.0.0.1:${upstream!.port}`, kafka.brokers.join(','), topic, spec.compression, tmpRoot], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } }));
+      const child = track(
+        spawn(
+          process.execPath,
+          [
+            join(ROOT, 'dist/scripts/bench/baselines/naive-bridge.js'),
+            `mqtt://127.0.0.1:${upstream!.port}`,
+            kafka.brokers.join(','),
+            topic,
+            spec.compression,
+            tmpRoot,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } },
+        ),
+      );
       bridge = child;
       let out = '';
       let err = '';
@@ -791,7 +1008,9 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
       notes.push('PUBACKs come from the upstream aedes process, before Kafka has the message');
     }
     if (spec.mode === 'client' && spec.system === 'edgehaul') {
-      notes.push(`PUBACKs come from the upstream ${spec.upstream === 'mosquitto' ? 'Mosquitto' : 'aedes process'}; ingest.client.max_in_flight ${CLIENT_MAX_IN_FLIGHT}`);
+      notes.push(
+        `PUBACKs come from the upstream ${spec.upstream === 'mosquitto' ? 'Mosquitto' : 'aedes process'}; ingest.client.max_in_flight ${CLIENT_MAX_IN_FLIGHT}`,
+      );
     }
     if (spec.pinned) notes.push('daemon pinned to CPU 0; load generators and Kafka unpinned');
 
@@ -807,11 +1026,17 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     const subject: Subject = {
       port,
       pid,
-      roles: { daemon: [pid], ...(kafka.pid !== null ? { kafka: [kafka.pid] } : {}), ...(upstream !== null ? { upstream: [upstream.pid] } : {}) },
+      roles: {
+        daemon: [pid],
+        ...(kafka.pid !== null ? { kafka: [kafka.pid] } : {}),
+        ...(upstream !== null ? { upstream: [upstream.pid] } : {}),
+      },
       forwarded: async () => (daemon !== null ? counter('sent_events_total') : topicRecords(kafka, topic)),
       commitMaxMs: (from, to) => {
         // a stats line covers the interval before it (log.stats_interval_secs: 0.5)
-        const m = (daemon?.stats ?? []).filter((l) => l.at > from && l.at <= to + 500 && typeof l.commitMaxMs === 'number').map((l) => l.commitMaxMs!);
+        const m = (daemon?.stats ?? [])
+          .filter((l) => l.at > from && l.at <= to + 500 && typeof l.commitMaxMs === 'number')
+          .map((l) => l.commitMaxMs!);
         return m.length > 0 ? Math.max(...m) : null;
       },
       settle: async (acked) => {
@@ -852,8 +1077,14 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     }
     const peakRss = rss.peak(pid) || null;
     const problems = daemon?.problems().slice(0, 10) ?? [];
-    const memSamples = (daemon?.stderr.join('') ?? '').split('\n').filter((l) => l.startsWith('memprobe ')).map((l) => JSON.parse(l.slice(9)) as Record<string, number>);
-    const memoryAtPeak = memSamples.reduce<Record<string, number> | null>((m, x) => (m === null || x.rss! > m.rss! ? x : m), null);
+    const memSamples = (daemon?.stderr.join('') ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('memprobe '))
+      .map((l) => JSON.parse(l.slice(9)) as Record<string, number>);
+    const memoryAtPeak = memSamples.reduce<Record<string, number> | null>(
+      (m, x) => (m === null || x.rss! > m.rss! ? x : m),
+      null,
+    );
     if (daemon !== null) {
       const exit = await daemon.stop('SIGTERM', 30_000);
       if (exit.code !== 0) notes.push(`daemon exit ${exit.code ?? exit.signal}${exit.killed ? ' (killed)' : ''}`);
@@ -866,14 +1097,30 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
     upstream = null;
     const kafkaBytes = await readBack(kafka, kafkaDir, topic, spec.system === 'edgehaul' ? 'batch' : 'json', steps2);
     const late = steps2.filter((t) => (t.toKafka?.p50 ?? 0) > 2000);
-    if (late.length > 0) notes.push(`events reached Kafka late at ${late.map((t) => (t.offered === null ? 'max' : int(t.offered))).join(', ')}/s (publish-to-Kafka p50 up to ${fix(Math.max(...late.map((t) => t.toKafka!.p50!)) / 1000, 1)} s): forwarding fell behind ingest`);
-    if (opts.profile && existsSync(profileFile)) profile = { ...summarise(profileFile, 20), file: relative(ROOT, profileFile) };
+    if (late.length > 0)
+      notes.push(
+        `events reached Kafka late at ${late.map((t) => (t.offered === null ? 'max' : int(t.offered))).join(', ')}/s (publish-to-Kafka p50 up to ${fix(Math.max(...late.map((t) => t.toKafka!.p50!)) / 1000, 1)} s): forwarding fell behind ingest`,
+      );
+    if (opts.profile && existsSync(profileFile))
+      profile = { ...summarise(profileFile, 20), file: relative(ROOT, profileFile) };
     const own = subject.ownPuback;
     const top = best(steps2, own);
     return {
-      name, kind: spec.system === 'naive' ? 'baseline' : 'edgehaul', what: WHAT[name] ?? name,
-      steps: steps2, sustainedPerSec: top?.sustainedPerSec ?? null, top, at10k: steps2.find((s) => s.offered === 10_000) ?? null,
-      idleRssBytes: idleRss, startupRssBytes: startupRss, peakRssBytes: peakRss, kafkaBytes, notes, problems, profile, memoryAtPeak,
+      name,
+      kind: spec.system === 'naive' ? 'baseline' : 'edgehaul',
+      what: WHAT[name] ?? name,
+      steps: steps2,
+      sustainedPerSec: top?.sustainedPerSec ?? null,
+      top,
+      at10k: steps2.find((s) => s.offered === 10_000) ?? null,
+      idleRssBytes: idleRss,
+      startupRssBytes: startupRss,
+      peakRssBytes: peakRss,
+      kafkaBytes,
+      notes,
+      problems,
+      profile,
+      memoryAtPeak,
     };
   } finally {
     if (daemon?.running === true) await daemon.stop('SIGKILL', 5000).catch(() => undefined);
@@ -882,21 +1129,56 @@ async function pipeline(opts: Options, kafka: KafkaHandle, kafkaDir: string | nu
   }
 }
 
-async function backlogCheck(opts: Options, kafka: KafkaHandle, kafkaDir: string | null, tmpRoot: string): Promise<BacklogResult> {
+async function backlogCheck(
+  opts: Options,
+  kafka: KafkaHandle,
+  kafkaDir: string | null,
+  tmpRoot: string,
+): Promise<BacklogResult> {
   const file = join(tmpRoot, 'backlog.json');
-  const args = [join(ROOT, 'dist/scripts/bench/durability.js'), '--parts', 'drain', '--backlog', String(opts.backlog), '--no-verify', '--kafka', kafkaDir ?? kafka.brokers.join(','), '--out', file, '--max-secs', String(opts.quick ? 240 : 420)];
+  const args = [
+    join(ROOT, 'dist/scripts/bench/durability.js'),
+    '--parts',
+    'drain',
+    '--backlog',
+    String(opts.backlog),
+    '--no-verify',
+    '--kafka',
+    kafkaDir ?? kafka.brokers.join(','),
+    '--out',
+    file,
+    '--max-secs',
+    String(opts.quick ? 240 : 420),
+  ];
   if (opts.daemonNodeArgs.length > 0) args.push(`--daemon-node-args=${opts.daemonNodeArgs.join(' ')}`);
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
     err = (err + c).slice(-8000);
-    for (const line of c.split('\n')) if (/drain: |acked in|FAILED/.test(line)) log(`  backlog | ${line.replace(/^\[bench[^\]]*\] */, '').trim()}`);
+    for (const line of c.split('\n'))
+      if (/drain: |acked in|FAILED/.test(line)) log(`  backlog | ${line.replace(/^\[bench[^\]]*\] */, '').trim()}`);
   });
-  const code = await withTimeout(new Promise<number | null>((r) => child.once('exit', (c) => r(c))), (opts.quick ? 260 : 450) * 1000, 'durability.ts --parts drain');
+  const code = await withTimeout(
+    new Promise<number | null>((r) => child.once('exit', (c) => r(c))),
+    (opts.quick ? 260 : 450) * 1000,
+    'durability.ts --parts drain',
+  );
   if (!existsSync(file)) throw new Error(`durability.ts exited ${code} without results: ${err.slice(-2000)}`);
-  const j = JSON.parse(readFileSync(file, 'utf8')) as { drain: { error?: string; rss?: { deltaBacklogBytes: number | null; freshWithBacklog: { median: number | null }; liveOnlyNoBacklog: { median: number | null }; deltaDrainBytes: number | null }; drainPerSec?: number | null } | null };
+  const j = JSON.parse(readFileSync(file, 'utf8')) as {
+    drain: {
+      error?: string;
+      rss?: {
+        deltaBacklogBytes: number | null;
+        freshWithBacklog: { median: number | null };
+        liveOnlyNoBacklog: { median: number | null };
+        deltaDrainBytes: number | null;
+      };
+      drainPerSec?: number | null;
+    } | null;
+  };
   const d = j.drain;
-  if (d === null || d.error !== undefined || d.rss === undefined) throw new Error(`durability.ts drain failed: ${d?.error?.split('\n')[0] ?? 'no result'}`);
+  if (d === null || d.error !== undefined || d.rss === undefined)
+    throw new Error(`durability.ts drain failed: ${d?.error?.split('\n')[0] ?? 'no result'}`);
   const kept = join(ROOT, 'scripts/bench/results', 'suite-backlog.json');
   copyFileSync(file, kept);
   return {
@@ -912,7 +1194,11 @@ async function backlogCheck(opts: Options, kafka: KafkaHandle, kafkaDir: string 
 
 // ---------------------------------------------------------------- goals and report
 
-interface Goal { readonly goal: string; readonly value: string; readonly verdict: 'PASS' | 'MISS' | 'n/a' }
+interface Goal {
+  readonly goal: string;
+  readonly value: string;
+  readonly verdict: 'PASS' | 'MISS' | 'n/a';
+}
 
 function goals(sc: StepScenario[], bytes: BytesCase[], backlog: BacklogResult | { error: string } | null): Goal[] {
   const by = (n: string): StepScenario | undefined => sc.find((s) => s.name === n);
@@ -921,31 +1207,84 @@ function goals(sc: StepScenario[], bytes: BytesCase[], backlog: BacklogResult | 
   const naive = by('naive');
   const v = (ok: boolean | null): Goal['verdict'] => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS');
   const out: Goal[] = [];
-  const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a != null && b != null && b > 0 ? a / b : null);
+  const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+    a != null && b != null && b > 0 ? a / b : null;
   const r1 = ratio(disk?.sustainedPerSec, aedes?.sustainedPerSec);
-  out.push({ goal: 'embedded-disk >= 60% of in-process aedes QoS 1', value: r1 === null ? '-' : `${fix(100 * r1, 0)}% (${int(disk?.sustainedPerSec)} vs ${int(aedes?.sustainedPerSec)} events/s)`, verdict: v(r1 === null ? null : r1 >= 0.6) });
+  out.push({
+    goal: 'embedded-disk >= 60% of in-process aedes QoS 1',
+    value:
+      r1 === null
+        ? '-'
+        : `${fix(100 * r1, 0)}% (${int(disk?.sustainedPerSec)} vs ${int(aedes?.sustainedPerSec)} events/s)`,
+    verdict: v(r1 === null ? null : r1 >= 0.6),
+  });
   const r2 = ratio(disk?.sustainedPerSec, naive?.sustainedPerSec);
-  out.push({ goal: 'embedded-disk >= 3x the naive bridge', value: r2 === null ? '-' : `${fix(r2, 1)}x (${int(disk?.sustainedPerSec)} vs ${int(naive?.sustainedPerSec)} events/s)`, verdict: v(r2 === null ? null : r2 >= 3) });
+  out.push({
+    goal: 'embedded-disk >= 3x the naive bridge',
+    value:
+      r2 === null ? '-' : `${fix(r2, 1)}x (${int(disk?.sustainedPerSec)} vs ${int(naive?.sustainedPerSec)} events/s)`,
+    verdict: v(r2 === null ? null : r2 >= 3),
+  });
   for (const name of ['client-disk-mosquitto', 'client-disk']) {
     const client = by(name);
     if (client === undefined) continue;
     const r = ratio(client.sustainedPerSec, disk?.sustainedPerSec);
-    out.push({ goal: `${name} >= 50% of embedded-disk (one connection)`, value: r === null ? '-' : `${fix(100 * r, 0)}% (${int(client.sustainedPerSec)} vs ${int(disk?.sustainedPerSec)} events/s)`, verdict: v(r === null ? null : r >= 0.5) });
+    out.push({
+      goal: `${name} >= 50% of embedded-disk (one connection)`,
+      value:
+        r === null
+          ? '-'
+          : `${fix(100 * r, 0)}% (${int(client.sustainedPerSec)} vs ${int(disk?.sustainedPerSec)} events/s)`,
+      verdict: v(r === null ? null : r >= 0.5),
+    });
     const f = ratio(client.at10k?.diskBytesPerEvent, disk?.at10k?.diskBytesPerEvent);
-    out.push({ goal: `${name} flash bytes/event <= 1.5x embedded-disk's at 10,000 events/s`, value: f === null ? '-' : `${fix(f, 2)}x (${fix(client.at10k?.diskBytesPerEvent, 0)} vs ${fix(disk?.at10k?.diskBytesPerEvent, 0)} B)`, verdict: v(f === null ? null : f <= 1.5) });
+    out.push({
+      goal: `${name} flash bytes/event <= 1.5x embedded-disk's at 10,000 events/s`,
+      value:
+        f === null
+          ? '-'
+          : `${fix(f, 2)}x (${fix(client.at10k?.diskBytesPerEvent, 0)} vs ${fix(disk?.at10k?.diskBytesPerEvent, 0)} B)`,
+      verdict: v(f === null ? null : f <= 1.5),
+    });
   }
   const p = disk?.at10k?.puback.p99 ?? null;
   const c = disk?.at10k?.commitMaxMs ?? null;
-  out.push({ goal: 'PUBACK p99 <= 10 ms at 10,000 events/s (disk)', value: p === null ? '-' : `${fix(p, 1)} ms${c === null ? '' : ` (longest commit, write and fsync, in the step: ${fix(c, 1)} ms)`}`, verdict: v(p === null ? null : p <= 10) });
+  out.push({
+    goal: 'PUBACK p99 <= 10 ms at 10,000 events/s (disk)',
+    value:
+      p === null
+        ? '-'
+        : `${fix(p, 1)} ms${c === null ? '' : ` (longest commit, write and fsync, in the step: ${fix(c, 1)} ms)`}`,
+    verdict: v(p === null ? null : p <= 10),
+  });
   const k = disk?.at10k?.toKafka?.p99 ?? null;
-  out.push({ goal: 'publish-to-Kafka p99 <= 250 ms at 10,000 events/s', value: k === null ? '-' : `${fix(k, 0)} ms`, verdict: v(k === null ? null : k <= 250) });
+  out.push({
+    goal: 'publish-to-Kafka p99 <= 250 ms at 10,000 events/s',
+    value: k === null ? '-' : `${fix(k, 0)} ms`,
+    verdict: v(k === null ? null : k <= 250),
+  });
   const idle = disk?.idleRssBytes ?? null;
   const startup = disk?.startupRssBytes ?? null;
-  out.push({ goal: 'daemon RSS idle <= 90 MB', value: idle === null ? '-' : `${fix(idle / MB, 0)} MB (${startup === null ? '' : `${fix(startup / MB, 0)} MB `}2 s after start)`, verdict: v(idle === null ? null : idle <= 90 * MB) });
+  out.push({
+    goal: 'daemon RSS idle <= 90 MB',
+    value:
+      idle === null
+        ? '-'
+        : `${fix(idle / MB, 0)} MB (${startup === null ? '' : `${fix(startup / MB, 0)} MB `}2 s after start)`,
+    verdict: v(idle === null ? null : idle <= 90 * MB),
+  });
   const peak = disk?.peakRssBytes ?? null;
-  out.push({ goal: 'daemon RSS at full load <= 150 MB', value: peak === null ? '-' : `${fix(peak / MB, 0)} MB`, verdict: v(peak === null ? null : peak <= 150 * MB) });
+  out.push({
+    goal: 'daemon RSS at full load <= 150 MB',
+    value: peak === null ? '-' : `${fix(peak / MB, 0)} MB`,
+    verdict: v(peak === null ? null : peak <= 150 * MB),
+  });
   const bd = backlog !== null && !('error' in backlog) ? backlog.deltaBacklogBytes : null;
-  out.push({ goal: `backlog of ${backlog !== null && !('error' in backlog) ? int(backlog.backlog) : '1,000,000'} events changes RSS by <= 20 MB`, value: bd === null ? '-' : `${bd >= 0 ? '+' : ''}${fix(bd / MB, 1)} MB`, verdict: v(bd === null ? null : Math.abs(bd) <= 20 * MB) });
+  out.push({
+    goal: `backlog of ${backlog !== null && !('error' in backlog) ? int(backlog.backlog) : '1,000,000'} events changes RSS by <= 20 MB`,
+    value: bd === null ? '-' : `${bd >= 0 ? '+' : ''}${fix(bd / MB, 1)} MB`,
+    verdict: v(bd === null ? null : Math.abs(bd) <= 20 * MB),
+  });
   const perEvent = (system: BytesSystem): number | null => {
     const b = bytes.find((c) => c.system === system && c.compression === 'none')?.bytes;
     return b?.logBytesPerEvent ?? b?.recordBytesPerEvent ?? null;
@@ -956,46 +1295,100 @@ function goals(sc: StepScenario[], bytes: BytesCase[], backlog: BacklogResult | 
   const r3 = ratio(d, n);
   const r4 = ratio(e, n);
   out.push({
-    goal: 'Kafka bytes/event <= half the naive bridge\'s (no compression; route with `decode: json`)',
-    value: r3 === null ? '-' : `${fix(d, 1)} vs ${fix(n, 1)} B = ${fix(r3, 2)}x${r4 === null ? '' : ` (raw payloads: ${fix(e, 1)} B = ${fix(r4, 2)}x)`}`,
+    goal: "Kafka bytes/event <= half the naive bridge's (no compression; route with `decode: json`)",
+    value:
+      r3 === null
+        ? '-'
+        : `${fix(d, 1)} vs ${fix(n, 1)} B = ${fix(r3, 2)}x${r4 === null ? '' : ` (raw payloads: ${fix(e, 1)} B = ${fix(r4, 2)}x)`}`,
     verdict: v(r3 === null ? null : r3 <= 0.5),
   });
   return out;
 }
 
 function mdTable(head: string[], rows: string[][]): string {
-  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
-const ms = (l: Latency | null | undefined, d = 1): string => (l == null || l.p50 === null ? '-' : `${fix(l.p50, d)} / ${fix(l.p99, d)}`);
+const ms = (l: Latency | null | undefined, d = 1): string =>
+  l == null || l.p50 === null ? '-' : `${fix(l.p50, d)} / ${fix(l.p99, d)}`;
 const mbs = (b: number | null | undefined): string => (b == null ? '-' : fix(b / MB, 0));
 
-function markdown(meta: Record<string, unknown>, opts: Options, sc: StepScenario[], limits: Limits, bytes: BytesCase[], backlog: BacklogResult | { error: string } | null, gs: Goal[], failed: Array<{ name: string; error: string }>): string {
+function markdown(
+  meta: Record<string, unknown>,
+  opts: Options,
+  sc: StepScenario[],
+  limits: Limits,
+  bytes: BytesCase[],
+  backlog: BacklogResult | { error: string } | null,
+  gs: Goal[],
+  failed: Array<{ name: string; error: string }>,
+): string {
   const out: string[] = [];
   out.push('# edgehaul benchmark suite', '');
-  out.push(`${String(meta.startedAt)} · Node ${String(meta.node)} · ${String(meta.cpus)} × ${String(meta.cpuModel)} · Kafka ${typeof meta.kafkaVersion === 'string' ? meta.kafkaVersion : '?'} · git ${String((meta.git as { head: string | null }).head ?? '?')} · fsync probe ${int(meta.fsyncPerSec as number)}/s · ${opts.quick ? '**--quick** run' : 'full run'} (${fix(Number(meta.totalSecs), 0)} s)`, '');
-  out.push(`${opts.devices} devices, ${opts.procs} load processes (raw MQTT), QoS 1, ~120-byte JSON readings; steps of ${opts.warmupMs / 1000} + ${opts.stepMs / 1000} s, offered ${opts.steps.map((s) => (s === null ? 'max' : int(s))).join(', ')} events/s until PUBACK p99 > ${P99_LIMIT_MS} ms, the offered rate is missed, or throughput stops rising.`, '');
+  out.push(
+    `${String(meta.startedAt)} · Node ${String(meta.node)} · ${String(meta.cpus)} × ${String(meta.cpuModel)} · Kafka ${typeof meta.kafkaVersion === 'string' ? meta.kafkaVersion : '?'} · git ${String((meta.git as { head: string | null }).head ?? '?')} · fsync probe ${int(meta.fsyncPerSec as number)}/s · ${opts.quick ? '**--quick** run' : 'full run'} (${fix(Number(meta.totalSecs), 0)} s)`,
+    '',
+  );
+  out.push(
+    `${opts.devices} devices, ${opts.procs} load processes (raw MQTT), QoS 1, ~120-byte JSON readings; steps of ${opts.warmupMs / 1000} + ${opts.stepMs / 1000} s, offered ${opts.steps.map((s) => (s === null ? 'max' : int(s))).join(', ')} events/s until PUBACK p99 > ${P99_LIMIT_MS} ms, the offered rate is missed, or throughput stops rising.`,
+    '',
+  );
   const other = sc.flatMap((s) => s.steps).reduce((n, s) => n + s.otherCpuSecs, 0);
   const win = sc.flatMap((s) => s.steps).reduce((n, s) => n + s.windowMs / 1000, 0);
-  if (win > 0 && other / win > 0.1) out.push(`> **Noisy machine:** processes this benchmark did not start used ${fix(other / win, 2)} CPU cores on average during the measured windows; treat the figures as rough.`, '');
-  out.push('## Goals', '', mdTable(['goal', 'measured', 'verdict'], gs.map((g) => [g.goal, g.value, `**${g.verdict}**`])), '');
+  if (win > 0 && other / win > 0.1)
+    out.push(
+      `> **Noisy machine:** processes this benchmark did not start used ${fix(other / win, 2)} CPU cores on average during the measured windows; treat the figures as rough.`,
+      '',
+    );
+  out.push(
+    '## Goals',
+    '',
+    mdTable(
+      ['goal', 'measured', 'verdict'],
+      gs.map((g) => [g.goal, g.value, `**${g.verdict}**`]),
+    ),
+    '',
+  );
   out.push('## Scenarios', '');
-  out.push(`Sustained = min(PUBACKs/s, events/s into Kafka) of the best step within the PUBACK p99 limit. CPU, disk and latency at that step; "@10k" = the 10,000 events/s step. RSS idle: ${IDLE_SETTLE_MS / 1000} s after start, once V8's memory reducer has collected start-up garbage.`, '');
-  out.push(mdTable(
-    ['scenario', 'sustained events/s', 'at offered', 'PUBACK p50 / p99 ms', 'PUBACK p99 @10k ms', 'to Kafka p50 / p99 ms @10k', 'CPU s / 100k events', 'RSS idle / peak MB', 'disk B/event', 'Kafka B/event (log / record)'],
-    sc.map((s) => [
-      s.name,
-      int(s.sustainedPerSec),
-      s.top === null ? '-' : s.top.offered === null ? 'max' : int(s.top.offered),
-      ms(s.top?.puback, 2),
-      fix(s.at10k?.puback.p99 ?? null, 1),
-      ms(s.at10k?.toKafka, 0),
-      fix(s.top?.cpuSecsPer100k ?? null, 2),
-      `${mbs(s.idleRssBytes)} / ${mbs(s.peakRssBytes)}`,
-      fix(s.top?.diskBytesPerEvent ?? null, 0),
-      s.kafkaBytes === null ? '-' : `${fix(s.kafkaBytes.logBytesPerEvent, 0)} / ${fix(s.kafkaBytes.recordBytesPerEvent, 0)}`,
-    ]),
-  ), '');
+  out.push(
+    `Sustained = min(PUBACKs/s, events/s into Kafka) of the best step within the PUBACK p99 limit. CPU, disk and latency at that step; "@10k" = the 10,000 events/s step. RSS idle: ${IDLE_SETTLE_MS / 1000} s after start, once V8's memory reducer has collected start-up garbage.`,
+    '',
+  );
+  out.push(
+    mdTable(
+      [
+        'scenario',
+        'sustained events/s',
+        'at offered',
+        'PUBACK p50 / p99 ms',
+        'PUBACK p99 @10k ms',
+        'to Kafka p50 / p99 ms @10k',
+        'CPU s / 100k events',
+        'RSS idle / peak MB',
+        'disk B/event',
+        'Kafka B/event (log / record)',
+      ],
+      sc.map((s) => [
+        s.name,
+        int(s.sustainedPerSec),
+        s.top === null ? '-' : s.top.offered === null ? 'max' : int(s.top.offered),
+        ms(s.top?.puback, 2),
+        fix(s.at10k?.puback.p99 ?? null, 1),
+        ms(s.at10k?.toKafka, 0),
+        fix(s.top?.cpuSecsPer100k ?? null, 2),
+        `${mbs(s.idleRssBytes)} / ${mbs(s.peakRssBytes)}`,
+        fix(s.top?.diskBytesPerEvent ?? null, 0),
+        s.kafkaBytes === null
+          ? '-'
+          : `${fix(s.kafkaBytes.logBytesPerEvent, 0)} / ${fix(s.kafkaBytes.recordBytesPerEvent, 0)}`,
+      ]),
+    ),
+    '',
+  );
   for (const s of sc) if (s.notes.length > 0) out.push(`- ${s.name}: ${s.notes.join('; ')}`);
   for (const f of failed) out.push(`- **${f.name} failed**: ${f.error.split('\n')[0]}`);
   out.push('', '![throughput and PUBACK p99 against offered load](suite.svg)', '');
@@ -1003,51 +1396,136 @@ function markdown(meta: Record<string, unknown>, opts: Options, sc: StepScenario
   const lim: string[][] = [];
   const aedes = sc.find((s) => s.kind === 'limit');
   if (aedes !== undefined) lim.push(['aedes in-process QoS 1', `${int(aedes.sustainedPerSec)} publishes/s (PUBACKed)`]);
-  if (limits.aedesQos0 !== undefined) lim.push(['aedes in-process QoS 0', 'error' in limits.aedesQos0 ? `error: ${limits.aedesQos0.error}` : `${int(limits.aedesQos0.brokerPerSec)} publishes/s counted in the broker`]);
-  if (limits.kafka !== undefined) lim.push(['Kafka produce, one record per reading', 'error' in limits.kafka ? `error: ${limits.kafka.error}` : `${int(limits.kafka.recordsPerSec)} records/s (${fix(limits.kafka.mbPerSec, 1)} MB/s of key + value; ${int(limits.kafka.records)} records; log ${fix(limits.kafka.logBytesPerRecord, 0)} B/record) with ${limits.kafka.tool}`]);
+  if (limits.aedesQos0 !== undefined)
+    lim.push([
+      'aedes in-process QoS 0',
+      'error' in limits.aedesQos0
+        ? `error: ${limits.aedesQos0.error}`
+        : `${int(limits.aedesQos0.brokerPerSec)} publishes/s counted in the broker`,
+    ]);
+  if (limits.kafka !== undefined)
+    lim.push([
+      'Kafka produce, one record per reading',
+      'error' in limits.kafka
+        ? `error: ${limits.kafka.error}`
+        : `${int(limits.kafka.recordsPerSec)} records/s (${fix(limits.kafka.mbPerSec, 1)} MB/s of key + value; ${int(limits.kafka.records)} records; log ${fix(limits.kafka.logBytesPerRecord, 0)} B/record) with ${limits.kafka.tool}`,
+    ]);
   if (limits.sqlite !== undefined) {
     if ('error' in limits.sqlite) lim.push(['better-sqlite3', `error: ${limits.sqlite.error}`]);
-    else for (const q of limits.sqlite) lim.push([`better-sqlite3 WAL, synchronous ${q.synchronous}, ${q.perCommit}/commit`, `${int(q.eventsPerSec)} events/s (${int(q.commitsPerSec)} commits/s)`]);
+    else
+      for (const q of limits.sqlite)
+        lim.push([
+          `better-sqlite3 WAL, synchronous ${q.synchronous}, ${q.perCommit}/commit`,
+          `${int(q.eventsPerSec)} events/s (${int(q.commitsPerSec)} commits/s)`,
+        ]);
   }
   out.push(mdTable(['part', 'limit'], lim), '');
   if (bytes.length > 0) {
     out.push(`## Bytes sent to Kafka per event (at ${int(opts.bytesRate)} events/s offered)`, '');
-    out.push('Log = the topic\'s log segment bytes / events (what the broker received, record batch framing included); record = key + value + headers / events as a consumer sees them (uncompressed).', '');
-    out.push(mdTable(['system', 'compression', 'log B/event', 'record B/event', 'events / records'], bytes.map((b) => [b.system, b.compression, b.bytes === null ? (b.error ?? '-') : fix(b.bytes.logBytesPerEvent, 1), fix(b.bytes?.recordBytesPerEvent ?? null, 1), b.bytes === null ? '-' : `${int(b.bytes.events)} / ${int(b.bytes.records)}`])), '');
+    out.push(
+      "Log = the topic's log segment bytes / events (what the broker received, record batch framing included); record = key + value + headers / events as a consumer sees them (uncompressed).",
+      '',
+    );
+    out.push(
+      mdTable(
+        ['system', 'compression', 'log B/event', 'record B/event', 'events / records'],
+        bytes.map((b) => [
+          b.system,
+          b.compression,
+          b.bytes === null ? (b.error ?? '-') : fix(b.bytes.logBytesPerEvent, 1),
+          fix(b.bytes?.recordBytesPerEvent ?? null, 1),
+          b.bytes === null ? '-' : `${int(b.bytes.events)} / ${int(b.bytes.records)}`,
+        ]),
+      ),
+      '',
+    );
   }
   if (backlog !== null) {
     out.push('## Backlog', '');
     if ('error' in backlog) out.push(`error: ${backlog.error.split('\n')[0]}`, '');
-    else out.push(`durability.ts --parts drain with a ${int(backlog.backlog)}-event backlog: a fresh daemon holding it ${mbs(backlog.freshWithBacklogBytes)} MB RSS vs ${mbs(backlog.liveOnlyNoBacklogBytes)} MB holding none (${backlog.deltaBacklogBytes === null ? '-' : fix(backlog.deltaBacklogBytes / MB, 1)} MB); drained at ${int(backlog.drainPerSec)} events/s (RSS while draining ${backlog.deltaDrainBytes === null ? '-' : `+${fix(backlog.deltaDrainBytes / MB, 0)}`} MB). Details: ${backlog.file}.`, '');
+    else
+      out.push(
+        `durability.ts --parts drain with a ${int(backlog.backlog)}-event backlog: a fresh daemon holding it ${mbs(backlog.freshWithBacklogBytes)} MB RSS vs ${mbs(backlog.liveOnlyNoBacklogBytes)} MB holding none (${backlog.deltaBacklogBytes === null ? '-' : fix(backlog.deltaBacklogBytes / MB, 1)} MB); drained at ${int(backlog.drainPerSec)} events/s (RSS while draining ${backlog.deltaDrainBytes === null ? '-' : `+${fix(backlog.deltaDrainBytes / MB, 0)}`} MB). Details: ${backlog.file}.`,
+        '',
+      );
   }
   out.push('## Curves', '');
   for (const s of sc) {
     out.push(`### ${s.name}`, '', s.what, '');
-    out.push(mdTable(['offered/s', 'PUBACK/s', 'into Kafka/s', 'PUBACK p50 / p99 ms', 'longest commit ms', 'to Kafka p50 / p99 ms', 'CPU s/100k', 'disk B/event', 'peak RSS MB', 'other CPU s', 'stop'],
-      s.steps.map((t) => [t.offered === null ? 'max' : int(t.offered), int(t.ackedPerSec), s.kind === 'limit' ? '-' : int(t.kafkaPerSec), ms(t.puback, 2), fix(t.commitMaxMs, 1), ms(t.toKafka, 0), fix(t.cpuSecsPer100k, 2), fix(t.diskBytesPerEvent, 0), mbs(t.peakRssBytes), fix(t.otherCpuSecs, 1), t.stop ?? ''])), '');
+    out.push(
+      mdTable(
+        [
+          'offered/s',
+          'PUBACK/s',
+          'into Kafka/s',
+          'PUBACK p50 / p99 ms',
+          'longest commit ms',
+          'to Kafka p50 / p99 ms',
+          'CPU s/100k',
+          'disk B/event',
+          'peak RSS MB',
+          'other CPU s',
+          'stop',
+        ],
+        s.steps.map((t) => [
+          t.offered === null ? 'max' : int(t.offered),
+          int(t.ackedPerSec),
+          s.kind === 'limit' ? '-' : int(t.kafkaPerSec),
+          ms(t.puback, 2),
+          fix(t.commitMaxMs, 1),
+          ms(t.toKafka, 0),
+          fix(t.cpuSecsPer100k, 2),
+          fix(t.diskBytesPerEvent, 0),
+          mbs(t.peakRssBytes),
+          fix(t.otherCpuSecs, 1),
+          t.stop ?? '',
+        ]),
+      ),
+      '',
+    );
   }
   return `${out.join('\n')}\n`;
 }
 
 function chart(sc: StepScenario[], caption: string): string {
   const x = (t: Step): number => t.offered ?? t.ackedPerSec;
-  const thr: Series[] = sc.map((s) => ({ name: s.name, points: s.steps.map((t) => [x(t), t.sustainedPerSec] as const) }));
+  const thr: Series[] = sc.map((s) => ({
+    name: s.name,
+    points: s.steps.map((t) => [x(t), t.sustainedPerSec] as const),
+  }));
   const p99: Series[] = sc.map((s) => ({ name: s.name, points: s.steps.map((t) => [x(t), t.puback.p99] as const) }));
-  return lineChart([
-    { title: 'Sustained events/s', yLabel: 'events/s (min of PUBACKs, into Kafka)', series: thr },
-    { title: 'PUBACK p99', yLabel: 'ms', series: p99, mark: { y: P99_LIMIT_MS, label: `${P99_LIMIT_MS} ms step limit` } },
-  ], caption);
+  return lineChart(
+    [
+      { title: 'Sustained events/s', yLabel: 'events/s (min of PUBACKs, into Kafka)', series: thr },
+      {
+        title: 'PUBACK p99',
+        yLabel: 'ms',
+        series: p99,
+        mark: { y: P99_LIMIT_MS, label: `${P99_LIMIT_MS} ms step limit` },
+      },
+    ],
+    caption,
+  );
 }
 
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
   const opts = parseOptions();
-  for (const f of ['dist/src/cli/main.js', 'dist/scripts/bench/load.js', 'dist/scripts/bench/durability.js', 'dist/test/support/broker-process.js', 'dist/scripts/bench/baselines/naive-bridge.js']) {
+  for (const f of [
+    'dist/src/cli/main.js',
+    'dist/scripts/bench/load.js',
+    'dist/scripts/bench/durability.js',
+    'dist/test/support/broker-process.js',
+    'dist/scripts/bench/baselines/naive-bridge.js',
+  ]) {
     if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first (npm run bench does)`);
   }
   // the backlog scenario's durability.ts stops its own daemons (5 s grace each) before it exits
-  return runFrame({ prefix: 'edgehaul-suite-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs, childGraceMs: 15_000 }, ({ tmpRoot, ownKafkaDir }) => suite(opts, tmpRoot, ownKafkaDir));
+  return runFrame(
+    { prefix: 'edgehaul-suite-', kafka: opts.kafka, keep: opts.keep, maxSecs: opts.maxSecs, childGraceMs: 15_000 },
+    ({ tmpRoot, ownKafkaDir }) => suite(opts, tmpRoot, ownKafkaDir),
+  );
 }
 
 async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null): Promise<number> {
@@ -1058,7 +1536,8 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
   if (opts.profile) mkdirSync(profileDir, { recursive: true });
   const meta: Record<string, unknown> = runMeta(opts, tmpRoot);
   const kafka = await openKafka(opts.kafka, ownKafkaDir ?? join(tmpRoot, 'kafka'));
-  const kafkaDir = ownKafkaDir ?? (opts.kafka !== null && existsSync(join(opts.kafka, 'broker.env')) ? opts.kafka : null);
+  const kafkaDir =
+    ownKafkaDir ?? (opts.kafka !== null && existsSync(join(opts.kafka, 'broker.env')) ? opts.kafka : null);
   meta.kafkaVersion = kafka.version;
   await warmKafka(kafka.brokers);
 
@@ -1096,7 +1575,19 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
           }
           break;
         case 'naive':
-          scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, name, { system: 'naive', mode: 'client', durability: 'memory', compression: 'none', pinned: false }, opts.steps, true, profileDir));
+          scenarios.push(
+            await pipeline(
+              opts,
+              kafka,
+              kafkaDir,
+              tmpRoot,
+              name,
+              { system: 'naive', mode: 'client', durability: 'memory', compression: 'none', pinned: false },
+              opts.steps,
+              true,
+              profileDir,
+            ),
+          );
           break;
         case 'embedded-disk':
         case 'embedded-memory':
@@ -1106,14 +1597,38 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
         case 'client-memory-mosquitto':
         case 'embedded-disk-1core': {
           const [mode, durability] = name.split('-') as ['embedded' | 'client', 'disk' | 'memory'];
-          const upstream = name.endsWith('-mosquitto') ? 'mosquitto' as const : 'aedes' as const;
-          scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, name, { system: 'edgehaul', mode, durability, compression: 'none', pinned: name.endsWith('1core'), upstream }, opts.steps, true, profileDir));
+          const upstream = name.endsWith('-mosquitto') ? ('mosquitto' as const) : ('aedes' as const);
+          scenarios.push(
+            await pipeline(
+              opts,
+              kafka,
+              kafkaDir,
+              tmpRoot,
+              name,
+              { system: 'edgehaul', mode, durability, compression: 'none', pinned: name.endsWith('1core'), upstream },
+              opts.steps,
+              true,
+              profileDir,
+            ),
+          );
           if (name === 'embedded-disk' && opts.baseline !== null) {
             const base = buildBaseline(opts.baseline, join(tmpRoot, 'baseline'));
             const label = `embedded-disk@${base.label}`;
             log(label);
             WHAT[label] = `embedded-disk on the daemon of revision ${base.label} (--baseline)`;
-            scenarios.push(await pipeline(opts, kafka, kafkaDir, tmpRoot, label, { system: 'edgehaul', mode, durability, compression: 'none', pinned: false, root: base.root }, opts.steps, true, profileDir));
+            scenarios.push(
+              await pipeline(
+                opts,
+                kafka,
+                kafkaDir,
+                tmpRoot,
+                label,
+                { system: 'edgehaul', mode, durability, compression: 'none', pinned: false, root: base.root },
+                opts.steps,
+                true,
+                profileDir,
+              ),
+            );
           }
           break;
         }
@@ -1122,12 +1637,32 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
             for (const compression of ['none', 'gzip'] as const) {
               const label = `bytes-${system}-${compression}`;
               try {
-                const spec: PipelineSpec = system === 'naive'
-                  ? { system, mode: 'client', durability: 'disk', compression, pinned: false }
-                  : { system: 'edgehaul', mode: 'embedded', durability: 'disk', compression, pinned: false, ...(system === 'edgehaul-decoded' ? { steps: [{ decode: 'json' }] } : {}) };
-                const r = await pipeline(opts, kafka, kafkaDir, tmpRoot, label, spec, [opts.bytesRate], false, profileDir);
+                const spec: PipelineSpec =
+                  system === 'naive'
+                    ? { system, mode: 'client', durability: 'disk', compression, pinned: false }
+                    : {
+                        system: 'edgehaul',
+                        mode: 'embedded',
+                        durability: 'disk',
+                        compression,
+                        pinned: false,
+                        ...(system === 'edgehaul-decoded' ? { steps: [{ decode: 'json' }] } : {}),
+                      };
+                const r = await pipeline(
+                  opts,
+                  kafka,
+                  kafkaDir,
+                  tmpRoot,
+                  label,
+                  spec,
+                  [opts.bytesRate],
+                  false,
+                  profileDir,
+                );
                 bytes.push({ system, compression, bytes: r.kafkaBytes });
-                log(`  ${label}: log ${fix(r.kafkaBytes?.logBytesPerEvent ?? null, 1)} B/event, record ${fix(r.kafkaBytes?.recordBytesPerEvent ?? null, 1)} B/event`);
+                log(
+                  `  ${label}: log ${fix(r.kafkaBytes?.logBytesPerEvent ?? null, 1)} B/event, record ${fix(r.kafkaBytes?.recordBytesPerEvent ?? null, 1)} B/event`,
+                );
               } catch (err) {
                 bytes.push({ system, compression, bytes: null, error: (err as Error).message.split('\n')[0] });
                 await killChildren();
@@ -1138,7 +1673,9 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
         case 'backlog':
           try {
             backlog = await backlogCheck(opts, kafka, kafkaDir, tmpRoot);
-            log(`  backlog: RSS ${backlog.deltaBacklogBytes === null ? '-' : fix(backlog.deltaBacklogBytes / MB, 1)} MB with ${int(backlog.backlog)} events held`);
+            log(
+              `  backlog: RSS ${backlog.deltaBacklogBytes === null ? '-' : fix(backlog.deltaBacklogBytes / MB, 1)} MB with ${int(backlog.backlog)} events held`,
+            );
           } catch (err) {
             backlog = { error: (err as Error).message };
             throw err;
@@ -1159,10 +1696,19 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
   meta.loadavgAfter = loadavg();
 
   const gs = goals(scenarios, bytes, backlog);
-  writeFileSync(join(resultsDir, 'suite.json'), `${JSON.stringify({ meta, goals: gs, scenarios, limits, kafkaBytes: bytes, backlog, failed }, null, 2)}\n`);
+  writeFileSync(
+    join(resultsDir, 'suite.json'),
+    `${JSON.stringify({ meta, goals: gs, scenarios, limits, kafkaBytes: bytes, backlog, failed }, null, 2)}\n`,
+  );
   const md = markdown(meta, opts, scenarios, limits, bytes, backlog, gs, failed);
   writeFileSync(join(resultsDir, 'suite.md'), md);
-  writeFileSync(join(resultsDir, 'suite.svg'), chart(scenarios, `${String(meta.startedAt).slice(0, 16)} · ${String(meta.cpus)} cores · ${opts.quick ? 'quick run' : 'full run'} · git ${String((meta.git as { head: string | null }).head ?? '?')}`));
+  writeFileSync(
+    join(resultsDir, 'suite.svg'),
+    chart(
+      scenarios,
+      `${String(meta.startedAt).slice(0, 16)} · ${String(meta.cpus)} cores · ${opts.quick ? 'quick run' : 'full run'} · git ${String((meta.git as { head: string | null }).head ?? '?')}`,
+    ),
+  );
   if (opts.publish) {
     const docs = join(ROOT, 'docs/bench');
     mkdirSync(docs, { recursive: true });
@@ -1172,13 +1718,25 @@ async function suite(opts: Options, tmpRoot: string, ownKafkaDir: string | null)
 
   process.stdout.write(`\n${gs.map((g) => `${g.verdict.padEnd(4)}  ${g.goal}: ${g.value}`).join('\n')}\n`);
   for (const s of scenarios) {
-    if (s.problems.length > 0) process.stdout.write(`\n${s.name}: ${s.problems.length} daemon warn/error lines, first: ${JSON.stringify(s.problems[0]).slice(0, 300)}\n`);
+    if (s.problems.length > 0)
+      process.stdout.write(
+        `\n${s.name}: ${s.problems.length} daemon warn/error lines, first: ${JSON.stringify(s.problems[0]).slice(0, 300)}\n`,
+      );
     if (s.profile !== null) process.stdout.write(`\n${s.name}: ${formatSummary(s.profile)}\n`);
     const m = s.memoryAtPeak;
-    if (m != null) process.stdout.write(`${s.name}: memory at the RSS peak (MB): rss ${fix(m.rss! / MB, 0)}, V8 heap ${fix(m.heapUsed! / MB, 0)} used / ${fix(m.heapTotal! / MB, 0)} total, external ${fix(m.external! / MB, 0)} (array buffers ${fix(m.arrayBuffers! / MB, 0)}), rest ${fix((m.rss! - m.heapTotal! - m.external!) / MB, 0)}\n`);
+    if (m != null)
+      process.stdout.write(
+        `${s.name}: memory at the RSS peak (MB): rss ${fix(m.rss! / MB, 0)}, V8 heap ${fix(m.heapUsed! / MB, 0)} used / ${fix(m.heapTotal! / MB, 0)} total, external ${fix(m.external! / MB, 0)} (array buffers ${fix(m.arrayBuffers! / MB, 0)}), rest ${fix((m.rss! - m.heapTotal! - m.external!) / MB, 0)}\n`,
+      );
   }
   for (const f of failed) process.stdout.write(`\nFAILED ${f.name}: ${f.error.split('\n')[0]}\n`);
-  process.stdout.write(`\ntotal ${fix(meta.totalSecs as number, 0)} s (${Object.entries(secs).map(([k, v]) => `${k} ${fix(v, 0)}`).join(', ')}); results: ${relative(process.cwd(), join(resultsDir, 'suite.md'))}, suite.json, suite.svg${opts.publish ? '; copied to docs/bench/' : ''}\n`);
+  process.stdout.write(
+    `\ntotal ${fix(meta.totalSecs as number, 0)} s (${Object.entries(secs)
+      .map(([k, v]) => `${k} ${fix(v, 0)}`)
+      .join(
+        ', ',
+      )}); results: ${relative(process.cwd(), join(resultsDir, 'suite.md'))}, suite.json, suite.svg${opts.publish ? '; copied to docs/bench/' : ''}\n`,
+  );
   return failed.length > 0 ? 1 : 0;
 }
 

@@ -76,12 +76,23 @@ function makeStream(count: number, t0: number): Array<{ device: string; topic: s
       fw: '1.4.2',
     };
     const device = `dev-${String(d).padStart(3, '0')}`;
-    out.push({ device, topic: `site/plant-7/dev/${device}/telemetry`, payload: Buffer.from(JSON.stringify(payload)), at });
+    out.push({
+      device,
+      topic: `site/plant-7/dev/${device}/telemetry`,
+      payload: Buffer.from(JSON.stringify(payload)),
+      at,
+    });
   }
   return out;
 }
 
-function round(stream: ReturnType<typeof makeStream>): { eventsPerSec: number; usPerEvent: number; wallEventsPerSec: number; forwarded: number; failed: number } {
+function round(stream: ReturnType<typeof makeStream>): {
+  eventsPerSec: number;
+  usPerEvent: number;
+  wallEventsPerSec: number;
+  forwarded: number;
+  failed: number;
+} {
   const ctx = { gatewayId: 'gw-bench', route: 'telemetry' };
   const steps: Step[] = ROUTE_STEPS.map((s) => compileStep(stepSchema.parse(s), ctx));
   const varsByDevice = new Map<string, Record<string, string>>();
@@ -94,7 +105,8 @@ function round(stream: ReturnType<typeof makeStream>): { eventsPerSec: number; u
     // a new event time for repeated passes over the stream, so max_silence and skew checks see time move on
     const at = m.at + Math.floor(i / stream.length) * 3_600_000;
     let vars = varsByDevice.get(m.device);
-    if (vars === undefined) varsByDevice.set(m.device, (vars = { site: 'plant-7', device: m.device, client_id: m.device, topic: m.topic }));
+    if (vars === undefined)
+      varsByDevice.set(m.device, (vars = { site: 'plant-7', device: m.device, client_id: m.device, topic: m.topic }));
     let ev: Working | typeof DROPPED = {
       topic: m.topic,
       clientId: m.device,
@@ -121,20 +133,30 @@ function round(stream: ReturnType<typeof makeStream>): { eventsPerSec: number; u
   const cpu = process.cpuUsage(cpu0);
   const cpuSecs = (cpu.user + cpu.system) / 1e6;
   // per CPU second: on a shared machine wall time also counts the time other processes had the core
-  return { eventsPerSec: EVENTS / cpuSecs, usPerEvent: (cpuSecs * 1e6) / EVENTS, wallEventsPerSec: EVENTS / secs, forwarded, failed };
+  return {
+    eventsPerSec: EVENTS / cpuSecs,
+    usPerEvent: (cpuSecs * 1e6) / EVENTS,
+    wallEventsPerSec: EVENTS / secs,
+    forwarded,
+    failed,
+  };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const stream = makeStream(Math.min(EVENTS, 200_000), Date.UTC(2026, 0, 1));
 const avgPayload = stream.reduce((n, m) => n + m.payload.length, 0) / stream.length;
-process.stderr.write(`transform bench: ${EVENTS} events per round, ${DEVICES} devices, ${avgPayload.toFixed(0)}-byte JSON payloads, ${ROUNDS} rounds\n`);
+process.stderr.write(
+  `transform bench: ${EVENTS} events per round, ${DEVICES} devices, ${avgPayload.toFixed(0)}-byte JSON payloads, ${ROUNDS} rounds\n`,
+);
 round(makeStream(20_000, Date.UTC(2025, 0, 1))); // warm-up: let V8 optimise the steps
 const rounds = [];
 for (let r = 0; r < ROUNDS; r++) {
   const res = round(stream);
   rounds.push(res);
-  process.stderr.write(`  round ${r + 1}: ${Math.round(res.eventsPerSec).toLocaleString('en')} events/s, ${res.usPerEvent.toFixed(2)} µs/event of CPU time (wall: ${Math.round(res.wallEventsPerSec).toLocaleString('en')} events/s), forwarded ${((100 * res.forwarded) / EVENTS).toFixed(1)}%, failed ${res.failed}\n`);
+  process.stderr.write(
+    `  round ${r + 1}: ${Math.round(res.eventsPerSec).toLocaleString('en')} events/s, ${res.usPerEvent.toFixed(2)} µs/event of CPU time (wall: ${Math.round(res.wallEventsPerSec).toLocaleString('en')} events/s), forwarded ${((100 * res.forwarded) / EVENTS).toFixed(1)}%, failed ${res.failed}\n`,
+  );
 }
 const result = {
   bench: 'transform',
@@ -152,4 +174,6 @@ const result = {
 const dir = join(ROOT, 'scripts/bench/results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'transform.json'), `${JSON.stringify(result, null, 2)}\n`);
-process.stdout.write(`median: ${result.medianEventsPerSec.toLocaleString('en')} events/s, ${result.medianUsPerEvent} µs/event (goal >= 300,000 events/s); deadband forwarded ${(100 * result.forwardedFraction).toFixed(1)}% of events\n`);
+process.stdout.write(
+  `median: ${result.medianEventsPerSec.toLocaleString('en')} events/s, ${result.medianUsPerEvent} µs/event (goal >= 300,000 events/s); deadband forwarded ${(100 * result.forwardedFraction).toFixed(1)}% of events\n`,
+);

@@ -53,7 +53,11 @@ export class BufferHousekeeping {
    */
   configureSweep(ttls: readonly RouteTtl[], byInterval: boolean): void {
     this.ttls = ttls;
-    this.sweepTimer.every(ttls.length === 0 || !byInterval ? null : Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)));
+    this.sweepTimer.every(
+      ttls.length === 0 || !byInterval
+        ? null
+        : Math.min(10_000, Math.max(1000, Math.min(...ttls.map((t) => t.ttlMs)) / 4)),
+    );
   }
 
   /** Memory rows the uplink has not taken in time go to disk. */
@@ -64,7 +68,10 @@ export class BufferHousekeeping {
       this.counters.spilled(this.store.spill(options, this.links.inFlight()));
     } catch (err) {
       this.throttle.run('spill', (suppressed) => {
-        this.log.error({ code: 'EH_ERR_STORE_WRITE', err: (err as Error).message, suppressed }, 'spilling memory events to disk failed; they stay in memory');
+        this.log.error(
+          { code: 'EH_ERR_STORE_WRITE', err: (err as Error).message, suppressed },
+          'spilling memory events to disk failed; they stay in memory',
+        );
       });
     }
   }
@@ -80,7 +87,10 @@ export class BufferHousekeeping {
       this.counters.expired(route, events);
       freed = true;
       this.throttle.run(`expired:${route}`, (suppressed) => {
-        this.log.warn({ code: 'EH_ERR_BUFFER_EXPIRED', route, events, ttl_secs: ttlMs / 1000, suppressed }, 'events older than the route TTL dropped');
+        this.log.warn(
+          { code: 'EH_ERR_BUFFER_EXPIRED', route, events, ttl_secs: ttlMs / 1000, suppressed },
+          'events older than the route TTL dropped',
+        );
       });
     }
     if (freed) this.links.freed();
@@ -89,7 +99,10 @@ export class BufferHousekeeping {
   /** Scheduled: WAL checkpoint and PRAGMA optimize. */
   maintain(): void {
     const report = this.store.maintain();
-    this.log.info({ ...report }, report.busy ? 'store maintenance: checkpoint busy, tried again next time' : 'store maintenance done');
+    this.log.info(
+      { ...report },
+      report.busy ? 'store maintenance: checkpoint busy, tried again next time' : 'store maintenance done',
+    );
   }
 
   stop(): void {

@@ -17,7 +17,12 @@ export interface OpenedBuffer {
  * after a quarantine start above the old ones (see seedSequence), so they
  * still never repeat.
  */
-export function openBuffer(path: string, options: SqliteStoreOptions, log: Logger, now: () => number = Date.now): OpenedBuffer {
+export function openBuffer(
+  path: string,
+  options: SqliteStoreOptions,
+  log: Logger,
+  now: () => number = Date.now,
+): OpenedBuffer {
   const problem = existsSync(path) ? checkDatabase(path) : null;
   if (problem === null) return { store: openSqliteStore(path, options), quarantined: null };
 
@@ -25,8 +30,17 @@ export function openBuffer(path: string, options: SqliteStoreOptions, log: Logge
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
   }
-  log.error({ code: 'EH_ERR_STORE_DAMAGED', buffer: path, moved_to: aside, reason: problem.reason, lost_events: problem.events, next_seq: problem.nextSeq },
-    'buffer database is damaged: moved aside, starting with an empty buffer');
+  log.error(
+    {
+      code: 'EH_ERR_STORE_DAMAGED',
+      buffer: path,
+      moved_to: aside,
+      reason: problem.reason,
+      lost_events: problem.events,
+      next_seq: problem.nextSeq,
+    },
+    'buffer database is damaged: moved aside, starting with an empty buffer',
+  );
   const store = openSqliteStore(path, { ...options, firstSeq: Math.max(problem.nextSeq ?? 0, seedSequence(now())) });
   return { store, quarantined: { path: aside, reason: problem.reason, events: problem.events } };
 }
@@ -74,5 +88,8 @@ function salvageCounts(db: Database.Database): { events: number | null; nextSeq:
       return null;
     }
   };
-  return { events: read<number>('SELECT sum(event_count) AS v FROM commits'), nextSeq: read<number>("SELECT value AS v FROM meta WHERE key = 'next_seq'") };
+  return {
+    events: read<number>('SELECT sum(event_count) AS v FROM commits'),
+    nextSeq: read<number>("SELECT value AS v FROM meta WHERE key = 'next_seq'"),
+  };
 }

@@ -27,7 +27,11 @@ export interface BufferLimits {
 export interface UsageView {
   bytesOf(route: string): number;
   totalBytes(): number;
-  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip: ReadonlySet<number>): RowInfo[];
+  oldestRows(
+    filter: { route: string } | { belowPriority: number },
+    limit: number,
+    skip: ReadonlySet<number>,
+  ): RowInfo[];
 }
 
 /** Routes unknown to the limits (e.g. rows from before a config change) count as lowest priority, drop_oldest. */
@@ -122,7 +126,12 @@ export class AdmissionPlan {
         if (list === undefined) split.set(k, (list = []));
         list.push(e);
       }
-      return [...split.values()].map((list) => ({ route, priority: list[0]!.priority ?? limits.priority, events: list, durability }));
+      return [...split.values()].map((list) => ({
+        route,
+        priority: list[0]!.priority ?? limits.priority,
+        events: list,
+        durability,
+      }));
     });
   }
 
@@ -195,7 +204,15 @@ export class AdmissionPlan {
     return this.limits.routes.get(route) ?? UNKNOWN_ROUTE;
   }
 
-  private save(): { evict: number; added: Map<string, number>; removed: Map<string, number>; addedTotal: number; removedTotal: number; groups: Map<string, number>; dropped: Map<string, number> } {
+  private save(): {
+    evict: number;
+    added: Map<string, number>;
+    removed: Map<string, number>;
+    addedTotal: number;
+    removedTotal: number;
+    groups: Map<string, number>;
+    dropped: Map<string, number>;
+  } {
     return {
       evict: this.evict.length,
       added: new Map(this.added),

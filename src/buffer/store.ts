@@ -126,7 +126,6 @@ export function publishDigest(topic: string, payload: Uint8Array): number {
   return h >>> 0;
 }
 
-
 export interface BufferStore {
   /**
    * This buffer file's incarnation: 16 random hex digits drawn when the
@@ -140,7 +139,11 @@ export interface BufferStore {
    * checkpoints). Returns the evicted rows as they were and the sequence range
    * of every group.
    */
-  commit(groups: readonly CommitGroup[], evict?: readonly number[], extras?: CommitExtras): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
+  commit(
+    groups: readonly CommitGroup[],
+    evict?: readonly number[],
+    extras?: CommitExtras,
+  ): { evicted: RemovedRow[]; ranges: Array<{ route: string; firstSeq: number; lastSeq: number }> };
   /**
    * True when a PUBLISH with this client id, packet id and digest was
    * committed (CommitExtras.publishes) among the client's recent publishes,
@@ -159,7 +162,11 @@ export interface BufferStore {
    */
   readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority?: number): StoredCommit[];
   /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
-  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip?: ReadonlySet<number>): RowInfo[];
+  oldestRows(
+    filter: { route: string } | { belowPriority: number },
+    limit: number,
+    skip?: ReadonlySet<number>,
+  ): RowInfo[];
   /** Rows of `route` whose newest event was received before `cutoffMs`. */
   expiredRows(route: string, cutoffMs: number, skip?: ReadonlySet<number>): RowInfo[];
   /** Removes rows (delivered, or expired by the caller); returns what was removed. */

@@ -1,6 +1,19 @@
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
 import { storedSize } from './policy.js';
-import type { BufferStats, BufferStore, CommitExtras, CommitGroup, DeadLetterRecord, MaintenanceReport, PublishId, RemovedRow, RouteUsage, RowInfo, SqliteBufferStore, StoredCommit } from './store.js';
+import type {
+  BufferStats,
+  BufferStore,
+  CommitExtras,
+  CommitGroup,
+  DeadLetterRecord,
+  MaintenanceReport,
+  PublishId,
+  RemovedRow,
+  RouteUsage,
+  RowInfo,
+  SqliteBufferStore,
+  StoredCommit,
+} from './store.js';
 
 interface MemoryRow {
   readonly id: number;
@@ -38,7 +51,10 @@ export class TieredStore implements BufferStore {
   private memoryBytes = 0;
   private readonly memoryUsage = new Map<string, { commits: number; events: number; bytes: number }>();
 
-  constructor(private readonly disk: SqliteBufferStore, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly disk: SqliteBufferStore,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   isResend(id: PublishId): boolean {
     return this.disk.isResend(id);
@@ -48,13 +64,21 @@ export class TieredStore implements BufferStore {
     return this.disk.incarnation;
   }
 
-  commit(groups: readonly CommitGroup[], evict: readonly number[] = [], extras?: CommitExtras): ReturnType<BufferStore['commit']> {
+  commit(
+    groups: readonly CommitGroup[],
+    evict: readonly number[] = [],
+    extras?: CommitExtras,
+  ): ReturnType<BufferStore['commit']> {
     const diskGroups = groups.filter((g) => g.durability !== 'memory');
     const memoryGroups = groups.filter((g) => g.durability === 'memory' && g.events.length > 0);
     const evictedFromMemory = this.removeMemory(evict.filter((id) => id < 0));
     const diskEvict = evict.filter((id) => id > 0);
-    const hasExtras = extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
-    const result = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [] };
+    const hasExtras =
+      extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
+    const result =
+      diskGroups.length > 0 || diskEvict.length > 0 || hasExtras
+        ? this.disk.commit(diskGroups, diskEvict, extras)
+        : { evicted: [], ranges: [] };
     const ranges = [...result.ranges];
     for (const g of memoryGroups) {
       const firstSeq = this.disk.allocate(g.events.length);
@@ -66,7 +90,17 @@ export class TieredStore implements BufferStore {
         if (e.receivedAt > newest) newest = e.receivedAt;
         bytes += storedSize(e);
       }
-      const row: MemoryRow = { id: this.nextId--, route: g.route, priority: g.priority, firstSeq, events: g.events, bytes, oldest, newest, createdAt: this.now() };
+      const row: MemoryRow = {
+        id: this.nextId--,
+        route: g.route,
+        priority: g.priority,
+        firstSeq,
+        events: g.events,
+        bytes,
+        oldest,
+        newest,
+        createdAt: this.now(),
+      };
       this.memory.set(row.id, row);
       this.account(row.route, 1, row.events.length, row.bytes);
       ranges.push({ route: g.route, firstSeq, lastSeq: firstSeq + g.events.length - 1 });
@@ -80,10 +114,17 @@ export class TieredStore implements BufferStore {
     const fromMemory = [...this.memory.values()]
       .filter((r) => !skip?.has(r.id) && (minPriority === undefined || r.priority >= minPriority))
       .sort((a, b) => b.priority - a.priority || a.firstSeq - b.firstSeq)
-      .map((r): StoredCommit => ({ id: r.id, route: r.route, priority: r.priority, events: sequenced(r), bytes: r.bytes }));
+      .map((r): StoredCommit => ({
+        id: r.id,
+        route: r.route,
+        priority: r.priority,
+        events: sequenced(r),
+        bytes: r.bytes,
+      }));
     // higher priority first; within a priority, disk (older) before memory
-    const merged = [...fromDisk.map((c) => ({ c, tier: 0 })), ...fromMemory.map((c) => ({ c, tier: 1 }))]
-      .sort((a, b) => b.c.priority - a.c.priority || a.tier - b.tier);
+    const merged = [...fromDisk.map((c) => ({ c, tier: 0 })), ...fromMemory.map((c) => ({ c, tier: 1 }))].sort(
+      (a, b) => b.c.priority - a.c.priority || a.tier - b.tier,
+    );
     const out: StoredCommit[] = [];
     let events = 0;
     let bytes = 0;
@@ -96,10 +137,16 @@ export class TieredStore implements BufferStore {
     return out;
   }
 
-  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip?: ReadonlySet<number>): RowInfo[] {
+  oldestRows(
+    filter: { route: string } | { belowPriority: number },
+    limit: number,
+    skip?: ReadonlySet<number>,
+  ): RowInfo[] {
     const disk = this.disk.oldestRows(filter, limit, skip);
     const memory = [...this.memory.values()]
-      .filter((r) => !skip?.has(r.id) && ('route' in filter ? r.route === filter.route : r.priority < filter.belowPriority))
+      .filter(
+        (r) => !skip?.has(r.id) && ('route' in filter ? r.route === filter.route : r.priority < filter.belowPriority),
+      )
       .sort((a, b) => a.priority - b.priority || a.firstSeq - b.firstSeq)
       .map(info);
     // lowest priority first; within a priority, disk (older) before memory
@@ -110,7 +157,9 @@ export class TieredStore implements BufferStore {
   }
 
   expiredRows(route: string, cutoffMs: number, skip?: ReadonlySet<number>): RowInfo[] {
-    const memory = [...this.memory.values()].filter((r) => r.route === route && r.newest < cutoffMs && !skip?.has(r.id)).map(info);
+    const memory = [...this.memory.values()]
+      .filter((r) => r.route === route && r.newest < cutoffMs && !skip?.has(r.id))
+      .map(info);
     return [...this.disk.expiredRows(route, cutoffMs, skip), ...memory];
   }
 
@@ -138,7 +187,9 @@ export class TieredStore implements BufferStore {
     if (chosen.length === 0) return 0;
     // keep a route's spilled rows in sequence order on disk too
     chosen.sort((a, b) => a.firstSeq - b.firstSeq);
-    this.disk.insertSequenced(chosen.map((r) => ({ route: r.route, priority: r.priority, firstSeq: r.firstSeq, events: r.events })));
+    this.disk.insertSequenced(
+      chosen.map((r) => ({ route: r.route, priority: r.priority, firstSeq: r.firstSeq, events: r.events })),
+    );
     this.removeMemory(chosen.map((r) => r.id));
     return chosen.reduce((n, r) => n + r.events.length, 0);
   }
@@ -172,8 +223,14 @@ export class TieredStore implements BufferStore {
     for (const [route, m] of this.memoryUsage) {
       const d = out.get(route);
       let oldest = d?.oldestReceivedAt ?? null;
-      for (const r of this.memory.values()) if (r.route === route && (oldest === null || r.oldest < oldest)) oldest = r.oldest;
-      out.set(route, { commits: (d?.commits ?? 0) + m.commits, events: (d?.events ?? 0) + m.events, bytes: (d?.bytes ?? 0) + m.bytes, oldestReceivedAt: oldest });
+      for (const r of this.memory.values())
+        if (r.route === route && (oldest === null || r.oldest < oldest)) oldest = r.oldest;
+      out.set(route, {
+        commits: (d?.commits ?? 0) + m.commits,
+        events: (d?.events ?? 0) + m.events,
+        bytes: (d?.bytes ?? 0) + m.bytes,
+        oldestReceivedAt: oldest,
+      });
     }
     return out;
   }

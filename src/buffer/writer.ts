@@ -101,7 +101,12 @@ export class GroupCommitWriter {
    * `events` may be empty when the message only fed transform state or became a
    * dead letter: it is then acknowledged with the commit that makes that durable.
    */
-  submit(events: readonly RoutedEvent[], settle: SettleCallback, deadLetters?: readonly DeadLetterRecord[], publish?: PublishId): void {
+  submit(
+    events: readonly RoutedEvent[],
+    settle: SettleCallback,
+    deadLetters?: readonly DeadLetterRecord[],
+    publish?: PublishId,
+  ): void {
     this.pending.push({ events, settle, deadLetters, publish });
     if (events.length === 0) this.events++; // still a commit's worth of work
     this.events += events.length;
@@ -137,11 +142,15 @@ export class GroupCommitWriter {
     this.events = 0;
     this.bytes = 0;
 
-    const plan = new AdmissionPlan(this.limits(), {
-      bytesOf: (route) => this.store.bytes(route),
-      totalBytes: () => this.store.bytes(),
-      oldestRows: (filter, limit, skip) => this.store.oldestRows(filter, limit, skip),
-    }, this.leased());
+    const plan = new AdmissionPlan(
+      this.limits(),
+      {
+        bytesOf: (route) => this.store.bytes(route),
+        totalBytes: () => this.store.bytes(),
+        oldestRows: (filter, limit, skip) => this.store.oldestRows(filter, limit, skip),
+      },
+      this.leased(),
+    );
     const taken: Pending[] = [];
     for (const p of batch) (plan.admit(p.events) ? taken : this.blocked).push(p);
 
@@ -154,7 +163,12 @@ export class GroupCommitWriter {
       try {
         // the publishes whose events this commit stores: a device's re-send of one is recognised from now on
         const publishes = taken.flatMap((p) => (p.publish !== undefined ? [p.publish] : []));
-        evicted = this.store.commit(plan.commitGroups(), plan.evict, { deadLetters, states, keepDeadLetters: this.options.keepDeadLetters, publishes }).evicted;
+        evicted = this.store.commit(plan.commitGroups(), plan.evict, {
+          deadLetters,
+          states,
+          keepDeadLetters: this.options.keepDeadLetters,
+          publishes,
+        }).evicted;
       } catch (err) {
         failure = err as Error;
         if (states.length > 0) this.hooks.checkpointsLost?.(states);
@@ -166,7 +180,8 @@ export class GroupCommitWriter {
       for (const row of evicted) this.hooks.onFull(row.route, row.events, 'evicted_oldest');
       for (const [route, n] of plan.droppedNewest) this.hooks.onFull(route, n, 'dropped_newest');
       const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
-      if (taken.length > 0) this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
+      if (taken.length > 0)
+        this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
     }
     for (const p of taken) p.settle(failure);
     if (this.blocked.length > 0) this.hooks.onHeld?.([...plan.blockedRoutes], this.blocked.length);

@@ -66,9 +66,20 @@ export class InspectError extends EdgehaulError {
 const RECENT_DEAD_LETTERS = 10;
 
 /** Reads the figures of the buffer at `path`. A missing file is an empty report, not an error. */
-export function inspectBuffer(path: string, configured: ReadonlyArray<{ name: string; priority: number }> = []): InspectReport {
+export function inspectBuffer(
+  path: string,
+  configured: ReadonlyArray<{ name: string; priority: number }> = [],
+): InspectReport {
   const configuredRoutes = (): InspectRoute[] =>
-    configured.map((r) => ({ route: r.name, priority: r.priority, events: 0, bytes: 0, commits: 0, oldestReceivedAt: null, inConfig: true }));
+    configured.map((r) => ({
+      route: r.name,
+      priority: r.priority,
+      events: 0,
+      bytes: 0,
+      commits: 0,
+      oldestReceivedAt: null,
+      inConfig: true,
+    }));
 
   let isFile: boolean;
   try {
@@ -76,15 +87,27 @@ export function inspectBuffer(path: string, configured: ReadonlyArray<{ name: st
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return { path, exists: false, schemaVersion: null, nextSeq: null, fileBytes: { db: 0, wal: 0 }, routes: sortRoutes(configuredRoutes()), deadLetters: { table: false, count: 0, columns: [], recent: [] } };
+      return {
+        path,
+        exists: false,
+        schemaVersion: null,
+        nextSeq: null,
+        fileBytes: { db: 0, wal: 0 },
+        routes: sortRoutes(configuredRoutes()),
+        deadLetters: { table: false, count: 0, columns: [], recent: [] },
+      };
     }
-    throw new InspectError(`cannot read buffer ${path}: ${code === 'EACCES' ? `permission denied on ${dirname(path)}; run as the daemon's user (e.g. sudo -u edgehaul), a member of its group, or root` : (err as Error).message}`);
+    throw new InspectError(
+      `cannot read buffer ${path}: ${code === 'EACCES' ? `permission denied on ${dirname(path)}; run as the daemon's user (e.g. sudo -u edgehaul), a member of its group, or root` : (err as Error).message}`,
+    );
   }
   if (!isFile) throw new InspectError(`buffer ${path} is not a file`);
   try {
     accessSync(path, constants.R_OK);
   } catch {
-    throw new InspectError(`cannot read buffer ${path}: permission denied; run as the daemon's user (e.g. sudo -u edgehaul), a member of its group, or root`);
+    throw new InspectError(
+      `cannot read buffer ${path}: permission denied; run as the daemon's user (e.g. sudo -u edgehaul), a member of its group, or root`,
+    );
   }
 
   let db: Database.Database | null = null;
@@ -92,9 +115,20 @@ export function inspectBuffer(path: string, configured: ReadonlyArray<{ name: st
     db = new Database(path, { readonly: true, fileMustExist: true });
     const snapshot = db.transaction((d: Database.Database) => readFigures(d, path))(db);
     const byName = new Map(snapshot.routes.map((r) => [r.route, r]));
-    const routes: InspectRoute[] = snapshot.routes.map((r) => ({ ...r, inConfig: configured.some((c) => c.name === r.route) }));
+    const routes: InspectRoute[] = snapshot.routes.map((r) => ({
+      ...r,
+      inConfig: configured.some((c) => c.name === r.route),
+    }));
     for (const r of configuredRoutes()) if (!byName.has(r.route)) routes.push(r);
-    return { path, exists: true, schemaVersion: snapshot.schemaVersion, nextSeq: snapshot.nextSeq, fileBytes: fileBytes(path), routes: sortRoutes(routes), deadLetters: snapshot.deadLetters };
+    return {
+      path,
+      exists: true,
+      schemaVersion: snapshot.schemaVersion,
+      nextSeq: snapshot.nextSeq,
+      fileBytes: fileBytes(path),
+      routes: sortRoutes(routes),
+      deadLetters: snapshot.deadLetters,
+    };
   } catch (err) {
     if (err instanceof InspectError) throw err;
     throw new InspectError(explainOpenError(path, err as Error & { code?: string }), { cause: err });
@@ -112,22 +146,46 @@ function sortRoutes(routes: InspectRoute[]): InspectRoute[] {
   return routes.sort((a, b) => b.priority - a.priority || a.route.localeCompare(b.route));
 }
 
-function readFigures(db: Database.Database, path: string): { schemaVersion: number | null; nextSeq: number | null; routes: Array<Omit<InspectRoute, 'inConfig'>>; deadLetters: DeadLetters } {
-  const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name));
+function readFigures(
+  db: Database.Database,
+  path: string,
+): {
+  schemaVersion: number | null;
+  nextSeq: number | null;
+  routes: Array<Omit<InspectRoute, 'inConfig'>>;
+  deadLetters: DeadLetters;
+} {
+  const tables = new Set(
+    (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map(
+      (t) => t.name,
+    ),
+  );
   if (!tables.has('commits')) throw new InspectError(`buffer ${path} has no "commits" table: not an edgehaul buffer`);
   const meta = (key: string): number | null => {
     if (!tables.has('meta')) return null;
-    return (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? null;
+    return (
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? null
+    );
   };
   // a version 1 buffer (not yet migrated by the daemon) has no route or priority columns
   const columns = new Set((db.pragma('table_info(commits)') as Array<{ name: string }>).map((c) => c.name));
   const route = columns.has('route') ? 'route' : "''";
   const priority = columns.has('priority') ? 'priority' : '0';
-  const rows = db.prepare(
-    `SELECT ${route} AS route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes,
+  const rows = db
+    .prepare(
+      `SELECT ${route} AS route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes,
             min(oldest_ms) AS oldest, min(${priority}) AS pmin, max(${priority}) AS pmax
      FROM commits GROUP BY ${route}`,
-  ).all() as Array<{ route: string; commits: number; events: number; bytes: number; oldest: number; pmin: number; pmax: number }>;
+    )
+    .all() as Array<{
+    route: string;
+    commits: number;
+    events: number;
+    bytes: number;
+    oldest: number;
+    pmin: number;
+    pmax: number;
+  }>;
   // the daemon writes meta.next_seq only with deletes; the rows carry the numbers used since
   const rowsEnd = (db.prepare('SELECT max(first_seq + event_count) AS v FROM commits').get() as { v: number | null }).v;
   const metaNext = meta('next_seq');
@@ -153,10 +211,14 @@ function readDeadLetters(db: Database.Database): DeadLetters {
   const columns = (db.pragma('table_info(dead_letters)') as Array<{ name: string }>).map((c) => c.name);
   let recent: Array<Record<string, SqliteValue>>;
   try {
-    recent = db.prepare(`SELECT * FROM dead_letters ORDER BY rowid DESC LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, SqliteValue>>;
+    recent = db.prepare(`SELECT * FROM dead_letters ORDER BY rowid DESC LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<
+      Record<string, SqliteValue>
+    >;
   } catch {
     // a WITHOUT ROWID table: no insertion order to go by
-    recent = db.prepare(`SELECT * FROM dead_letters LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<Record<string, SqliteValue>>;
+    recent = db.prepare(`SELECT * FROM dead_letters LIMIT ${RECENT_DEAD_LETTERS}`).all() as Array<
+      Record<string, SqliteValue>
+    >;
   }
   return { table: true, count, columns, recent };
 }
@@ -202,10 +264,12 @@ function explainOpenError(path: string, err: Error & { code?: string }): string 
     } catch {
       dirWritable = false;
     }
-    return `cannot open buffer ${path} read-only: ${why}. The buffer is in WAL mode: a reader needs its -shm and -wal files `
-      + `(${state('-shm')}, ${state('-wal')}), and when they are missing (the daemon is stopped) it must create them`
-      + `${dirWritable ? '' : `, but ${dirname(path)} is not writable by this user`}. `
-      + `Run inspect as the daemon's user (e.g. sudo -u edgehaul) or root, or while the daemon runs`;
+    return (
+      `cannot open buffer ${path} read-only: ${why}. The buffer is in WAL mode: a reader needs its -shm and -wal files ` +
+      `(${state('-shm')}, ${state('-wal')}), and when they are missing (the daemon is stopped) it must create them` +
+      `${dirWritable ? '' : `, but ${dirname(path)} is not writable by this user`}. ` +
+      `Run inspect as the daemon's user (e.g. sudo -u edgehaul) or root, or while the daemon runs`
+    );
   }
   return `cannot read buffer ${path}: ${why}`;
 }
@@ -236,14 +300,17 @@ function totals(report: InspectReport): Totals {
     t.events += r.events;
     t.bytes += r.bytes;
     t.commits += r.commits;
-    if (r.oldestReceivedAt !== null && (t.oldestReceivedAt === null || r.oldestReceivedAt < t.oldestReceivedAt)) t.oldestReceivedAt = r.oldestReceivedAt;
+    if (r.oldestReceivedAt !== null && (t.oldestReceivedAt === null || r.oldestReceivedAt < t.oldestReceivedAt))
+      t.oldestReceivedAt = r.oldestReceivedAt;
   }
   return t;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const age = (oldest: number | null, now: number): { oldest_age_ms: number | null; oldest_age: string | null } =>
-  oldest === null ? { oldest_age_ms: null, oldest_age: null } : { oldest_age_ms: Math.max(0, now - oldest), oldest_age: formatAge(now - oldest) };
+  oldest === null
+    ? { oldest_age_ms: null, oldest_age: null }
+    : { oldest_age_ms: Math.max(0, now - oldest), oldest_age: formatAge(now - oldest) };
 
 /** A dead-letter cell as JSON can carry it: blobs as their size, not their bytes. */
 function cellValue(v: unknown): unknown {
@@ -256,14 +323,22 @@ function cellValue(v: unknown): unknown {
 }
 
 /** The `--json` form: one object, snake_case like `decode`'s output. */
-export function reportToJson(report: InspectReport, maxBytes: number | null, now: number = Date.now()): Record<string, unknown> {
+export function reportToJson(
+  report: InspectReport,
+  maxBytes: number | null,
+  now: number = Date.now(),
+): Record<string, unknown> {
   const t = totals(report);
   return {
     buffer: report.path,
     exists: report.exists,
     schema_version: report.schemaVersion,
     next_seq: report.nextSeq,
-    file_bytes: { db: report.fileBytes.db, wal: report.fileBytes.wal, total: report.fileBytes.db + report.fileBytes.wal },
+    file_bytes: {
+      db: report.fileBytes.db,
+      wal: report.fileBytes.wal,
+      total: report.fileBytes.db + report.fileBytes.wal,
+    },
     max_bytes: maxBytes,
     routes: report.routes.map((r) => ({
       route: r.route,
@@ -276,14 +351,24 @@ export function reportToJson(report: InspectReport, maxBytes: number | null, now
       ...age(r.oldestReceivedAt, now),
       in_config: r.inConfig,
     })),
-    total: { events: t.events, bytes: t.bytes, commits: t.commits, oldest_received_at: iso(t.oldestReceivedAt), ...age(t.oldestReceivedAt, now) },
+    total: {
+      events: t.events,
+      bytes: t.bytes,
+      commits: t.commits,
+      oldest_received_at: iso(t.oldestReceivedAt),
+      ...age(t.oldestReceivedAt, now),
+    },
     dead_letters: {
       table: report.deadLetters.table,
       count: report.deadLetters.count,
-      ...(report.deadLetters.table ? {
-        columns: report.deadLetters.columns,
-        recent: report.deadLetters.recent.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, cellValue(v)]))),
-      } : {}),
+      ...(report.deadLetters.table
+        ? {
+            columns: report.deadLetters.columns,
+            recent: report.deadLetters.recent.map((row) =>
+              Object.fromEntries(Object.entries(row).map(([k, v]) => [k, cellValue(v)])),
+            ),
+          }
+        : {}),
     },
   };
 }
@@ -296,7 +381,8 @@ function cellText(column: string, v: SqliteValue | undefined): string {
     if (text === null) return `<${v.length} bytes>`;
     return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
   }
-  if (typeof v === 'number' && /(^|_)(time|ts|at|ms)$|_at$|_ms$/i.test(column) && v > 1e12 && v < 1e14) return new Date(v).toISOString();
+  if (typeof v === 'number' && /(^|_)(time|ts|at|ms)$|_at$|_ms$/i.test(column) && v > 1e12 && v < 1e14)
+    return new Date(v).toISOString();
   const s = String(v);
   const cut = s.length > 80 ? `${s.slice(0, 77)}...` : s;
   return /[\s"=]/.test(cut) || cut === '' ? JSON.stringify(cut) : cut;
@@ -315,16 +401,27 @@ function printable(bytes: Buffer): string | null {
 }
 
 /** The terminal form. */
-export function formatReport(report: InspectReport, maxBytes: number | null, now: number = Date.now(), opts: { relativePathWithoutStateDir?: boolean } = {}): string {
+export function formatReport(
+  report: InspectReport,
+  maxBytes: number | null,
+  now: number = Date.now(),
+  opts: { relativePathWithoutStateDir?: boolean } = {},
+): string {
   const out: string[] = [];
   const num = (n: number): string => n.toLocaleString('en-US');
   if (report.exists) {
     const { db, wal } = report.fileBytes;
-    out.push(`buffer ${report.path}: ${formatBytes(db + wal)} on disk (db ${formatBytes(db)} + wal ${formatBytes(wal)})`);
+    out.push(
+      `buffer ${report.path}: ${formatBytes(db + wal)} on disk (db ${formatBytes(db)} + wal ${formatBytes(wal)})`,
+    );
   } else {
-    out.push(`buffer ${report.path}: does not exist yet (a fresh install, or the daemon has not run with this config): nothing buffered`);
+    out.push(
+      `buffer ${report.path}: does not exist yet (a fresh install, or the daemon has not run with this config): nothing buffered`,
+    );
     if (opts.relativePathWithoutStateDir === true) {
-      out.push('  (a relative buffer.path is resolved against $STATE_DIRECTORY, else ./.edgehaul; under systemd that is /var/lib/edgehaul: set STATE_DIRECTORY=/var/lib/edgehaul to look there)');
+      out.push(
+        '  (a relative buffer.path is resolved against $STATE_DIRECTORY, else ./.edgehaul; under systemd that is /var/lib/edgehaul: set STATE_DIRECTORY=/var/lib/edgehaul to look there)',
+      );
     }
   }
   const t = totals(report);
@@ -337,19 +434,38 @@ export function formatReport(report: InspectReport, maxBytes: number | null, now
     num(r.commits),
     r.oldestReceivedAt === null ? '-' : formatAge(now - r.oldestReceivedAt),
   ]);
-  rows.push(['total', '', num(t.events), formatBytes(t.bytes), num(t.commits), t.oldestReceivedAt === null ? '-' : formatAge(now - t.oldestReceivedAt)]);
+  rows.push([
+    'total',
+    '',
+    num(t.events),
+    formatBytes(t.bytes),
+    num(t.commits),
+    t.oldestReceivedAt === null ? '-' : formatAge(now - t.oldestReceivedAt),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   out.push(line(header));
   for (const r of rows) out.push(line(r));
-  if (maxBytes !== null && maxBytes > 0) out.push(`buffer use: ${formatBytes(t.bytes)} of ${formatBytes(maxBytes)} (buffer.max_bytes), ${((100 * t.bytes) / maxBytes).toFixed(1)}%`);
+  if (maxBytes !== null && maxBytes > 0)
+    out.push(
+      `buffer use: ${formatBytes(t.bytes)} of ${formatBytes(maxBytes)} (buffer.max_bytes), ${((100 * t.bytes) / maxBytes).toFixed(1)}%`,
+    );
   out.push(`next sequence number: ${report.nextSeq ?? '1 (when the buffer is created)'}`);
   const dl = report.deadLetters;
   if (!dl.table) {
     out.push('dead letters: 0');
   } else {
     out.push(`dead letters: ${num(dl.count)}${dl.recent.length > 0 ? `, most recent ${dl.recent.length}:` : ''}`);
-    for (const row of dl.recent) out.push(`  ${Object.entries(row).map(([k, v]) => `${k}=${cellText(k, v)}`).join(' ')}`);
+    for (const row of dl.recent)
+      out.push(
+        `  ${Object.entries(row)
+          .map(([k, v]) => `${k}=${cellText(k, v)}`)
+          .join(' ')}`,
+      );
   }
   return `${out.join('\n')}\n`;
 }
@@ -383,6 +499,10 @@ export function runInspect(configFile: string, json: boolean): number {
     return EXIT.FAILURE;
   }
   const now = Date.now();
-  process.stdout.write(json ? `${JSON.stringify(reportToJson(report, maxBytes, now))}\n` : formatReport(report, maxBytes, now, { relativePathWithoutStateDir }));
+  process.stdout.write(
+    json
+      ? `${JSON.stringify(reportToJson(report, maxBytes, now))}\n`
+      : formatReport(report, maxBytes, now, { relativePathWithoutStateDir }),
+  );
   return EXIT.OK;
 }

@@ -40,18 +40,29 @@ program
 
 program
   .command('check-config')
-  .description('validate a config file and the secret files it names, as the service will see them, without starting; exit 0 when valid, 78 when not')
+  .description(
+    'validate a config file and the secret files it names, as the service will see them, without starting; exit 0 when valid, 78 when not',
+  )
   .argument('[file]', 'YAML config file', '/etc/edgehaul/edgehaul.yaml')
-  .option('--state-dir <dir>', "where a relative buffer.path lives (default: $STATE_DIRECTORY, else the service's /var/lib/edgehaul)")
-  .option('--credentials-dir <dir>', 'where { file: NAME } secrets are looked for (default: $CREDENTIALS_DIRECTORY, else the credentials directory beside the config)')
+  .option(
+    '--state-dir <dir>',
+    "where a relative buffer.path lives (default: $STATE_DIRECTORY, else the service's /var/lib/edgehaul)",
+  )
+  .option(
+    '--credentials-dir <dir>',
+    'where { file: NAME } secrets are looked for (default: $CREDENTIALS_DIRECTORY, else the credentials directory beside the config)',
+  )
   .action((file: string, opts: { stateDir?: string; credentialsDir?: string }) => {
     const stateDir = opts.stateDir ?? nonEmpty(process.env.STATE_DIRECTORY) ?? SERVICE_STATE_DIR;
-    const credentialsDir = opts.credentialsDir ?? nonEmpty(process.env.CREDENTIALS_DIRECTORY) ?? join(dirname(resolve(file)), 'credentials');
+    const credentialsDir =
+      opts.credentialsDir ?? nonEmpty(process.env.CREDENTIALS_DIRECTORY) ?? join(dirname(resolve(file)), 'credentials');
     try {
       const loaded = loadConfig(file, { ...process.env, STATE_DIRECTORY: stateDir });
       // { env: VAR } secrets are the service's environment, not this shell's: the daemon checks them at start
       checkSecrets(loaded, { ...process.env, CREDENTIALS_DIRECTORY: credentialsDir }, { envToo: false });
-      process.stdout.write(`${file}: ok (gateway id ${loaded.gatewayId}, ${loaded.config.routes.length} route(s), ingest ${loaded.config.ingest.mode}, buffer ${loaded.bufferPath})\n`);
+      process.stdout.write(
+        `${file}: ok (gateway id ${loaded.gatewayId}, ${loaded.config.routes.length} route(s), ingest ${loaded.config.ingest.mode}, buffer ${loaded.bufferPath})\n`,
+      );
       process.exitCode = EXIT.OK;
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -90,7 +101,9 @@ program
 
 program
   .command('hash-password')
-  .description('read a password (terminal without echo, or the first line of stdin) and print its scrypt hash for auth.users[].password_hash')
+  .description(
+    'read a password (terminal without echo, or the first line of stdin) and print its scrypt hash for auth.users[].password_hash',
+  )
   .action(async () => {
     process.exitCode = await runHashPassword();
   });

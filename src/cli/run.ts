@@ -16,7 +16,11 @@ export async function runDaemon(configFile: string): Promise<number> {
   } catch (err) {
     const log = createLogger('info');
     if (err instanceof ConfigError) {
-      for (const p of err.problems) log.fatal({ code: err.code, key: p.key, line: p.line, file: configFile }, `config rejected: ${formatProblem(p)}`);
+      for (const p of err.problems)
+        log.fatal(
+          { code: err.code, key: p.key, line: p.line, file: configFile },
+          `config rejected: ${formatProblem(p)}`,
+        );
     } else {
       log.fatal({ err: (err as Error).message }, 'config rejected');
     }
@@ -53,7 +57,10 @@ export async function runDaemon(configFile: string): Promise<number> {
     stopping = gateway.stop(deadline).then(
       (report) => {
         if (report.timedOut) {
-          log.warn({ code: 'EH_ERR_SHUTDOWN_TIMEOUT', buffered_events: report.buffered }, 'shutdown deadline passed; buffered events are sent after the next start');
+          log.warn(
+            { code: 'EH_ERR_SHUTDOWN_TIMEOUT', buffered_events: report.buffered },
+            'shutdown deadline passed; buffered events are sent after the next start',
+          );
           return EXIT.SHUTDOWN_TIMEOUT;
         }
         log.info({ buffered_events: report.buffered }, 'stopped');
@@ -82,7 +89,15 @@ export async function runDaemon(configFile: string): Promise<number> {
     // a secret that vanished between the check and its use is still a config problem: no restart loop
     return e.code === 'EH_ERR_CONFIG_SECRET' ? EXIT.CONFIG : EXIT.FAILURE;
   }
-  log.info({ gateway_id: loaded.gatewayId, ingest: gateway.address, kafka: config.kafka.brokers, routes: config.routes.map((r) => r.name) }, 'edgehaul running');
+  log.info(
+    {
+      gateway_id: loaded.gatewayId,
+      ingest: gateway.address,
+      kafka: config.kafka.brokers,
+      routes: config.routes.map((r) => r.name),
+    },
+    'edgehaul running',
+  );
   notifier.ready(`ingest ${gateway.address}`);
   started = true;
   reloader.configureWatch(gateway.config.reload);

@@ -22,7 +22,11 @@ export function statusUrl(host: string, port: number): string {
 }
 
 /** `edgehaul status`: prints the running daemon's /status; exit 69 when none answers. */
-export async function runStatus(opts: StatusOptions, out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+export async function runStatus(
+  opts: StatusOptions,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Promise<number> {
   let base = opts.url;
   if (base === undefined) {
     try {
@@ -36,9 +40,12 @@ export async function runStatus(opts: StatusOptions, out: (s: string) => void = 
       if (e instanceof ConfigError && e.code === 'EH_ERR_CONFIG_READ') {
         // the installed config is 0640 root:edgehaul: any other user still gets the status, from the default address
         base = opts.defaultUrl ?? statusUrl(DEFAULT_HTTP.host, DEFAULT_HTTP.port);
-        err(`${opts.config} cannot be read (${e.problems[0]?.message ?? 'error'}); asking the default address ${base} (--url to give another)\n`);
+        err(
+          `${opts.config} cannot be read (${e.problems[0]?.message ?? 'error'}); asking the default address ${base} (--url to give another)\n`,
+        );
       } else {
-        if (e instanceof ConfigError) for (const p of e.problems) err(`${opts.config}: ${formatProblem(p)} [${e.code}]\n`);
+        if (e instanceof ConfigError)
+          for (const p of e.problems) err(`${opts.config}: ${formatProblem(p)} [${e.code}]\n`);
         else err(`${opts.config}: ${(e as Error).message}\n`);
         return EXIT.CONFIG;
       }

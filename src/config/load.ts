@@ -29,7 +29,11 @@ export interface LoadedConfig {
 export class ConfigError extends EdgehaulError {
   readonly problems: readonly ConfigProblem[];
 
-  constructor(code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET', file: string, problems: readonly ConfigProblem[]) {
+  constructor(
+    code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET',
+    file: string,
+    problems: readonly ConfigProblem[],
+  ) {
     super(code, `${file}: ${problems.map(formatProblem).join('; ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
@@ -51,11 +55,15 @@ export function parseConfig(text: string, file: string): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError('EH_ERR_CONFIG_YAML', file, doc.errors.map((e) => ({
-      key: '',
-      line: e.linePos?.[0]?.line ?? null,
-      message: (e.message.split("\n")[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ""),
-    })));
+    throw new ConfigError(
+      'EH_ERR_CONFIG_YAML',
+      file,
+      doc.errors.map((e) => ({
+        key: '',
+        line: e.linePos?.[0]?.line ?? null,
+        message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ''),
+      })),
+    );
   }
   const raw: unknown = doc.toJS() ?? {};
   const lineOf = (path: readonly PropertyKey[]): number | null => {
@@ -67,7 +75,11 @@ export function parseConfig(text: string, file: string): Config {
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError('EH_ERR_CONFIG_INVALID', file, parsed.error.issues.map((i) => issueToProblem(i, lineOf)));
+    throw new ConfigError(
+      'EH_ERR_CONFIG_INVALID',
+      file,
+      parsed.error.issues.map((i) => issueToProblem(i, lineOf)),
+    );
   }
   const cfg = parsed.data;
   const problems: ConfigProblem[] = [];
@@ -82,11 +94,19 @@ export function parseConfig(text: string, file: string): Config {
   });
   const client = cfg.ingest.client;
   if (client.connections.length > 0 && client.topics.length > 0) {
-    problems.push({ key: 'ingest.client.topics', line: lineOf(['ingest', 'client', 'topics']), message: 'give either topics (one connection) or connections (one filter list per connection), not both' });
+    problems.push({
+      key: 'ingest.client.topics',
+      line: lineOf(['ingest', 'client', 'topics']),
+      message: 'give either topics (one connection) or connections (one filter list per connection), not both',
+    });
   }
   [...client.topics, ...client.connections.flat()].forEach((filter) => {
     if (filter.startsWith('$share/')) {
-      problems.push({ key: 'ingest.client', line: lineOf(['ingest', 'client']), message: `"${filter}": shared subscriptions deliver one device's messages over several connections, out of order; split with connections instead` });
+      problems.push({
+        key: 'ingest.client',
+        line: lineOf(['ingest', 'client']),
+        message: `"${filter}": shared subscriptions deliver one device's messages over several connections, out of order; split with connections instead`,
+      });
     }
     try {
       compileTopicPattern(filter);
@@ -98,7 +118,10 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
-function issueToProblem(issue: z.core.$ZodIssue, lineOf: (path: readonly PropertyKey[]) => number | null): ConfigProblem {
+function issueToProblem(
+  issue: z.core.$ZodIssue,
+  lineOf: (path: readonly PropertyKey[]) => number | null,
+): ConfigProblem {
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys;
     return {
@@ -142,7 +165,11 @@ export function machineGatewayId(): string {
   } catch {
     // no machine id (containers, some minimal images): the hostname is the next best stable name
   }
-  return hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128) || 'gateway';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._:-]/g, '-')
+      .slice(0, 128) || 'gateway'
+  );
 }
 
 /** Reads a secret without ever logging its value. */
@@ -150,7 +177,8 @@ export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env)
   if (secret.value !== undefined) return secret.value;
   if (secret.env !== undefined) {
     const v = env[secret.env];
-    if (v === undefined) throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `environment variable ${secret.env} is not set`);
+    if (v === undefined)
+      throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `environment variable ${secret.env} is not set`);
     return v;
   }
   const file = secret.file!;
@@ -159,7 +187,10 @@ export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env)
   try {
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `secret file ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new EdgehaulError(
+      'EH_ERR_CONFIG_SECRET',
+      `secret file ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
 }
 
@@ -169,7 +200,10 @@ export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }>
   const add = (key: string, secret: Secret | undefined): void => {
     if (secret !== undefined) out.push({ key, secret });
   };
-  const tls = (prefix: string, t: { enabled: boolean; ca?: Secret | undefined; cert?: Secret | undefined; key?: Secret | undefined }): void => {
+  const tls = (
+    prefix: string,
+    t: { enabled: boolean; ca?: Secret | undefined; cert?: Secret | undefined; key?: Secret | undefined },
+  ): void => {
     if (!t.enabled) return;
     add(`${prefix}.ca`, t.ca);
     add(`${prefix}.cert`, t.cert);
@@ -192,7 +226,11 @@ export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }>
  * (exit 78), found at start rather than at the first connection. `envToo: false` skips `{ env }`
  * secrets (check-config run by hand does not have the service's environment).
  */
-export function checkSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env, opts: { envToo?: boolean } = {}): void {
+export function checkSecrets(
+  loaded: LoadedConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { envToo?: boolean } = {},
+): void {
   const problems: ConfigProblem[] = [];
   for (const { key, secret } of usedSecrets(loaded.config)) {
     if (secret.env !== undefined && opts.envToo === false) continue;

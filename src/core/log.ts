@@ -11,7 +11,10 @@ export function createLogger(level: string, destination: NodeJS.WritableStream |
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // belt and braces: secrets are read from env/files into these fields only
-      redact: { paths: ['password', '*.password', 'sasl.password', 'config.ingest.client.password'], censor: '[redacted]' },
+      redact: {
+        paths: ['password', '*.password', 'sasl.password', 'config.ingest.client.password'],
+        censor: '[redacted]',
+      },
     },
     typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination,
   );
@@ -26,7 +29,10 @@ export function createLogger(level: string, destination: NodeJS.WritableStream |
 export class LogThrottle {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
 
-  constructor(private readonly intervalMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Calls `emit` with the number suppressed since the last emitted line, or not at all. */
   run(key: string, emit: (suppressed: number) => void): void {

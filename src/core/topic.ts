@@ -13,7 +13,8 @@ export interface TopicPattern {
   match(topic: string): Record<string, string> | null;
 }
 
-type Level = { kind: 'literal'; text: string } | { kind: 'one'; name: string | null } | { kind: 'rest'; name: string | null };
+type Level =
+  { kind: 'literal'; text: string } | { kind: 'one'; name: string | null } | { kind: 'rest'; name: string | null };
 
 const CAPTURE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -65,6 +66,7 @@ export function compileTopicPattern(source: string): TopicPattern {
 function captureName(part: string, source: string): string | null {
   const name = part.slice(1);
   if (name === '') return null;
-  if (!CAPTURE_NAME.test(name)) throw new Error(`capture name "${name}" in "${source}" must be letters, digits or _ and not start with a digit`);
+  if (!CAPTURE_NAME.test(name))
+    throw new Error(`capture name "${name}" in "${source}" must be letters, digits or _ and not start with a digit`);
   return name;
 }

@@ -17,8 +17,20 @@ const MAX_DEPTH = 64;
  * once moved into another CBOR item.
  */
 function tagNeedsContext(tag: number): boolean {
-  return tag === 6 || tag === 14 || tag === 15 || tag === 25 || tag === 28 || tag === 29 || tag === 51 || tag === 105 || tag === 256 ||
-    (tag >= 216 && tag <= 255) || (tag >= 27647 && tag <= 32767) || tag >= 0xdf00;
+  return (
+    tag === 6 ||
+    tag === 14 ||
+    tag === 15 ||
+    tag === 25 ||
+    tag === 28 ||
+    tag === 29 ||
+    tag === 51 ||
+    tag === 105 ||
+    tag === 256 ||
+    (tag >= 216 && tag <= 255) ||
+    (tag >= 27647 && tag <= 32767) ||
+    tag >= 0xdf00
+  );
 }
 
 /**
@@ -52,8 +64,10 @@ export function itemEnd(b: Uint8Array, pos: number, depth = 0): number {
   } else if (ai === 27) {
     if (p + 8 > end) return -1;
     // exact below 2^53; anything larger is past the end as a length and context-dependent as a tag
-    arg = (b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!)) * 0x100000000 +
-      b[p + 4]! * 0x1000000 + ((b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!);
+    arg =
+      (b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!)) * 0x100000000 +
+      b[p + 4]! * 0x1000000 +
+      ((b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!);
     p += 8;
   } else if (ai === 31 && (major === 4 || major === 5)) {
     if (depth >= MAX_DEPTH) return -1;

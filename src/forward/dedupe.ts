@@ -40,7 +40,8 @@ export class Deduper {
     const incarnation = headers[HEADERS.incarnation];
     const route = headers[HEADERS.route];
     const last = Number(headers[HEADERS.seqLast]);
-    if (gateway === undefined || incarnation === undefined || route === undefined || !Number.isSafeInteger(last)) return false;
+    if (gateway === undefined || incarnation === undefined || route === undefined || !Number.isSafeInteger(last))
+      return false;
     const mark = this.marks.get(markKey(gateway, route, recordKey));
     return mark !== undefined && mark.incarnation === incarnation && last <= mark.seq;
   }

@@ -1,7 +1,16 @@
 import { Decoder, Encoder, Tag } from 'cbor-x';
 import type { SequencedEvent } from '../core/event.js';
 import { EdgehaulError } from '../core/errors.js';
-import { CborWriter, headSize, intSize, MAJOR_ARRAY, MAJOR_MAP, MAJOR_TAG, MAJOR_UINT, textSize } from './cbor-bytes.js';
+import {
+  CborWriter,
+  headSize,
+  intSize,
+  MAJOR_ARRAY,
+  MAJOR_MAP,
+  MAJOR_TAG,
+  MAJOR_UINT,
+  textSize,
+} from './cbor-bytes.js';
 import { ShapeTable, type ShapedValue } from './shapes.js';
 import { narrowInteger, wideIntegers } from '../core/numbers.js';
 
@@ -94,7 +103,10 @@ const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableM
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: false });
 
 /** Bytes of the batch map's field names; `caps` and `shapes` are written only when used. */
-const FIELD_NAME_BYTES = ['v', 'gw', 'inc', 'route', 'key', 's0', 't0', 'topics', 'ev'].reduce((n, f) => n + textSize(f), 0);
+const FIELD_NAME_BYTES = ['v', 'gw', 'inc', 'route', 'key', 's0', 't0', 'topics', 'ev'].reduce(
+  (n, f) => n + textSize(f),
+  0,
+);
 const SHAPES_NAME_BYTES = textSize('shapes');
 const CAPS_NAME_BYTES = textSize('caps');
 
@@ -134,7 +146,12 @@ function writeCaptures(w: CborWriter, c: Captures | undefined): void {
  * from its payload, never decoded and re-encoded. Maps are shaped only when
  * that makes the record smaller than tag 24 would (not for a single map).
  */
-export function encodeBatch(source: BatchSource, route: string, key: string, events: readonly SequencedEvent[]): Buffer {
+export function encodeBatch(
+  source: BatchSource,
+  route: string,
+  key: string,
+  events: readonly SequencedEvent[],
+): Buffer {
   if (events.length === 0) throw new Error('a batch needs at least one event');
   const { gatewayId, incarnation } = source;
   const s0 = events[0]!.seq;
@@ -149,8 +166,17 @@ export function encodeBatch(source: BatchSource, route: string, key: string, eve
   const table = new ShapeTable();
   let shaped: Array<ShapedValue | null> | null = null;
   // sizes with every transformed value as tag 24; `saved`: what shaping saves on the events
-  let size = headSize(11) /* the map's head, for 9 to 11 fields */ + FIELD_NAME_BYTES + intSize(FORMAT_VERSION) + textSize(gatewayId) + textSize(incarnation) +
-    textSize(route) + textSize(key) + intSize(s0) + intSize(t0) + headSize(events.length);
+  let size =
+    headSize(11) /* the map's head, for 9 to 11 fields */ +
+    FIELD_NAME_BYTES +
+    intSize(FORMAT_VERSION) +
+    textSize(gatewayId) +
+    textSize(incarnation) +
+    textSize(route) +
+    textSize(key) +
+    intSize(s0) +
+    intSize(t0) +
+    headSize(events.length);
   let saved = 0;
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
@@ -186,7 +212,11 @@ export function encodeBatch(source: BatchSource, route: string, key: string, eve
   if (anyCaps) {
     const first = capturesId(topicCaps[0]);
     for (let t = 1; t < topicCaps.length && sharedCaps; t++) sharedCaps = capturesId(topicCaps[t]) === first;
-    size += CAPS_NAME_BYTES + (sharedCaps ? capturesSize(topicCaps[0]) : headSize(topicCaps.length) + topicCaps.reduce((n, c) => n + capturesSize(c), 0));
+    size +=
+      CAPS_NAME_BYTES +
+      (sharedCaps
+        ? capturesSize(topicCaps[0])
+        : headSize(topicCaps.length) + topicCaps.reduce((n, c) => n + capturesSize(c), 0));
   }
   let tableSize = SHAPES_NAME_BYTES + headSize(table.shapes.length);
   for (const s of table.shapes) tableSize += headSize(s.keyCount) + s.keyItems.length;
@@ -250,7 +280,11 @@ export function encodeBatch(source: BatchSource, route: string, key: string, eve
   return w.done();
 }
 
-export function batchHeaders(source: BatchSource, route: string, events: readonly SequencedEvent[]): Record<string, string> {
+export function batchHeaders(
+  source: BatchSource,
+  route: string,
+  events: readonly SequencedEvent[],
+): Record<string, string> {
   return {
     [HEADERS.contentType]: CONTENT_TYPE,
     [HEADERS.format]: String(FORMAT_VERSION),
@@ -281,22 +315,32 @@ export function decodeBatch(value: Uint8Array): Batch {
   if (!(wire instanceof Map)) throw formatError('the value is not a CBOR map');
   const w = wire as Map<unknown, unknown>;
   const v = w.get('v');
-  if (v !== 1 && v !== 2 && v !== 3 && v !== 4) throw formatError(`field v: unsupported format version ${describeItem(v)} (this decoder reads ${READ_VERSIONS.join(', ')})`);
+  if (v !== 1 && v !== 2 && v !== 3 && v !== 4)
+    throw formatError(
+      `field v: unsupported format version ${describeItem(v)} (this decoder reads ${READ_VERSIONS.join(', ')})`,
+    );
   const gw = w.get('gw');
   const route = w.get('route');
   const key = w.get('key');
-  for (const [name, f] of [['gw', gw], ['route', route], ['key', key]] as const) if (typeof f !== 'string') throw formatError(`field ${name}: expected a text string, got ${describeItem(f)}`);
+  for (const [name, f] of [
+    ['gw', gw],
+    ['route', route],
+    ['key', key],
+  ] as const)
+    if (typeof f !== 'string') throw formatError(`field ${name}: expected a text string, got ${describeItem(f)}`);
   let incarnation: string | null = null;
   if (v >= 4) {
     const inc = w.get('inc');
-    if (typeof inc !== 'string' || inc === '') throw formatError(`field inc: expected a non-empty text string, got ${describeItem(inc)}`);
+    if (typeof inc !== 'string' || inc === '')
+      throw formatError(`field inc: expected a non-empty text string, got ${describeItem(inc)}`);
     incarnation = inc;
   }
   const s0 = wireInt(w.get('s0'), 's0');
   const t0 = wireInt(w.get('t0'), 't0');
   const topics = w.get('topics');
   const ev = w.get('ev');
-  if (!Array.isArray(topics) || !topics.every((t) => typeof t === 'string')) throw formatError('field topics: expected an array of text strings');
+  if (!Array.isArray(topics) || !topics.every((t) => typeof t === 'string'))
+    throw formatError('field topics: expected an array of text strings');
   if (!Array.isArray(ev)) throw formatError(`field ev: expected an array, got ${describeItem(ev)}`);
   const caps = v >= 4 ? readCaptures(w.get('caps'), topics.length) : null;
   const shapes = v >= 3 && w.get('shapes') !== undefined ? readShapes(w.get('shapes')) : [];
@@ -306,7 +350,8 @@ export function decodeBatch(value: Uint8Array): Batch {
     const dSeq = wireInt(ds, `ev[${i}][0] (seq - s0)`);
     const dTime = wireInt(dt, `ev[${i}][1] (received_at - t0)`);
     const topic = typeof ti === 'number' ? topics[ti] : undefined;
-    if (typeof topic !== 'string') throw formatError(`ev[${i}][2]: topic index ${describeItem(ti)} is not in topics (${topics.length} topics)`);
+    if (typeof topic !== 'string')
+      throw formatError(`ev[${i}][2]: topic index ${describeItem(ti)} is not in topics (${topics.length} topics)`);
     const seq = s0 + dSeq;
     const receivedAt = t0 + dTime;
     const captures = caps === null ? NO_CAPTURES : Array.isArray(caps) ? caps[ti as number]! : caps;
@@ -321,7 +366,10 @@ export function decodeBatch(value: Uint8Array): Batch {
       }
       return { seq, receivedAt, topic, captures, payload, value };
     }
-    if (!Array.isArray(data) || v < 3) throw formatError(`ev[${i}][3]: expected a byte string, tag 24${v >= 3 ? ' or a shaped array' : ''}, got ${describeItem(data)}`);
+    if (!Array.isArray(data) || v < 3)
+      throw formatError(
+        `ev[${i}][3]: expected a byte string, tag 24${v >= 3 ? ' or a shaped array' : ''}, got ${describeItem(data)}`,
+      );
     const value = rebuild(data, shapes, i);
     return { seq, receivedAt, topic, captures, payload: encoder.encode(wideIntegers(value)), value };
   });
@@ -363,13 +411,15 @@ function plainValue(v: unknown, depth = 0): unknown {
 }
 
 function setOwnField(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   else target[key] = value;
 }
 
 /** An integer field: a CBOR integer (format 4), or a float64 holding an integer (formats 1 to 3 above 2^32). */
 function wireInt(v: unknown, field: string): number {
-  if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
+  if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER))
+    return Number(v);
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
   throw formatError(`field ${field}: expected an integer, got ${describeItem(v)}`);
 }
@@ -378,7 +428,8 @@ function wireInt(v: unknown, field: string): number {
 function readCaptures(caps: unknown, topicCount: number): Captures | Captures[] | null {
   if (caps === undefined) return null;
   if (caps instanceof Map) return captureMap(caps, 'caps');
-  if (!Array.isArray(caps)) throw formatError(`field caps: expected a map or an array of maps, got ${describeItem(caps)}`);
+  if (!Array.isArray(caps))
+    throw formatError(`field caps: expected a map or an array of maps, got ${describeItem(caps)}`);
   if (caps.length !== topicCount) throw formatError(`field caps: ${caps.length} entries for ${topicCount} topics`);
   return caps.map((c, i) => {
     if (!(c instanceof Map)) throw formatError(`field caps[${i}]: expected a map, got ${describeItem(c)}`);
@@ -389,7 +440,8 @@ function readCaptures(caps: unknown, topicCount: number): Captures | Captures[] 
 function captureMap(m: Map<unknown, unknown>, field: string): Captures {
   const out: Record<string, string> = {};
   for (const [k, v] of m) {
-    if (typeof k !== 'string' || typeof v !== 'string') throw formatError(`field ${field}: keys and values must be text strings`);
+    if (typeof k !== 'string' || typeof v !== 'string')
+      throw formatError(`field ${field}: keys and values must be text strings`);
     setOwnField(out, k, v);
   }
   return Object.freeze(out);
@@ -398,7 +450,8 @@ function captureMap(m: Map<unknown, unknown>, field: string): Captures {
 function readShapes(shapes: unknown): string[][] {
   if (!Array.isArray(shapes)) throw formatError(`field shapes: expected an array, got ${describeItem(shapes)}`);
   return shapes.map((keys, i) => {
-    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw formatError(`field shapes[${i}]: expected an array of text strings`);
+    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))
+      throw formatError(`field shapes[${i}]: expected an array of text strings`);
     if (new Set(keys).size !== keys.length) throw formatError(`field shapes[${i}]: a key repeats`);
     return keys;
   });
@@ -408,8 +461,10 @@ function readShapes(shapes: unknown): string[][] {
 function rebuild(data: unknown[], shapes: readonly string[][], i: number): Record<string, unknown> {
   const index = data[0];
   const keys = typeof index === 'number' ? shapes[index] : undefined;
-  if (keys === undefined) throw formatError(`ev[${i}][3]: shape ${describeItem(index)} is not in the shapes table (${shapes.length} shapes)`);
-  if (data.length !== keys.length + 1) throw formatError(`ev[${i}][3]: ${data.length - 1} values for a shape of ${keys.length} keys`);
+  if (keys === undefined)
+    throw formatError(`ev[${i}][3]: shape ${describeItem(index)} is not in the shapes table (${shapes.length} shapes)`);
+  if (data.length !== keys.length + 1)
+    throw formatError(`ev[${i}][3]: ${data.length - 1} values for a shape of ${keys.length} keys`);
   const value: Record<string, unknown> = {};
   for (let k = 0; k < keys.length; k++) setOwnField(value, keys[k]!, plainValue(data[k + 1]));
   return value;
@@ -419,7 +474,8 @@ function describeItem(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (typeof v === 'string') return `the text ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return `${typeof v === 'boolean' ? 'the boolean' : 'the number'} ${String(v)}`;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean')
+    return `${typeof v === 'boolean' ? 'the boolean' : 'the number'} ${String(v)}`;
   if (v instanceof Uint8Array) return `a byte string (${v.length} bytes)`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v instanceof Map) return `a map of ${v.size}`;
@@ -435,24 +491,36 @@ function asBuffer(bytes: Uint8Array): Buffer {
 export function batchToJsonLines(batch: Batch): string[] {
   return batch.events.map((e) => {
     const text = 'value' in e ? null : utf8OrNull(e.payload);
-    return JSON.stringify({
-      gateway: batch.gatewayId,
-      ...(batch.incarnation !== null ? { incarnation: batch.incarnation } : {}),
-      route: batch.route,
-      key: batch.key,
-      seq: e.seq,
-      received_at: new Date(e.receivedAt).toISOString(),
-      topic: e.topic,
-      captures: e.captures,
-      ...('value' in e ? { value: e.value } : text !== null ? { payload: text } : { payload_base64: e.payload.toString('base64') }),
-    }, bytesAsBase64);
+    return JSON.stringify(
+      {
+        gateway: batch.gatewayId,
+        ...(batch.incarnation !== null ? { incarnation: batch.incarnation } : {}),
+        route: batch.route,
+        key: batch.key,
+        seq: e.seq,
+        received_at: new Date(e.receivedAt).toISOString(),
+        topic: e.topic,
+        captures: e.captures,
+        ...('value' in e
+          ? { value: e.value }
+          : text !== null
+            ? { payload: text }
+            : { payload_base64: e.payload.toString('base64') }),
+      },
+      bytesAsBase64,
+    );
   });
 }
 
 /** Byte strings inside values (a dead letter's payload, a raw field) print as base64. */
 function bytesAsBase64(_key: string, v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+  if (
+    v !== null &&
+    typeof v === 'object' &&
+    (v as { type?: unknown }).type === 'Buffer' &&
+    Array.isArray((v as { data?: unknown }).data)
+  ) {
     return Buffer.from((v as { data: number[] }).data).toString('base64');
   }
   if (typeof v === 'bigint') return v.toString();

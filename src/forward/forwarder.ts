@@ -52,9 +52,14 @@ export class Forwarder {
     /** Called after delivered commits left the buffer: room was made. */
     private readonly onDelivered: () => void = () => undefined,
   ) {
-    this.bucket = options.maxBytesPerSec > 0
-      ? new TokenBucket({ bucketSize: Math.max(options.maxBytesPerSec, options.maxSendBytes), tokensPerInterval: options.maxBytesPerSec, interval: 'second' })
-      : null;
+    this.bucket =
+      options.maxBytesPerSec > 0
+        ? new TokenBucket({
+            bucketSize: Math.max(options.maxBytesPerSec, options.maxSendBytes),
+            tokensPerInterval: options.maxBytesPerSec,
+            interval: 'second',
+          })
+        : null;
   }
 
   /** Rows being sent right now: not to be evicted or expired under the forwarder's feet. */
@@ -128,7 +133,12 @@ export class Forwarder {
         continue;
       }
       if (this.storeClosed) return;
-      const commits = this.store.readNext(this.options.maxEventsPerSend, this.options.maxSendBytes, undefined, this.options.minPriority?.() ?? undefined);
+      const commits = this.store.readNext(
+        this.options.maxEventsPerSend,
+        this.options.maxSendBytes,
+        undefined,
+        this.options.minPriority?.() ?? undefined,
+      );
       if (commits.length === 0) {
         // accounting says there is something, but nothing is readable (rows being deleted): wait for news
         if (!this.running) return;
@@ -156,7 +166,10 @@ export class Forwarder {
   private failed(err: unknown, events: number): void {
     this.stats.send_errors_total++;
     this.throttle.run('send', (suppressed) => {
-      this.log.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed }, 'batch not delivered; kept in the buffer and retried');
+      this.log.warn(
+        { code: 'EH_ERR_UPSTREAM_SEND', err: (err as Error).message, events, attempt: this.attempt + 1, suppressed },
+        'batch not delivered; kept in the buffer and retried',
+      );
     });
   }
 
@@ -166,7 +179,10 @@ export class Forwarder {
     this.stats.upstream_unconfirmed_at = Date.now();
     if (u.reordered > 0) this.stats.upstream_reordered_records_total += u.reordered;
     this.throttle.run('unconfirmed', (suppressed) => {
-      this.log.error({ code: 'EH_ERR_UPSTREAM_UNCONFIRMED', records: u.records, reordered: u.reordered, suppressed }, 'kafka confirmed only some records of a send (no partition and offset for the others); all are kept and sent again');
+      this.log.error(
+        { code: 'EH_ERR_UPSTREAM_UNCONFIRMED', records: u.records, reordered: u.reordered, suppressed },
+        'kafka confirmed only some records of a send (no partition and offset for the others); all are kept and sent again',
+      );
     });
   }
 
@@ -185,7 +201,10 @@ export class Forwarder {
       }
     } catch (err) {
       this.leased.clear();
-      this.failed(err, commits.reduce((n, c) => n + c.events.length, 0));
+      this.failed(
+        err,
+        commits.reduce((n, c) => n + c.events.length, 0),
+      );
       return false;
     }
     this.leased.clear();
@@ -306,7 +325,10 @@ export interface Unconfirmed {
  * The evidence check: every record needs its own confirmation (a partition
  * and an offset). Returns null when all are confirmed.
  */
-export function checkConfirmations(records: readonly OutRecord[], confirmations: ReadonlyArray<Confirmation | null>): Unconfirmed | null {
+export function checkConfirmations(
+  records: readonly OutRecord[],
+  confirmations: ReadonlyArray<Confirmation | null>,
+): Unconfirmed | null {
   let missing = 0;
   let reordered = 0;
   const gapAt = new Set<string>();

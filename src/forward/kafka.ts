@@ -1,5 +1,11 @@
 import { createRequire } from 'node:module';
-import type { DeliveryReport, LibrdKafkaError, Producer, ProducerGlobalConfig, ProducerTopicConfig } from '@confluentinc/kafka-javascript';
+import type {
+  DeliveryReport,
+  LibrdKafkaError,
+  Producer,
+  ProducerGlobalConfig,
+  ProducerTopicConfig,
+} from '@confluentinc/kafka-javascript';
 import type * as RdKafka from '@confluentinc/kafka-javascript';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
@@ -60,7 +66,10 @@ export function producerConfig(kafka: Config['kafka']): ProducerGlobalConfig & P
   return conf;
 }
 
-type Pending = { readonly index: number; readonly settle: (index: number, c: Confirmation | null, err: LibrdKafkaError | null) => void };
+type Pending = {
+  readonly index: number;
+  readonly settle: (index: number, c: Confirmation | null, err: LibrdKafkaError | null) => void;
+};
 
 /**
  * Kafka through librdkafka (`@confluentinc/kafka-javascript`): an idempotent
@@ -71,12 +80,20 @@ type Pending = { readonly index: number; readonly settle: (index: number, c: Con
  * replicated cluster; librdkafka tracks each message until the new leader
  * confirms it.
  */
-export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onConnected: (up: boolean) => void, stats?: Stats): RecordSink {
+export function createKafkaSink(
+  kafkaConfig: Config['kafka'],
+  log: Logger,
+  onConnected: (up: boolean) => void,
+  stats?: Stats,
+): RecordSink {
   const kafkaLog = log.child({ component: 'kafka' });
   const throttle = new LogThrottle(30_000);
   const conf = producerConfig(kafkaConfig);
   if (kafkaConfig.tls.enabled && kafkaConfig.tls.servername !== undefined) {
-    kafkaLog.warn({ servername: kafkaConfig.tls.servername }, 'kafka.tls.servername is not used: librdkafka checks the certificate against the broker host names');
+    kafkaLog.warn(
+      { servername: kafkaConfig.tls.servername },
+      'kafka.tls.servername is not used: librdkafka checks the certificate against the broker host names',
+    );
   }
   let producer: Promise<Producer> | null = null;
   /** sends waiting for delivery reports of a producer that may die (fatal error, close) */
@@ -84,22 +101,39 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
 
   function onError(p: Producer, err: LibrdKafkaError): void {
     // the binding reports these events with code -1: the message is what tells them apart
-    if (err.code === CODES.ERR__AUTHENTICATION || err.code === CODES.ERR_SASL_AUTHENTICATION_FAILED || /authentication/i.test(err.message)) {
+    if (
+      err.code === CODES.ERR__AUTHENTICATION ||
+      err.code === CODES.ERR_SASL_AUTHENTICATION_FAILED ||
+      /authentication/i.test(err.message)
+    ) {
       if (stats !== undefined) {
         stats.upstream_auth_failures_total++;
         stats.upstream_auth_failed = true;
       }
       throttle.run('sasl', (suppressed) => {
-        kafkaLog.error({ code: 'EH_ERR_UPSTREAM_AUTH', mechanism: kafkaConfig.sasl?.mechanism, username: kafkaConfig.sasl?.username, err: err.message, suppressed }, 'kafka refused our credentials; events stay buffered and the login is retried');
+        kafkaLog.error(
+          {
+            code: 'EH_ERR_UPSTREAM_AUTH',
+            mechanism: kafkaConfig.sasl?.mechanism,
+            username: kafkaConfig.sasl?.username,
+            err: err.message,
+            suppressed,
+          },
+          'kafka refused our credentials; events stay buffered and the login is retried',
+        );
       });
       onConnected(false);
       return;
     }
-    if (err.code === CODES.ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message)) onConnected(false);
+    if (err.code === CODES.ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message))
+      onConnected(false);
     if (err.isFatal === true) {
       // an idempotent producer cannot go on after a fatal error: a new one (new producer id) takes over
       throttle.run(`fatal:${err.code}`, (suppressed) => {
-        kafkaLog.warn({ code: 'EH_ERR_UPSTREAM_SEND', err: err.message, kafka_code: err.code, suppressed }, 'kafka producer failed fatally; a new producer resends what was not confirmed');
+        kafkaLog.warn(
+          { code: 'EH_ERR_UPSTREAM_SEND', err: err.message, kafka_code: err.code, suppressed },
+          'kafka producer failed fatally; a new producer resends what was not confirmed',
+        );
       });
       void retire(p);
       return;
@@ -130,8 +164,13 @@ export function createKafkaSink(kafkaConfig: Config['kafka'], log: Logger, onCon
       const ok = err === null || err === undefined || err.code === CODES.ERR_NO_ERROR;
       const offset = report.offset;
       // evidence, not a callback: a confirmation names the partition and the offset Kafka wrote it at
-      const confirmed = ok && Number.isInteger(report.partition) && report.partition >= 0 && typeof offset === 'number' && offset >= 0;
-      pending.settle(pending.index, confirmed ? { partition: report.partition, offset: String(offset) } : null, ok ? null : err);
+      const confirmed =
+        ok && Number.isInteger(report.partition) && report.partition >= 0 && typeof offset === 'number' && offset >= 0;
+      pending.settle(
+        pending.index,
+        confirmed ? { partition: report.partition, offset: String(offset) } : null,
+        ok ? null : err,
+      );
       if (confirmed) onConnected(true);
     });
     // librdkafka's error events (a refused login among them) wait for a poll; until the background

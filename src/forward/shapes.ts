@@ -111,7 +111,8 @@ export class ShapeTable {
       p = ve;
     }
     if (p !== end) return null;
-    const shape = same && q === last!.keyItems.length ? (this.last ?? this.add(last!)) : this.lookup(b, mapHead, bounds);
+    const shape =
+      same && q === last!.keyItems.length ? (this.last ?? this.add(last!)) : this.lookup(b, mapHead, bounds);
     if (shape === null) return null;
     this.last = shape;
     recent = shape;

@@ -95,7 +95,14 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
       }
       const stream = client.stream;
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      const message = { topic: packet.topic, payload, qos: packet.qos, clientId, receivedAt: Date.now(), ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}) };
+      const message = {
+        topic: packet.topic,
+        payload,
+        qos: packet.qos,
+        clientId,
+        receivedAt: Date.now(),
+        ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}),
+      };
       if (packet.qos === 2) {
         sink(message, (err) => {
           if (err === null) return callback();
@@ -120,7 +127,10 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
       else resume = next; // the window is full: mqtt.js reads on (and TCP flows) when a commit made room
     };
     client.on('connect', (connack) => {
-      log.info({ url: redactUrl(options.url), client_id: clientId, session_present: connack.sessionPresent }, 'connected to mqtt broker');
+      log.info(
+        { url: redactUrl(options.url), client_id: clientId, session_present: connack.sessionPresent },
+        'connected to mqtt broker',
+      );
       if (!connack.sessionPresent) {
         client.subscribe([...filters], { qos: options.qos }, (err, granted) => {
           if (err) log.error({ err: err.message, filters }, 'subscribe failed');
@@ -153,13 +163,21 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
     async close() {
       // a clean DISCONNECT keeps the session; if the connection is stuck (a message held since
       // stopAccepting), give up after a moment: the broker redelivers what we never acknowledged
-      await Promise.all(clients.map(async (c) => {
-        let timer: NodeJS.Timeout | undefined;
-        const graceful = c.endAsync(false).then(() => true, () => false);
-        const ok = await Promise.race([graceful, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000)))]);
-        clearTimeout(timer);
-        if (!ok) await c.endAsync(true).catch(() => undefined);
-      }));
+      await Promise.all(
+        clients.map(async (c) => {
+          let timer: NodeJS.Timeout | undefined;
+          const graceful = c.endAsync(false).then(
+            () => true,
+            () => false,
+          );
+          const ok = await Promise.race([
+            graceful,
+            new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
+          ]);
+          clearTimeout(timer);
+          if (!ok) await c.endAsync(true).catch(() => undefined);
+        }),
+      );
       clients.length = 0;
     },
   };
@@ -167,7 +185,10 @@ export function createClientIngest(options: ClientOptions, sink: MessageSink, lo
 
 /** mqtt.js has no public call for a PUBACK; _sendPacket writes it like its own (pinned mqtt 5.16). */
 function sendPuback(client: MqttClient, messageId: number): void {
-  (client as unknown as { _sendPacket(packet: { cmd: 'puback'; messageId: number }): void })._sendPacket({ cmd: 'puback', messageId });
+  (client as unknown as { _sendPacket(packet: { cmd: 'puback'; messageId: number }): void })._sendPacket({
+    cmd: 'puback',
+    messageId,
+  });
 }
 
 function redactUrl(url: string): string {

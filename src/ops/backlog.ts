@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 /** Bytes this process made the kernel write to storage so far (Linux /proc/self/io), or null elsewhere. */
 export function processWriteBytes(): number | null {
   try {
-    const line = readFileSync('/proc/self/io', 'utf8').split('\n').find((l) => l.startsWith('write_bytes:'));
+    const line = readFileSync('/proc/self/io', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('write_bytes:'));
     return line === undefined ? null : Number(line.slice('write_bytes:'.length));
   } catch {
     return null;
@@ -29,14 +31,19 @@ export interface BacklogReport {
 export class BacklogMeter {
   private last: { at: number; sent: number; committed: number; written: number | null } | null = null;
 
-  sample(now: number, totals: { sent: number; committed: number; written: number | null }, buffer: { events: number; bytes: number; oldestReceivedAt: number | null }): BacklogReport {
+  sample(
+    now: number,
+    totals: { sent: number; committed: number; written: number | null },
+    buffer: { events: number; bytes: number; oldestReceivedAt: number | null },
+  ): BacklogReport {
     const prev = this.last;
     this.last = { at: now, ...totals };
     const secs = prev === null ? 0 : (now - prev.at) / 1000;
     const sendRate = secs > 0 && prev !== null ? (totals.sent - prev.sent) / secs : 0;
     const receiveRate = secs > 0 && prev !== null ? (totals.committed - prev.committed) / secs : 0;
     const committed = prev === null ? 0 : totals.committed - prev.committed;
-    const written = prev === null || prev.written === null || totals.written === null ? null : totals.written - prev.written;
+    const written =
+      prev === null || prev.written === null || totals.written === null ? null : totals.written - prev.written;
     const net = sendRate - receiveRate;
     return {
       events: buffer.events,

@@ -65,16 +65,33 @@ const STORE_DAMAGED_MS = 3_600_000;
 
 export function evaluateHealth(i: HealthInput, rules: HealthRules): Health {
   const found: Array<[HealthReason, string]> = [];
-  if (i.blockedMessages > 0) found.push(['acks_held', `buffer full: acknowledgements held (${i.blockedMessages} messages)`]);
-  if (i.lastCommitErrorAt > 0 && i.lastCommitErrorAt >= i.lastCommitAt) found.push(['store_not_writable', 'the last buffer commit failed; publishes are not acknowledged']);
-  if (i.buffer !== null && i.buffer.events > 0 && !i.upstreamConnected) found.push(['upstream_down', 'kafka unreachable; events are waiting']);
+  if (i.blockedMessages > 0)
+    found.push(['acks_held', `buffer full: acknowledgements held (${i.blockedMessages} messages)`]);
+  if (i.lastCommitErrorAt > 0 && i.lastCommitErrorAt >= i.lastCommitAt)
+    found.push(['store_not_writable', 'the last buffer commit failed; publishes are not acknowledged']);
+  if (i.buffer !== null && i.buffer.events > 0 && !i.upstreamConnected)
+    found.push(['upstream_down', 'kafka unreachable; events are waiting']);
   if (i.upstreamAuthFailed === true) found.push(['upstream_auth', 'kafka refused our credentials (kafka.sasl)']);
   const unconfirmedAt = i.upstreamUnconfirmedAt ?? 0;
-  if (unconfirmedAt > 0 && i.now - unconfirmedAt < rules.lossWindowMs) found.push(['upstream_unconfirmed', `kafka left records of a send unconfirmed in the last ${Math.round(rules.lossWindowMs / 1000)} s (sent again; see upstream_unconfirmed_records_total)`]);
-  if (i.buffer !== null && i.buffer.bytes > rules.bufferRatio * i.maxBytes) found.push(['buffer_high', `buffer above ${Math.round(rules.bufferRatio * 100)}% of buffer.max_bytes`]);
-  if (i.lastLossAt > 0 && i.now - i.lastLossAt < rules.lossWindowMs) found.push(['events_lost', `events lost in the last ${Math.round(rules.lossWindowMs / 1000)} s (see lost_events_total)`]);
-  if (i.diskFreeBytes !== null && i.diskFreeBytes < rules.diskMinFreeBytes) found.push(['disk_low', `${i.diskFreeBytes} bytes free on the buffer's filesystem (health.disk_min_free_bytes ${rules.diskMinFreeBytes})`]);
-  if (i.storeDamagedAt > 0 && i.now - i.storeDamagedAt < STORE_DAMAGED_MS) found.push(['store_damaged', 'buffer database was damaged at start and moved aside']);
+  if (unconfirmedAt > 0 && i.now - unconfirmedAt < rules.lossWindowMs)
+    found.push([
+      'upstream_unconfirmed',
+      `kafka left records of a send unconfirmed in the last ${Math.round(rules.lossWindowMs / 1000)} s (sent again; see upstream_unconfirmed_records_total)`,
+    ]);
+  if (i.buffer !== null && i.buffer.bytes > rules.bufferRatio * i.maxBytes)
+    found.push(['buffer_high', `buffer above ${Math.round(rules.bufferRatio * 100)}% of buffer.max_bytes`]);
+  if (i.lastLossAt > 0 && i.now - i.lastLossAt < rules.lossWindowMs)
+    found.push([
+      'events_lost',
+      `events lost in the last ${Math.round(rules.lossWindowMs / 1000)} s (see lost_events_total)`,
+    ]);
+  if (i.diskFreeBytes !== null && i.diskFreeBytes < rules.diskMinFreeBytes)
+    found.push([
+      'disk_low',
+      `${i.diskFreeBytes} bytes free on the buffer's filesystem (health.disk_min_free_bytes ${rules.diskMinFreeBytes})`,
+    ]);
+  if (i.storeDamagedAt > 0 && i.now - i.storeDamagedAt < STORE_DAMAGED_MS)
+    found.push(['store_damaged', 'buffer database was damaged at start and moved aside']);
   const failing = found.some(([code]) => HEALTH_REASONS[code] === 'failing');
   return {
     status: failing ? 'failing' : found.length > 0 ? 'degraded' : 'ok',

@@ -20,7 +20,10 @@ export interface OpsHandlers {
 export class OpsServer {
   private server: Server | null = null;
 
-  constructor(private readonly handlers: OpsHandlers, private readonly log: Logger) {}
+  constructor(
+    private readonly handlers: OpsHandlers,
+    private readonly log: Logger,
+  ) {}
 
   /** Resolves with "host:port" once listening. */
   async listen(host: string, port: number): Promise<string> {
@@ -59,7 +62,15 @@ export class OpsServer {
     server.keepAliveTimeout = 5000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new EdgehaulError('EH_ERR_HTTP_LISTEN', `cannot listen on ${host}:${port} for /metrics: ${err.code ?? err.message}`, { cause: err })));
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new EdgehaulError(
+            'EH_ERR_HTTP_LISTEN',
+            `cannot listen on ${host}:${port} for /metrics: ${err.code ?? err.message}`,
+            { cause: err },
+          ),
+        ),
+      );
       server.listen(port, host, () => resolve());
     });
     const a = server.address() as AddressInfo;

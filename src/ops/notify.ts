@@ -39,7 +39,10 @@ export class SystemdNotifier {
     if (socket === undefined || socket === '') return new SystemdNotifier(null, null, log);
     if (socket.startsWith('@')) {
       // systemd gives services a path (/run/systemd/notify); abstract sockets appear only in some containers
-      log.warn({ notify_socket: socket }, 'NOTIFY_SOCKET is an abstract socket, which is not supported; systemd notifications are off');
+      log.warn(
+        { notify_socket: socket },
+        'NOTIFY_SOCKET is an abstract socket, which is not supported; systemd notifications are off',
+      );
       return new SystemdNotifier(null, null, log);
     }
     const usec = Number(env.WATCHDOG_USEC);
@@ -102,7 +105,10 @@ export class SystemdNotifier {
   private failed(message: string, err: Error): void {
     const kind = message.split('=')[0]!;
     this.throttle.run(kind, (suppressed) => {
-      this.log.warn({ notify_socket: this.path, message: kind, err: err.message, suppressed }, 'systemd notification not sent');
+      this.log.warn(
+        { notify_socket: this.path, message: kind, err: err.message, suppressed },
+        'systemd notification not sent',
+      );
     });
   }
 }

@@ -62,12 +62,25 @@ export class Observer {
   private commitMaxMs = 0;
   private lastHealth: Health['status'] = 'ok';
   private readonly rateMeter = new BacklogMeter();
-  private rates: { in: number; out: number; intervalSecs: number; at: number } = { in: 0, out: 0, intervalSecs: 0, at: 0 };
+  private rates: { in: number; out: number; intervalSecs: number; at: number } = {
+    in: 0,
+    out: 0,
+    intervalSecs: 0,
+    at: 0,
+  };
   private readonly backlog = new BacklogMeter();
   private readonly statsTimer = new Interval(() => this.logStats());
-  private readonly telemetryTimer = new Interval(() => void this.reportHealth().catch((err: unknown) => {
-    this.throttle.run('telemetry', (suppressed) => this.log.error({ code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: (err as Error).message, suppressed }, 'scheduled job failed; it runs again at its next time'));
-  }));
+  private readonly telemetryTimer = new Interval(
+    () =>
+      void this.reportHealth().catch((err: unknown) => {
+        this.throttle.run('telemetry', (suppressed) =>
+          this.log.error(
+            { code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: (err as Error).message, suppressed },
+            'scheduled job failed; it runs again at its next time',
+          ),
+        );
+      }),
+  );
   private readonly diskTimer = new Interval(() => void this.system.sampleDisk());
   private readonly rateTimer = new Interval(() => this.sampleRates());
   private readonly throttle = new LogThrottle(10_000);
@@ -103,8 +116,13 @@ export class Observer {
     this.sampleRates();
     this.rateTimer.every(RATE_INTERVAL_MS);
     if (config.http.enabled) {
-      const registry = createMetricsRegistry(this.stats, () => this.snapshot(), { gatewayId, version: VERSION }, [this.commitSeconds]);
-      this.http = new OpsServer({ registry, health: () => this.health(), status: () => this.status() }, this.log.child({ stage: 'http' }));
+      const registry = createMetricsRegistry(this.stats, () => this.snapshot(), { gatewayId, version: VERSION }, [
+        this.commitSeconds,
+      ]);
+      this.http = new OpsServer(
+        { registry, health: () => this.health(), status: () => this.status() },
+        this.log.child({ stage: 'http' }),
+      );
       this.httpBound = await this.http.listen(config.http.host, config.http.port);
       this.log.info({ http: this.httpBound, paths: ['/metrics', '/healthz', '/status'] }, 'http listening');
     }
@@ -146,20 +164,27 @@ export class Observer {
   health(now = Date.now()): Health {
     const { config } = this.view;
     const rules = config.health;
-    return evaluateHealth({
-      now,
-      upstreamConnected: this.stats.upstream_connected,
-      buffer: this.bufferStats(),
-      maxBytes: config.buffer.max_bytes,
-      lastLossAt: this.stats.last_loss_at,
-      blockedMessages: this.view.blockedMessages ?? this.stats.blocked_messages,
-      storeDamagedAt: this.storeDamagedAt,
-      lastCommitAt: this.lastCommitAt,
-      lastCommitErrorAt: this.lastCommitErrorAt,
-      diskFreeBytes: this.system.lastDisk?.free_bytes ?? null,
-      upstreamAuthFailed: this.stats.upstream_auth_failed,
-      upstreamUnconfirmedAt: this.stats.upstream_unconfirmed_at,
-    }, { bufferRatio: rules.buffer_ratio, diskMinFreeBytes: rules.disk_min_free_bytes, lossWindowMs: rules.loss_window_secs * 1000 });
+    return evaluateHealth(
+      {
+        now,
+        upstreamConnected: this.stats.upstream_connected,
+        buffer: this.bufferStats(),
+        maxBytes: config.buffer.max_bytes,
+        lastLossAt: this.stats.last_loss_at,
+        blockedMessages: this.view.blockedMessages ?? this.stats.blocked_messages,
+        storeDamagedAt: this.storeDamagedAt,
+        lastCommitAt: this.lastCommitAt,
+        lastCommitErrorAt: this.lastCommitErrorAt,
+        diskFreeBytes: this.system.lastDisk?.free_bytes ?? null,
+        upstreamAuthFailed: this.stats.upstream_auth_failed,
+        upstreamUnconfirmedAt: this.stats.upstream_unconfirmed_at,
+      },
+      {
+        bufferRatio: rules.buffer_ratio,
+        diskMinFreeBytes: rules.disk_min_free_bytes,
+        lossWindowMs: rules.loss_window_secs * 1000,
+      },
+    );
   }
 
   /** GET /status. */
@@ -178,7 +203,8 @@ export class Observer {
       // closed while shutting down
     }
     const byReason: Record<string, number> = {};
-    for (const reason of LOSS_REASONS) byReason[reason] = Object.values(this.stats.lost_events_total[reason]).reduce((a, b) => a + b, 0);
+    for (const reason of LOSS_REASONS)
+      byReason[reason] = Object.values(this.stats.lost_events_total[reason]).reduce((a, b) => a + b, 0);
     const oldest = ageSecs(buffer?.oldestReceivedAt ?? null, now);
     return {
       gateway_id: gatewayId,
@@ -187,22 +213,39 @@ export class Observer {
       uptime_secs: Math.round((now - this.startedAt) / 1000),
       health: this.health(now),
       devices: { connected: this.stats.connected_clients },
-      rates: { in_events_per_sec: this.rates.in, out_events_per_sec: this.rates.out, interval_secs: this.rates.intervalSecs },
+      rates: {
+        in_events_per_sec: this.rates.in,
+        out_events_per_sec: this.rates.out,
+        interval_secs: this.rates.intervalSecs,
+      },
       buffer: {
         events: buffer?.events ?? 0,
         bytes: buffer?.bytes ?? 0,
         max_bytes: config.buffer.max_bytes,
         oldest_age_secs: oldest,
         file_bytes: fileBytes,
-        routes: Object.fromEntries([...usage].map(([route, u]) => [route, { events: u.events, bytes: u.bytes, oldest_age_secs: ageSecs(u.oldestReceivedAt, now) }])),
+        routes: Object.fromEntries(
+          [...usage].map(([route, u]) => [
+            route,
+            { events: u.events, bytes: u.bytes, oldest_age_secs: ageSecs(u.oldestReceivedAt, now) },
+          ]),
+        ),
       },
       upstream: {
         connected: this.stats.upstream_connected,
         brokers: config.kafka.brokers,
         lag_secs: oldest,
-        upload_window: { configured: this.uploads.configured, open: this.uploads.isOpen(new Date(now)), exempt_priority: config.kafka.upload_exempt_priority },
+        upload_window: {
+          configured: this.uploads.configured,
+          open: this.uploads.isOpen(new Date(now)),
+          exempt_priority: config.kafka.upload_exempt_priority,
+        },
       },
-      drops: { by_reason: byReason, unrouted_messages: this.stats.dropped_unrouted_total, oversize_messages: this.stats.dropped_oversize_total },
+      drops: {
+        by_reason: byReason,
+        unrouted_messages: this.stats.dropped_unrouted_total,
+        oversize_messages: this.stats.dropped_oversize_total,
+      },
       dead_letters: { total: byReason.dead_letter ?? 0, stored: this.deadLettersStored() },
       system,
       stats: this.stats.snapshot(),
@@ -225,7 +268,12 @@ export class Observer {
       at: new Date(now).toISOString(),
       health: { status: health.status, reasons: health.reasons },
       system,
-      buffer: { events: buffer.events, bytes: buffer.bytes, max_bytes: this.view.config.buffer.max_bytes, oldest_age_secs: ageSecs(buffer.oldestReceivedAt, now) },
+      buffer: {
+        events: buffer.events,
+        bytes: buffer.bytes,
+        max_bytes: this.view.config.buffer.max_bytes,
+        oldest_age_secs: ageSecs(buffer.oldestReceivedAt, now),
+      },
       upstream: { connected: this.stats.upstream_connected },
       counters: {
         received_messages_total: this.stats.received_messages_total,
@@ -238,7 +286,12 @@ export class Observer {
     await new Promise<void>((resolve) => {
       this.view.handleMessage(healthMessage(gatewayId, record, now), (err) => {
         if (err !== null) {
-          this.throttle.run('telemetry-commit', (suppressed) => this.log.warn({ code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: err.message, suppressed }, 'health record not stored'));
+          this.throttle.run('telemetry-commit', (suppressed) =>
+            this.log.warn(
+              { code: 'EH_ERR_SCHEDULE_FAILED', job: 'telemetry', err: err.message, suppressed },
+              'health record not stored',
+            ),
+          );
         }
         resolve();
       });
@@ -249,14 +302,24 @@ export class Observer {
   logStats(): void {
     const buffer = this.bufferStats();
     this.refreshGauges();
-    const backlog = buffer === null ? null : this.backlog.sample(Date.now(), {
-      sent: this.stats.sent_events_total,
-      committed: this.stats.committed_events_total,
-      written: processWriteBytes(),
-    }, buffer);
+    const backlog =
+      buffer === null
+        ? null
+        : this.backlog.sample(
+            Date.now(),
+            {
+              sent: this.stats.sent_events_total,
+              committed: this.stats.committed_events_total,
+              written: processWriteBytes(),
+            },
+            buffer,
+          );
     const health = this.health();
     if (health.status !== this.lastHealth) {
-      this.log[health.status === 'ok' ? 'info' : health.status === 'degraded' ? 'warn' : 'error']({ health: health.status, reasons: health.reasons }, `health ${health.status}`);
+      this.log[health.status === 'ok' ? 'info' : health.status === 'degraded' ? 'warn' : 'error'](
+        { health: health.status, reasons: health.reasons },
+        `health ${health.status}`,
+      );
       this.lastHealth = health.status;
     }
     const commit = { max_ms: Math.round(this.commitMaxMs * 100) / 100 };
@@ -328,8 +391,17 @@ export class Observer {
     if (buffer === null) return;
     const now = Date.now();
     const prev = this.rates.at;
-    const r = this.rateMeter.sample(now, { sent: this.stats.sent_events_total, committed: this.stats.committed_events_total, written: null }, buffer);
-    this.rates = { in: r.receive_rate, out: r.send_rate, intervalSecs: prev === 0 ? 0 : Math.round((now - prev) / 1000), at: now };
+    const r = this.rateMeter.sample(
+      now,
+      { sent: this.stats.sent_events_total, committed: this.stats.committed_events_total, written: null },
+      buffer,
+    );
+    this.rates = {
+      in: r.receive_rate,
+      out: r.send_rate,
+      intervalSecs: prev === 0 ? 0 : Math.round((now - prev) / 1000),
+      at: now,
+    };
   }
 
   private deadLettersStored(): number | null {

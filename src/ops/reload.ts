@@ -65,7 +65,10 @@ export class ConfigReloader {
       });
       this.log.info({ file: this.file }, 'watching the config file for edits');
     } catch (err) {
-      this.log.warn({ file: this.file, err: (err as Error).message }, 'cannot watch the config file; SIGHUP still reloads');
+      this.log.warn(
+        { file: this.file, err: (err as Error).message },
+        'cannot watch the config file; SIGHUP still reloads',
+      );
     }
   }
 
@@ -98,10 +101,16 @@ export class ConfigReloader {
     } catch (err) {
       if (err instanceof ConfigError) {
         for (const p of err.problems) {
-          this.log.error({ code: 'EH_ERR_CONFIG_RELOAD', reason: err.code, key: p.key, line: p.line, file: this.file, trigger }, `config reload rejected, running config kept: ${formatProblem(p)}`);
+          this.log.error(
+            { code: 'EH_ERR_CONFIG_RELOAD', reason: err.code, key: p.key, line: p.line, file: this.file, trigger },
+            `config reload rejected, running config kept: ${formatProblem(p)}`,
+          );
         }
       } else {
-        this.log.error({ code: 'EH_ERR_CONFIG_RELOAD', file: this.file, trigger, err: (err as Error).message }, 'config reload rejected, running config kept');
+        this.log.error(
+          { code: 'EH_ERR_CONFIG_RELOAD', file: this.file, trigger, err: (err as Error).message },
+          'config reload rejected, running config kept',
+        );
       }
       return { status: 'rejected' };
     }
@@ -114,12 +123,22 @@ export class ConfigReloader {
     try {
       report = await this.gateway.apply(diff);
     } catch (err) {
-      this.log.error({ code: 'EH_ERR_CONFIG_RELOAD', file: this.file, trigger, keys: diff.changes.map((c) => c.key), err: (err as Error).message }, 'config reload failed while applying; some settings may be applied, restart to be sure');
+      this.log.error(
+        {
+          code: 'EH_ERR_CONFIG_RELOAD',
+          file: this.file,
+          trigger,
+          keys: diff.changes.map((c) => c.key),
+          err: (err as Error).message,
+        },
+        'config reload failed while applying; some settings may be applied, restart to be sure',
+      );
       return { status: 'failed' };
     }
     // key names only: values may be secrets
     const line = { file: this.file, trigger, applied: report.applied, restart_required: report.restartRequired };
-    if (report.restartRequired.length > 0) this.log.warn(line, `config reloaded; not applied until a restart: ${report.restartRequired.join(', ')}`);
+    if (report.restartRequired.length > 0)
+      this.log.warn(line, `config reloaded; not applied until a restart: ${report.restartRequired.join(', ')}`);
     else this.log.info(line, 'config reloaded');
     this.configureWatch(this.gateway.config.reload);
     return { status: 'applied', report };

@@ -17,21 +17,40 @@ export class Scheduler {
   private readonly tasks: ScheduledTask[] = [];
   private readonly throttle = new LogThrottle(60_000);
 
-  constructor(private readonly timezone: string, private readonly log: Logger) {}
+  constructor(
+    private readonly timezone: string,
+    private readonly log: Logger,
+  ) {}
 
   add(job: Job): void {
-    const task = createTask(job.cron, async () => {
-      try {
-        await job.run();
-      } catch (err) {
-        this.throttle.run(job.name, (suppressed) => {
-          this.log.error({ code: 'EH_ERR_SCHEDULE_FAILED', job: job.name, err: (err as Error).message, suppressed }, 'scheduled job failed; it runs again at its next time');
-        });
-      }
-    }, { name: `edgehaul:${job.name}`, noOverlap: true, unref: true, ...(this.timezone !== '' ? { timezone: this.timezone } : {}), logger: cronLogger(this.log) });
+    const task = createTask(
+      job.cron,
+      async () => {
+        try {
+          await job.run();
+        } catch (err) {
+          this.throttle.run(job.name, (suppressed) => {
+            this.log.error(
+              { code: 'EH_ERR_SCHEDULE_FAILED', job: job.name, err: (err as Error).message, suppressed },
+              'scheduled job failed; it runs again at its next time',
+            );
+          });
+        }
+      },
+      {
+        name: `edgehaul:${job.name}`,
+        noOverlap: true,
+        unref: true,
+        ...(this.timezone !== '' ? { timezone: this.timezone } : {}),
+        logger: cronLogger(this.log),
+      },
+    );
     this.tasks.push(task);
     void task.start();
-    this.log.debug({ job: job.name, cron: job.cron, timezone: this.timezone || 'system', next: task.getNextRun()?.toISOString() }, 'job scheduled');
+    this.log.debug(
+      { job: job.name, cron: job.cron, timezone: this.timezone || 'system', next: task.getNextRun()?.toISOString() },
+      'job scheduled',
+    );
   }
 
   stop(): void {
@@ -40,7 +59,12 @@ export class Scheduler {
 }
 
 /** node-cron's own warnings (missed executions on a busy box) go to our log as debug lines. */
-function cronLogger(log: Logger): { info(m: string): void; warn(m: string): void; error(m: string | Error): void; debug(m: string | Error): void } {
+function cronLogger(log: Logger): {
+  info(m: string): void;
+  warn(m: string): void;
+  error(m: string | Error): void;
+  debug(m: string | Error): void;
+} {
   const text = (m: string | Error): string => (typeof m === 'string' ? m : m.message);
   return {
     info: (m) => log.debug({ source: 'node-cron' }, m),

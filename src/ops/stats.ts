@@ -81,7 +81,10 @@ export class Stats {
   }
 
   lostTotal(): number {
-    return Object.values(this.lost_events_total).reduce((n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0), 0);
+    return Object.values(this.lost_events_total).reduce(
+      (n, byRoute) => n + Object.values(byRoute).reduce((a, b) => a + b, 0),
+      0,
+    );
   }
 
   snapshot(): Record<string, unknown> {

@@ -15,7 +15,11 @@ export interface SystemSample {
   readonly load_avg_1m: number;
   /** CPU temperature (thermal zone "cpu..." on a Raspberry Pi); null where the machine has none */
   readonly cpu_temperature_celsius: number | null;
-  readonly memory: { readonly total_bytes: number | null; readonly available_bytes: number | null; readonly process_rss_bytes: number };
+  readonly memory: {
+    readonly total_bytes: number | null;
+    readonly available_bytes: number | null;
+    readonly process_rss_bytes: number;
+  };
   readonly disk: DiskSample | null;
   /** the default interface's byte counters since boot; null when none is found */
   readonly network: { readonly iface: string; readonly rx_bytes: number; readonly tx_bytes: number } | null;
@@ -40,7 +44,11 @@ export class SystemProbe {
   private slow: { at: number; temperature: number | null; network: SystemSample['network'] } | null = null;
   private slowPending: Promise<void> | null = null;
 
-  constructor(private readonly diskPath: string, private readonly slowEveryMs = 60_000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly diskPath: string,
+    private readonly slowEveryMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Last known free space of the buffer's filesystem, without waiting (health rules are synchronous). */
   get lastDisk(): DiskSample | null {
@@ -60,14 +68,24 @@ export class SystemProbe {
   async sample(): Promise<SystemSample> {
     await Promise.all([this.sampleDisk(), this.refreshSlow()]);
     const [load, mem] = await Promise.all([
-      si.currentLoad().then((l) => round(l.currentLoad), () => null),
-      si.mem().then((m) => ({ total: m.total, available: m.available }), () => null),
+      si.currentLoad().then(
+        (l) => round(l.currentLoad),
+        () => null,
+      ),
+      si.mem().then(
+        (m) => ({ total: m.total, available: m.available }),
+        () => null,
+      ),
     ]);
     return {
       cpu_load_percent: load,
       load_avg_1m: round(loadavg()[0] ?? 0),
       cpu_temperature_celsius: this.slow?.temperature ?? null,
-      memory: { total_bytes: mem?.total ?? null, available_bytes: mem?.available ?? null, process_rss_bytes: process.memoryUsage.rss() },
+      memory: {
+        total_bytes: mem?.total ?? null,
+        available_bytes: mem?.available ?? null,
+        process_rss_bytes: process.memoryUsage.rss(),
+      },
       disk: this.disk,
       network: this.slow?.network ?? null,
       os_uptime_secs: Math.round(osUptime()),
@@ -79,7 +97,10 @@ export class SystemProbe {
     if (this.slow !== null && this.now() - this.slow.at < this.slowEveryMs) return Promise.resolve();
     this.slowPending ??= (async () => {
       const [temperature, network] = await Promise.all([
-        si.cpuTemperature().then((t) => (typeof t.main === 'number' ? t.main : null), () => null),
+        si.cpuTemperature().then(
+          (t) => (typeof t.main === 'number' ? t.main : null),
+          () => null,
+        ),
         readNetworkCounters(),
       ]);
       this.slow = { at: this.now(), temperature, network };

@@ -40,7 +40,12 @@ export interface HealthRecord {
   readonly at: string;
   readonly health: { readonly status: Health['status']; readonly reasons: readonly string[] };
   readonly system: SystemSample;
-  readonly buffer: { readonly events: number; readonly bytes: number; readonly max_bytes: number; readonly oldest_age_secs: number | null };
+  readonly buffer: {
+    readonly events: number;
+    readonly bytes: number;
+    readonly max_bytes: number;
+    readonly oldest_age_secs: number | null;
+  };
   readonly upstream: { readonly connected: boolean };
   readonly counters: {
     readonly received_messages_total: number;
@@ -52,5 +57,11 @@ export interface HealthRecord {
 }
 
 export function healthMessage(gatewayId: string, record: HealthRecord, now: number): InboundMessage {
-  return { topic: HEALTH_TOPIC, payload: Buffer.from(JSON.stringify(record)), qos: 1, clientId: gatewayId, receivedAt: now };
+  return {
+    topic: HEALTH_TOPIC,
+    payload: Buffer.from(JSON.stringify(record)),
+    qos: 1,
+    clientId: gatewayId,
+    receivedAt: now,
+  };
 }

@@ -21,7 +21,10 @@ export class UploadGate {
   private open = true;
   private readonly watch = new Interval(() => this.check());
 
-  constructor(private readonly log: Logger, private readonly links: UploadGateLinks) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly links: UploadGateLinks,
+  ) {}
 
   /** (Re)compiles the windows from the config (boot and reload). */
   apply(kafka: Config['kafka'], timezone: string): void {
@@ -30,7 +33,10 @@ export class UploadGate {
     this.exemptPriority = kafka.upload_exempt_priority;
     const open = this.windows.isOpen(new Date());
     if (!this.windows.always || !this.open) {
-      this.log.info({ windows: kafka.upload_windows, exempt_priority: kafka.upload_exempt_priority, open }, open ? 'upload window open' : 'upload window closed');
+      this.log.info(
+        { windows: kafka.upload_windows, exempt_priority: kafka.upload_exempt_priority, open },
+        open ? 'upload window open' : 'upload window closed',
+      );
     }
     this.open = open;
     if (open) this.links.opened();
@@ -59,7 +65,10 @@ export class UploadGate {
     const open = this.isOpen(new Date());
     if (open === this.open || this.windows?.always === true) return;
     this.open = open;
-    this.log.info({ exempt_priority: this.exemptPriority, buffered_events: this.links.bufferedEvents() }, open ? 'upload window open' : 'upload window closed');
+    this.log.info(
+      { exempt_priority: this.exemptPriority, buffered_events: this.links.bufferedEvents() },
+      open ? 'upload window open' : 'upload window closed',
+    );
     if (open) this.links.opened();
   }
 

@@ -66,7 +66,12 @@ const formats = new Map<string, Intl.DateTimeFormat>();
 export function localTime(at: Date, tz: string): string {
   let f = formats.get(tz);
   if (f === undefined) {
-    f = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', ...(tz !== '' ? { timeZone: tz } : {}) });
+    f = new Intl.DateTimeFormat('en-GB', {
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+      ...(tz !== '' ? { timeZone: tz } : {}),
+    });
     formats.set(tz, f);
   }
   const parts = f.formatToParts(at);

@@ -84,7 +84,12 @@ export function filterWithin(outer: string, inner: string): boolean {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return new RegExp(
+    `^${glob
+      .split('*')
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 interface CompiledRule {
@@ -95,7 +100,12 @@ interface CompiledRule {
 }
 
 export function compileAcl(rules: readonly AclRule[]): Acl {
-  const compiled: CompiledRule[] = rules.map((r) => ({ username: r.username, clientId: r.client_id, publish: r.publish ?? [], subscribe: r.subscribe ?? [] }));
+  const compiled: CompiledRule[] = rules.map((r) => ({
+    username: r.username,
+    clientId: r.client_id,
+    publish: r.publish ?? [],
+    subscribe: r.subscribe ?? [],
+  }));
   const enforced = compiled.length > 0;
 
   const applies = (rule: CompiledRule, s: AclSubject): boolean => {
@@ -114,8 +124,12 @@ export function compileAcl(rules: readonly AclRule[]): Acl {
     enforced,
     forSubject(s) {
       const mine = compiled.filter((rule) => applies(rule, s));
-      const publish = mine.flatMap((r) => r.publish.map((f) => substitute(f, s)).filter((f): f is string => f !== null));
-      const subscribe = mine.flatMap((r) => r.subscribe.map((f) => substitute(f, s)).filter((f): f is string => f !== null));
+      const publish = mine.flatMap((r) =>
+        r.publish.map((f) => substitute(f, s)).filter((f): f is string => f !== null),
+      );
+      const subscribe = mine.flatMap((r) =>
+        r.subscribe.map((f) => substitute(f, s)).filter((f): f is string => f !== null),
+      );
       return {
         canPublish(topic) {
           // $SYS is the broker's; $edgehaul/ is the gateway's own (health telemetry): no device writes there

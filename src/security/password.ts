@@ -11,7 +11,8 @@ const KEY_BYTES = 32;
 const SALT_BYTES = 16;
 
 /** What check-config accepts: bounded parameters, so a config cannot make one login take minutes or gigabytes. */
-export const HASH_PATTERN = /^scrypt\$(\d{1,7})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9_-]{16,128})\$([A-Za-z0-9_-]{32,256})$/;
+export const HASH_PATTERN =
+  /^scrypt\$(\d{1,7})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9_-]{16,128})\$([A-Za-z0-9_-]{32,256})$/;
 
 export interface ParsedHash {
   readonly N: number;
@@ -29,7 +30,8 @@ export function parseHash(text: string): ParsedHash | null {
   const r = Number(m[2]);
   const p = Number(m[3]);
   // N a power of two from 2^10 to 2^20; memory 128*N*r at most 256 MiB
-  if (N < 1024 || N > 1_048_576 || (N & (N - 1)) !== 0 || r < 1 || p < 1 || 128 * N * r > 256 * 1024 * 1024) return null;
+  if (N < 1024 || N > 1_048_576 || (N & (N - 1)) !== 0 || r < 1 || p < 1 || 128 * N * r > 256 * 1024 * 1024)
+    return null;
   const salt = Buffer.from(m[4]!, 'base64url');
   const hash = Buffer.from(m[5]!, 'base64url');
   if (salt.length < 8 || hash.length < 16) return null;
@@ -53,15 +55,29 @@ function maxmem(N: number, r: number): number {
   return 128 * N * r * 2 + 1024 * 1024;
 }
 
-export async function hashPassword(password: string, params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS): Promise<string> {
+export async function hashPassword(
+  password: string,
+  params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS,
+): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const key = await scryptAsync(password.normalize('NFC'), salt, KEY_BYTES, { N: params.N, r: params.r, p: params.p, maxmem: maxmem(params.N, params.r) });
+  const key = await scryptAsync(password.normalize('NFC'), salt, KEY_BYTES, {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: maxmem(params.N, params.r),
+  });
   return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
 /** Compares in constant time (for a given hash length). Never throws for a wrong password. */
 export async function verifyPassword(password: Buffer | string, parsed: ParsedHash): Promise<boolean> {
-  const candidate = typeof password === 'string' ? password.normalize('NFC') : Buffer.from(password.toString('utf8').normalize('NFC'));
-  const key = await scryptAsync(candidate, parsed.salt, parsed.hash.length, { N: parsed.N, r: parsed.r, p: parsed.p, maxmem: maxmem(parsed.N, parsed.r) });
+  const candidate =
+    typeof password === 'string' ? password.normalize('NFC') : Buffer.from(password.toString('utf8').normalize('NFC'));
+  const key = await scryptAsync(candidate, parsed.salt, parsed.hash.length, {
+    N: parsed.N,
+    r: parsed.r,
+    p: parsed.p,
+    maxmem: maxmem(parsed.N, parsed.r),
+  });
   return timingSafeEqual(key, parsed.hash);
 }

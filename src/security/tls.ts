@@ -15,7 +15,10 @@ export interface TlsClientOptions {
 }
 
 /** Node TLS client options for mqtt.js; undefined when TLS is off. */
-export function tlsClientOptions(cfg: TlsClientConfig, env: NodeJS.ProcessEnv = process.env): TlsClientOptions | undefined {
+export function tlsClientOptions(
+  cfg: TlsClientConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): TlsClientOptions | undefined {
   if (!cfg.enabled) return undefined;
   const out: TlsClientOptions = { rejectUnauthorized: cfg.reject_unauthorized };
   const ca = readPem(cfg.ca, env);

@@ -82,7 +82,8 @@ export class Pipeline {
         try {
           return compile(config, { gatewayId: options.gatewayId, route: r.name });
         } catch (err) {
-          if (err instanceof StepConfigError) throw new StepConfigError(`route "${r.name}" step ${i + 1}: ${err.message}`, ['steps', i, ...err.path]);
+          if (err instanceof StepConfigError)
+            throw new StepConfigError(`route "${r.name}" step ${i + 1}: ${err.message}`, ['steps', i, ...err.path]);
           throw err;
         }
       });
@@ -105,7 +106,11 @@ export class Pipeline {
    * aggregates are returned to be stored, so no acknowledged input's share is
    * lost. Throws StepConfigError like the constructor, leaving this one intact.
    */
-  replace(routes: readonly RouteInput[], counters: PipelineCounters = this.counters, compile?: (config: StepConfig, ctx: StepContext) => Step): { pipeline: Pipeline; closed: Outcome } {
+  replace(
+    routes: readonly RouteInput[],
+    counters: PipelineCounters = this.counters,
+    compile?: (config: StepConfig, ctx: StepContext) => Step,
+  ): { pipeline: Pipeline; closed: Outcome } {
     const next = new Pipeline(routes, this.options, counters, compile, this);
     const closed: Outcome = { events: [], deadLetters: [], stateful: false, matched: 0 };
     for (const route of this.routes) {
@@ -115,7 +120,8 @@ export class Pipeline {
           for (const ev of step.tick(Number.MAX_SAFE_INTEGER)) this.runFrom(route, i + 1, ev, Date.now(), closed);
         }
         // its checkpoint goes with the commit that stores the aggregates, unless the new route writes its own
-        if (step.checkpoint !== undefined) next.lostStates.set(`${route.name}\u0000${i}`, { route: route.name, step: i, state: null });
+        if (step.checkpoint !== undefined)
+          next.lostStates.set(`${route.name}\u0000${i}`, { route: route.name, step: i, state: null });
       });
     }
     return { pipeline: next, closed };
@@ -128,7 +134,14 @@ export class Pipeline {
     for (const m of matches) {
       const route = this.routes[m.index]!;
       if (route.steps.length === 0) {
-        const e: RoutedEvent = { route: m.route, kafkaTopic: m.kafkaTopic, key: m.key, topic: message.topic, payload: message.payload, receivedAt: message.receivedAt };
+        const e: RoutedEvent = {
+          route: m.route,
+          kafkaTopic: m.kafkaTopic,
+          key: m.key,
+          topic: message.topic,
+          payload: message.payload,
+          receivedAt: message.receivedAt,
+        };
         out.events.push(m.captures !== undefined ? { ...e, captures: m.captures } : e);
         continue;
       }
@@ -174,7 +187,11 @@ export class Pipeline {
         if (step.checkpoint === undefined) return;
         const state = step.checkpoint();
         if (state === null) return;
-        out.set(`${route.name}\u0000${i}`, { route: route.name, step: i, state: state === undefined ? null : valueEncoder.encode(state) });
+        out.set(`${route.name}\u0000${i}`, {
+          route: route.name,
+          step: i,
+          state: state === undefined ? null : valueEncoder.encode(state),
+        });
       });
     }
     return [...out.values()];
@@ -232,10 +249,26 @@ export class Pipeline {
 
   private deadLetter(route: CompiledRoute, step: string, reason: string, ev: Working, out: Outcome): void {
     this.counters.deadLetter(route.name, step, reason);
-    const record: DeadLetterRecord = { at: ev.receivedAt, route: route.name, step, reason, topic: ev.topic, clientId: ev.clientId, payload: ev.payload };
+    const record: DeadLetterRecord = {
+      at: ev.receivedAt,
+      route: route.name,
+      step,
+      reason,
+      topic: ev.topic,
+      clientId: ev.clientId,
+      payload: ev.payload,
+    };
     out.deadLetters.push(record);
     if (this.options.deadLetterTopic === null) return;
-    const value = { route: route.name, step, reason, topic: ev.topic, client_id: ev.clientId, received_at: ev.receivedAt, payload: ev.payload };
+    const value = {
+      route: route.name,
+      step,
+      reason,
+      topic: ev.topic,
+      client_id: ev.clientId,
+      received_at: ev.receivedAt,
+      payload: ev.payload,
+    };
     out.events.push({
       route: DEAD_LETTER_ROUTE,
       kafkaTopic: this.options.deadLetterTopic,
@@ -266,7 +299,15 @@ function startWorking(message: InboundMessage, m: RouteMatch, priority: number):
 
 /** No decode step: the payload as received; `raw`: the bytes; anything else: its CBOR encoding. */
 function toRouted(route: string, ev: Working): RoutedEvent {
-  const base = { route, kafkaTopic: ev.kafkaTopic, key: ev.key, topic: ev.topic, receivedAt: ev.receivedAt, priority: ev.priority, ...withCaptures(ev.vars) };
+  const base = {
+    route,
+    kafkaTopic: ev.kafkaTopic,
+    key: ev.key,
+    topic: ev.topic,
+    receivedAt: ev.receivedAt,
+    priority: ev.priority,
+    ...withCaptures(ev.vars),
+  };
   if (ev.value === undefined) return { ...base, payload: ev.payload };
   if (Buffer.isBuffer(ev.value)) return { ...base, payload: ev.value };
   return { ...base, payload: valueEncoder.encode(wideIntegers(ev.value)), encoded: true };

@@ -48,7 +48,10 @@ export interface Router {
  * `perClient`: cache per (client, topic) so that `vars.client_id` is the
  * publisher's own (transforms see vars); else per topic unless a key uses {client_id}.
  */
-export function compileMatcher(routes: readonly RouteInput[], options: { perClient?: boolean; extraFields?: readonly string[] } = {}): Matcher {
+export function compileMatcher(
+  routes: readonly RouteInput[],
+  options: { perClient?: boolean; extraFields?: readonly string[] } = {},
+): Matcher {
   const extraFields = options.extraFields ?? [];
   const compiled: CompiledRoute[] = routes.map((r) => {
     const sources = Array.isArray(r.match) ? r.match : [r.match];
@@ -62,7 +65,8 @@ export function compileMatcher(routes: readonly RouteInput[], options: { perClie
     for (const field of templateFields(r.key)) {
       if ((BUILTIN_FIELDS as readonly string[]).includes(field) || extraFields.includes(field)) continue;
       const missing = patterns.find((p) => !captures(p.source).includes(field));
-      if (missing) throw new Error(`route "${r.name}": key uses {${field}} but filter "${missing.source}" does not capture it`);
+      if (missing)
+        throw new Error(`route "${r.name}": key uses {${field}} but filter "${missing.source}" does not capture it`);
     }
     return { name: r.name, kafkaTopic: r.topic, patterns, key: compileTemplate(r.key) };
   });
@@ -121,5 +125,7 @@ export function compileRoutes(routes: readonly RouteInput[]): Router {
 const ROUTE_CACHE_SIZE = 10_000;
 
 function captures(filter: string): string[] {
-  return filter.split('/').flatMap((level) => ((level.startsWith('+') || level.startsWith('#')) && level.length > 1 ? [level.slice(1)] : []));
+  return filter
+    .split('/')
+    .flatMap((level) => ((level.startsWith('+') || level.startsWith('#')) && level.length > 1 ? [level.slice(1)] : []));
 }

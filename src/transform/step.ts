@@ -71,7 +71,10 @@ export interface StepContext {
 
 /** A config error in a step, with the path below the step (e.g. ['map', 'compute', 'temp_f']) so the loader can name the line. */
 export class StepConfigError extends Error {
-  constructor(message: string, readonly path: ReadonlyArray<string | number>) {
+  constructor(
+    message: string,
+    readonly path: ReadonlyArray<string | number>,
+  ) {
     super(message);
     this.name = 'StepConfigError';
   }

@@ -18,55 +18,92 @@ after(async () => {
 });
 
 for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
-  test(`Kafka SASL ${mechanism}: events reach Kafka through the SASL listener, password from the environment, never logged`, { timeout: 90_000 }, async (t) => {
-    const topic = `it.sasl.${mechanism}.${Date.now()}`;
-    process.env.EH_TEST_KAFKA_PW = PASSWORD;
-    const daemon = new Daemon(Daemon.tempDir(), testConfig(kafka.saslBrokers, {
-      kafka: { brokers: kafka.saslBrokers, sasl: { mechanism, username: USER, password: { env: 'EH_TEST_KAFKA_PW' } }, retry: { initial_ms: 100, max_ms: 1000 }, connection_timeout_ms: 3000, request_timeout_ms: 10_000 },
-      routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
-      log: { level: 'debug', stats_interval_secs: 0 },
-    }));
-    t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
-    const url = await daemon.start();
-    const run = await runDevice(url, 'dev-s', 200, { window: 10 });
-    assert.equal(run.acked.length, 200);
-    await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 200);
-    assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
-    assert.equal(daemon.lastStats().sent_events_total, 200);
-    assert.ok(!daemon.lines.some((l) => JSON.stringify(l).includes(PASSWORD)), 'the password is in no log line (debug level)');
-  });
+  test(
+    `Kafka SASL ${mechanism}: events reach Kafka through the SASL listener, password from the environment, never logged`,
+    { timeout: 90_000 },
+    async (t) => {
+      const topic = `it.sasl.${mechanism}.${Date.now()}`;
+      process.env.EH_TEST_KAFKA_PW = PASSWORD;
+      const daemon = new Daemon(
+        Daemon.tempDir(),
+        testConfig(kafka.saslBrokers, {
+          kafka: {
+            brokers: kafka.saslBrokers,
+            sasl: { mechanism, username: USER, password: { env: 'EH_TEST_KAFKA_PW' } },
+            retry: { initial_ms: 100, max_ms: 1000 },
+            connection_timeout_ms: 3000,
+            request_timeout_ms: 10_000,
+          },
+          routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
+          log: { level: 'debug', stats_interval_secs: 0 },
+        }),
+      );
+      t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
+      const url = await daemon.start();
+      const run = await runDevice(url, 'dev-s', 200, { window: 10 });
+      assert.equal(run.acked.length, 200);
+      await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 200);
+      assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
+      assert.equal(daemon.lastStats().sent_events_total, 200);
+      assert.ok(
+        !daemon.lines.some((l) => JSON.stringify(l).includes(PASSWORD)),
+        'the password is in no log line (debug level)',
+      );
+    },
+  );
 }
 
-test('Kafka SASL with a wrong password: a clear error, degraded health, events stay buffered and are sent once the password is right', { timeout: 120_000 }, async (t) => {
-  const topic = `it.sasl.wrong.${Date.now()}`;
-  const dir = Daemon.tempDir();
-  const config = (password: string): Record<string, unknown> => testConfig(kafka.saslBrokers, {
-    kafka: { brokers: kafka.saslBrokers, sasl: { mechanism: 'scram-sha-512', username: USER, password: { value: password } }, retry: { initial_ms: 100, max_ms: 1000 }, connection_timeout_ms: 3000, request_timeout_ms: 10_000 },
-    routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
-    log: { level: 'info', stats_interval_secs: 1 },
-  });
-  const wrong = new Daemon(dir, config('not-the-password'));
-  t.after(() => wrong.stop('SIGKILL').catch(() => undefined));
-  const url = await wrong.start();
-  const run = await runDevice(url, 'dev-w', 50, { window: 5 });
-  assert.equal(run.acked.length, 50, 'ingest keeps accepting while Kafka refuses us');
-  const line = await waitFor('the auth error', () => wrong.lines.find((l) => l.code === 'EH_ERR_UPSTREAM_AUTH'), 30_000);
-  assert.equal(line.mechanism, 'scram-sha-512');
-  assert.equal(line.username, USER);
-  const degraded = await waitFor('degraded health naming the credentials', () => {
-    const s = latestStats(wrong);
-    return s !== undefined && s.health.status === 'degraded' && s.health.reasons.some((r) => /credentials/.test(r)) ? s : undefined;
-  }, 30_000);
-  assert.ok(degraded.stats.upstream_auth_failures_total as number >= 1);
-  assert.ok(!wrong.lines.some((l) => JSON.stringify(l).includes('not-the-password')));
-  assert.equal((await wrong.stop('SIGTERM')).code, 0, wrong.describe());
-  assert.equal(wrong.lines.find((l) => l.msg === 'stopped')?.buffered_events, 50);
+test(
+  'Kafka SASL with a wrong password: a clear error, degraded health, events stay buffered and are sent once the password is right',
+  { timeout: 120_000 },
+  async (t) => {
+    const topic = `it.sasl.wrong.${Date.now()}`;
+    const dir = Daemon.tempDir();
+    const config = (password: string): Record<string, unknown> =>
+      testConfig(kafka.saslBrokers, {
+        kafka: {
+          brokers: kafka.saslBrokers,
+          sasl: { mechanism: 'scram-sha-512', username: USER, password: { value: password } },
+          retry: { initial_ms: 100, max_ms: 1000 },
+          connection_timeout_ms: 3000,
+          request_timeout_ms: 10_000,
+        },
+        routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
+        log: { level: 'info', stats_interval_secs: 1 },
+      });
+    const wrong = new Daemon(dir, config('not-the-password'));
+    t.after(() => wrong.stop('SIGKILL').catch(() => undefined));
+    const url = await wrong.start();
+    const run = await runDevice(url, 'dev-w', 50, { window: 5 });
+    assert.equal(run.acked.length, 50, 'ingest keeps accepting while Kafka refuses us');
+    const line = await waitFor(
+      'the auth error',
+      () => wrong.lines.find((l) => l.code === 'EH_ERR_UPSTREAM_AUTH'),
+      30_000,
+    );
+    assert.equal(line.mechanism, 'scram-sha-512');
+    assert.equal(line.username, USER);
+    const degraded = await waitFor(
+      'degraded health naming the credentials',
+      () => {
+        const s = latestStats(wrong);
+        return s !== undefined && s.health.status === 'degraded' && s.health.reasons.some((r) => /credentials/.test(r))
+          ? s
+          : undefined;
+      },
+      30_000,
+    );
+    assert.ok((degraded.stats.upstream_auth_failures_total as number) >= 1);
+    assert.ok(!wrong.lines.some((l) => JSON.stringify(l).includes('not-the-password')));
+    assert.equal((await wrong.stop('SIGTERM')).code, 0, wrong.describe());
+    assert.equal(wrong.lines.find((l) => l.msg === 'stopped')?.buffered_events, 50);
 
-  // the right password: the buffered events go out
-  const right = new Daemon(dir, config(PASSWORD));
-  t.after(() => right.stop('SIGKILL').catch(() => undefined));
-  await right.start();
-  const records = await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 50);
-  assert.equal(eventCount(records), 50);
-  assert.equal((await right.stop('SIGTERM')).code, 0, right.describe());
-});
+    // the right password: the buffered events go out
+    const right = new Daemon(dir, config(PASSWORD));
+    t.after(() => right.stop('SIGKILL').catch(() => undefined));
+    await right.start();
+    const records = await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 50);
+    assert.equal(eventCount(records), 50);
+    assert.equal((await right.stop('SIGTERM')).code, 0, right.describe());
+  },
+);

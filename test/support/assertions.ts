@@ -15,7 +15,11 @@ export interface DeliveryCheck {
  * seen with the same content; after dropping duplicates, each device's
  * messages are in publish order and their sequence numbers increase.
  */
-export function assertDelivered(records: readonly ConsumedRecord[], runs: readonly DeviceRun[], opts: { exactlyOnce: boolean; gatewayId: string }): DeliveryCheck {
+export function assertDelivered(
+  records: readonly ConsumedRecord[],
+  runs: readonly DeviceRun[],
+  opts: { exactlyOnce: boolean; gatewayId: string },
+): DeliveryCheck {
   // (incarnation, seq): a buffer lost between runs numbers from 1 again under a new incarnation
   const bySeq = new Map<string, string>();
   const perDevice = new Map<string, Array<{ seq: number; n: number }>>();

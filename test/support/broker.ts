@@ -9,22 +9,34 @@ import { waitFor } from './poll.js';
  * pgrep); `track` sees the child (the benchmark's cleanup). `stop()` sends
  * SIGTERM, SIGKILL after 5 s.
  */
-export async function startUpstreamBroker(opts: { tag?: string; track?: (child: ChildProcess) => void } = {}): Promise<{ url: string; port: number; pid: number; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/test/support/broker-process.js'), ...(opts.tag !== undefined ? [opts.tag] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startUpstreamBroker(
+  opts: { tag?: string; track?: (child: ChildProcess) => void } = {},
+): Promise<{ url: string; port: number; pid: number; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(ROOT, 'dist/test/support/broker-process.js'), ...(opts.tag !== undefined ? [opts.tag] : [])],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   opts.track?.(child);
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   let found: string;
   try {
-    found = await waitFor('the MQTT broker process to listen', () => {
-      if (child.exitCode !== null || child.signalCode !== null) return 'exited';
-      return /BROKER_PORT=(\d+)/.exec(out)?.[1];
-    }, 15_000, 25);
+    found = await waitFor(
+      'the MQTT broker process to listen',
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+        return /BROKER_PORT=(\d+)/.exec(out)?.[1];
+      },
+      15_000,
+      25,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
   }
-  if (found === 'exited') throw new Error(`the MQTT broker process exited during start (${child.exitCode ?? child.signalCode})`);
+  if (found === 'exited')
+    throw new Error(`the MQTT broker process exited during start (${child.exitCode ?? child.signalCode})`);
   const port = Number(found);
   return {
     url: `mqtt://127.0.0.1:${port}`,

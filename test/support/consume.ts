@@ -28,7 +28,11 @@ export async function consumeAll(brokers: string[], topic: string, timeoutMs = 6
   } finally {
     await admin.disconnect();
   }
-  const consumer = kafka.consumer({ groupId: `test-all-${topic}-${process.pid}-${Date.now()}`, retry: { retries: 10 }, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({
+    groupId: `test-all-${topic}-${process.pid}-${Date.now()}`,
+    retry: { retries: 10 },
+    maxWaitTimeInMs: 250,
+  });
   const records: TimedRecord[] = [];
   const next = new Map<number, bigint>();
   await consumer.connect();
@@ -38,11 +42,24 @@ export async function consumeAll(brokers: string[], topic: string, timeoutMs = 6
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        records.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, timestamp: Number(message.timestamp), value: message.value!, batch: decodeBatch(message.value!) });
+        records.push({
+          partition,
+          offset: message.offset,
+          key: message.key?.toString() ?? '',
+          headers,
+          timestamp: Number(message.timestamp),
+          value: message.value!,
+          batch: decodeBatch(message.value!),
+        });
         next.set(partition, BigInt(message.offset) + 1n);
       },
     });
-    await waitFor(`all of ${topic} up to its high watermarks`, () => [...high].every(([p, h]) => (next.get(p) ?? 0n) >= h), timeoutMs, 100);
+    await waitFor(
+      `all of ${topic} up to its high watermarks`,
+      () => [...high].every(([p, h]) => (next.get(p) ?? 0n) >= h),
+      timeoutMs,
+      100,
+    );
   } finally {
     await consumer.disconnect();
   }

@@ -29,7 +29,11 @@ export interface DaemonSpawn {
 export class Daemon extends LoggedProcess {
   readonly configFile: string;
 
-  constructor(readonly dir: string, config: Record<string, unknown>, private readonly spawnOpts: DaemonSpawn = {}) {
+  constructor(
+    readonly dir: string,
+    config: Record<string, unknown>,
+    private readonly spawnOpts: DaemonSpawn = {},
+  ) {
     super('the daemon', 2000);
     this.configFile = join(dir, 'edgehaul.yaml');
     writeFileSync(this.configFile, stringify(config));
@@ -47,15 +51,27 @@ export class Daemon extends LoggedProcess {
   /** Starts and waits for "edgehaul running"; returns the MQTT address it reports. `env` adds variables (NOTIFY_SOCKET). */
   async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<string> {
     const o = this.spawnOpts;
-    const argv = [process.execPath, ...(o.nodeArgs ?? []), join(o.root ?? ROOT, 'dist/src/cli/main.js'), 'run', '--config', this.configFile];
+    const argv = [
+      process.execPath,
+      ...(o.nodeArgs ?? []),
+      join(o.root ?? ROOT, 'dist/src/cli/main.js'),
+      'run',
+      '--config',
+      this.configFile,
+    ];
     const [cmd, ...args] = [...(o.wrap ?? []), ...argv];
-    const running = await this.spawnUntil(cmd!, args, { cwd: this.dir, env: { ...withoutSystemd(process.env), ...o.env, STATE_DIRECTORY: this.dir, ...env } }, {
-      ready: 'edgehaul running',
-      timeoutMs,
-      everyMs: 25,
-      ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}),
-      ...(o.onLine !== undefined ? { onLine: o.onLine } : {}),
-    });
+    const running = await this.spawnUntil(
+      cmd!,
+      args,
+      { cwd: this.dir, env: { ...withoutSystemd(process.env), ...o.env, STATE_DIRECTORY: this.dir, ...env } },
+      {
+        ready: 'edgehaul running',
+        timeoutMs,
+        everyMs: 25,
+        ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}),
+        ...(o.onLine !== undefined ? { onLine: o.onLine } : {}),
+      },
+    );
     return running.ingest as string;
   }
 
@@ -90,7 +106,12 @@ export function testConfig(brokers: string[], overrides: Record<string, unknown>
     gateway: { id: 'gw-test' },
     ingest: { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0 } },
     buffer: { path: 'buffer.db' },
-    kafka: { brokers, retry: { initial_ms: 100, max_ms: 1000 }, connection_timeout_ms: 1000, request_timeout_ms: 10_000 },
+    kafka: {
+      brokers,
+      retry: { initial_ms: 100, max_ms: 1000 },
+      connection_timeout_ms: 1000,
+      request_timeout_ms: 10_000,
+    },
     log: { level: 'info', stats_interval_secs: 0 },
     shutdown: { timeout_secs: 10 },
     // never the default port: test daemons run side by side

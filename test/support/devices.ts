@@ -10,7 +10,12 @@ export interface DeviceRun {
  * One simulated device: a real mqtt.js client over TCP publishing `count`
  * JSON readings at QoS 1 to `topic(device)`, at most `window` in flight.
  */
-export async function runDevice(url: string, device: string, count: number, opts: { topic?: (device: string) => string; window?: number; qos?: 0 | 1 } = {}): Promise<DeviceRun> {
+export async function runDevice(
+  url: string,
+  device: string,
+  count: number,
+  opts: { topic?: (device: string) => string; window?: number; qos?: 0 | 1 } = {},
+): Promise<DeviceRun> {
   const topic = (opts.topic ?? ((d) => `devices/${d}/telemetry`))(device);
   const window = opts.window ?? 20;
   const client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0 });
@@ -20,7 +25,9 @@ export async function runDevice(url: string, device: string, count: number, opts
     const worker = async (): Promise<void> => {
       while (next < count) {
         const n = next++;
-        await client.publishAsync(topic, JSON.stringify({ device, n, temp: 20 + (n % 10) / 10 }), { qos: opts.qos ?? 1 });
+        await client.publishAsync(topic, JSON.stringify({ device, n, temp: 20 + (n % 10) / 10 }), {
+          qos: opts.qos ?? 1,
+        });
         acked.push(n);
       }
     };
@@ -51,7 +58,12 @@ export function startStubbornDevice(
     while (!stop()) {
       let client: mqtt.MqttClient;
       try {
-        client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0, connectTimeout: 2000 });
+        client = await mqtt.connectAsync(url, {
+          clientId: device,
+          clean: true,
+          reconnectPeriod: 0,
+          connectTimeout: 2000,
+        });
       } catch {
         // refused at once while the daemon restarts: a short pause keeps the retry from spinning
         await new Promise((r) => setTimeout(r, 100));
@@ -82,7 +94,12 @@ export function startStubbornDevice(
  * (mqtt.js re-sends from its outgoing store without setting it: the store
  * here sets it). `acked` fills live; `resent` counts re-sent PUBLISH packets.
  */
-export function startResendingDevice(url: string, device: string, stop: () => boolean, opts: { window?: number } = {}): {
+export function startResendingDevice(
+  url: string,
+  device: string,
+  stop: () => boolean,
+  opts: { window?: number } = {},
+): {
   acked: number[];
   resent: () => number;
   finished: Promise<DeviceRun>;
@@ -107,7 +124,13 @@ export function startResendingDevice(url: string, device: string, stop: () => bo
     }
   }
   const run = async (): Promise<DeviceRun> => {
-    const client = mqtt.connect(url, { clientId: device, clean: false, reconnectPeriod: 200, connectTimeout: 2000, outgoingStore: new DupStore() });
+    const client = mqtt.connect(url, {
+      clientId: device,
+      clean: false,
+      reconnectPeriod: 200,
+      connectTimeout: 2000,
+      outgoingStore: new DupStore(),
+    });
     client.on('error', () => undefined);
     let next = 0;
     let inFlight = 0;

@@ -52,7 +52,13 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBro
   const tls = opts.tlsPem !== undefined ? ['--tls', opts.tlsPem] : [];
   let stdout: string;
   try {
-    stdout = await runScript(join(SCRIPTS, 'start.sh'), ['--dir', dir, ...sasl, ...tls], opts.timeoutMs ?? 240_000, opts.onProgress, opts.signal);
+    stdout = await runScript(
+      join(SCRIPTS, 'start.sh'),
+      ['--dir', dir, ...sasl, ...tls],
+      opts.timeoutMs ?? 240_000,
+      opts.onProgress,
+      opts.signal,
+    );
   } catch (err) {
     await stopKafka(dir).catch(() => undefined);
     throw err;
@@ -94,11 +100,21 @@ export function brokerEnv(dir: string): { brokers: string[]; pid: number | null;
   }
   const pid = Number(/KAFKA_PID=(\d+)/.exec(env)?.[1] ?? NaN);
   const brokers = /KAFKA_BROKERS=(\S+)/.exec(env)?.[1];
-  return { brokers: brokers !== undefined ? [brokers] : [], pid: Number.isFinite(pid) ? pid : null, version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null };
+  return {
+    brokers: brokers !== undefined ? [brokers] : [],
+    pid: Number.isFinite(pid) ? pid : null,
+    version: /KAFKA_VERSION=(\S+)/.exec(env)?.[1] ?? null,
+  };
 }
 
 /** `bash script args`: its stdout; stderr lines to `onLine`; rejects on a non-zero exit, the timeout (0: none) or `signal`. */
-function runScript(script: string, args: string[], timeoutMs: number, onLine?: (line: string) => void, signal?: AbortSignal): Promise<string> {
+function runScript(
+  script: string,
+  args: string[],
+  timeoutMs: number,
+  onLine?: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<string> {
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -114,7 +130,10 @@ function runScript(script: string, args: string[], timeoutMs: number, onLine?: (
     why ??= err;
     child.kill('SIGTERM');
   };
-  const timer = timeoutMs > 0 ? setTimeout(() => stopWith(new Error(`${script} took longer than ${timeoutMs} ms`)), timeoutMs) : undefined;
+  const timer =
+    timeoutMs > 0
+      ? setTimeout(() => stopWith(new Error(`${script} took longer than ${timeoutMs} ms`)), timeoutMs)
+      : undefined;
   const onAbort = (): void => stopWith(signal!.reason as Error);
   signal?.addEventListener('abort', onAbort, { once: true });
   return new Promise<string>((resolvePromise, reject) => {
@@ -123,7 +142,8 @@ function runScript(script: string, args: string[], timeoutMs: number, onLine?: (
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (why !== null) reject(why);
-      else if (code !== 0) reject(new Error(`${script} ${args.join(' ')} failed (${code ?? sig}):\n${stderr.join('\n')}`));
+      else if (code !== 0)
+        reject(new Error(`${script} ${args.join(' ')} failed (${code ?? sig}):\n${stderr.join('\n')}`));
       else resolvePromise(stdout);
     });
   });
@@ -156,15 +176,25 @@ export async function consumeUntil(
   const records: ConsumedRecord[] = [];
   await consumer.connect();
   try {
-    await waitFor(`topic ${topic} to exist`, async () => {
-      await consumer.subscribe({ topic, fromBeginning: true });
-      return true;
-    }, timeoutMs);
+    await waitFor(
+      `topic ${topic} to exist`,
+      async () => {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        return true;
+      },
+      timeoutMs,
+    );
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        records.push({ partition, offset: message.offset, key: message.key?.toString() ?? '', headers, batch: decodeBatch(message.value!) });
+        records.push({
+          partition,
+          offset: message.offset,
+          key: message.key?.toString() ?? '',
+          headers,
+          batch: decodeBatch(message.value!),
+        });
       },
     });
     await waitFor(`records on ${topic}`, () => done(records), timeoutMs, 100);
@@ -200,7 +230,12 @@ export async function startKafkaCluster(nodes = 3): Promise<KafkaCluster> {
   const m = /^KAFKA_BROKERS=(\S+)/m.exec(stdout);
   if (m === null) throw new Error(`cluster.sh printed no KAFKA_BROKERS: ${stdout}`);
   const brokers = m[1]!.split(',');
-  const kafka = new Kafka({ clientId: 'edgehaul-test-admin', brokers, logLevel: logLevel.NOTHING, retry: { retries: 2 } });
+  const kafka = new Kafka({
+    clientId: 'edgehaul-test-admin',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 2 },
+  });
   return {
     brokers,
     dir,

@@ -24,7 +24,11 @@ export class LoadedDaemon<D extends LiveDevice> {
   readonly devices: D[] = [];
   private stopped = false;
 
-  private constructor(t: TestContext, readonly dir: string, readonly config: Record<string, unknown>) {
+  private constructor(
+    t: TestContext,
+    readonly dir: string,
+    readonly config: Record<string, unknown>,
+  ) {
     this.daemon = new Daemon(dir, config);
     t.after(async () => {
       this.stopped = true;
@@ -38,7 +42,12 @@ export class LoadedDaemon<D extends LiveDevice> {
    */
   static async start<D extends LiveDevice>(
     t: TestContext,
-    o: { dir: string; config: Record<string, unknown>; ids: readonly string[]; device: (url: string, id: string, stop: () => boolean) => D },
+    o: {
+      dir: string;
+      config: Record<string, unknown>;
+      ids: readonly string[];
+      device: (url: string, id: string, stop: () => boolean) => D;
+    },
   ): Promise<LoadedDaemon<D>> {
     const l = new LoadedDaemon<D>(t, o.dir, o.config);
     l.url = await l.daemon.start();

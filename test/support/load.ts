@@ -5,7 +5,13 @@ import { startStubbornDevice, type DeviceRun } from './devices.js';
 export function paddedReading(device: string, n: number, bytes: number): string {
   const base = JSON.stringify({ device, n, pad: '' });
   // random padding: the buffer compresses its rows, and a size bound must be filled by real bytes
-  return JSON.stringify({ device, n, pad: randomBytes(Math.ceil(Math.max(0, bytes - base.length) * 0.75)).toString('base64').slice(0, Math.max(0, bytes - base.length)) });
+  return JSON.stringify({
+    device,
+    n,
+    pad: randomBytes(Math.ceil(Math.max(0, bytes - base.length) * 0.75))
+      .toString('base64')
+      .slice(0, Math.max(0, bytes - base.length)),
+  });
 }
 
 /**
@@ -14,7 +20,15 @@ export function paddedReading(device: string, n: number, bytes: number): string 
  * `window` in flight) until `stop()`, reconnecting when the connection is
  * lost. `acked` fills live.
  */
-export function startLoadDevice(url: string, device: string, stop: () => boolean, opts: { window?: number; payloadBytes?: number } = {}): { acked: number[]; finished: Promise<DeviceRun> } {
+export function startLoadDevice(
+  url: string,
+  device: string,
+  stop: () => boolean,
+  opts: { window?: number; payloadBytes?: number } = {},
+): { acked: number[]; finished: Promise<DeviceRun> } {
   const bytes = opts.payloadBytes ?? 0;
-  return startStubbornDevice(url, device, stop, { window: opts.window ?? 10, payload: (n) => paddedReading(device, n, bytes) });
+  return startStubbornDevice(url, device, stop, {
+    window: opts.window ?? 10,
+    payload: (n) => paddedReading(device, n, bytes),
+  });
 }

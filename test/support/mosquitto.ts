@@ -38,7 +38,10 @@ export interface Mosquitto {
 }
 
 /** Starts Debian's mosquitto on a free loopback port with `settings`, its files under `dir`. */
-export async function startMosquitto(dir: string, settings: Readonly<Record<string, string>> = RECOMMENDED): Promise<Mosquitto> {
+export async function startMosquitto(
+  dir: string,
+  settings: Readonly<Record<string, string>> = RECOMMENDED,
+): Promise<Mosquitto> {
   const bin = findMosquitto();
   if (bin === null) throw new Error('mosquitto is not installed (Debian: apt-get install mosquitto)');
   mkdirSync(dir, { recursive: true });
@@ -60,10 +63,14 @@ export async function startMosquitto(dir: string, settings: Readonly<Record<stri
     child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-    await waitFor(`mosquitto to listen on ${port}`, async () => {
-      if (child.exitCode !== null) throw new Error(`mosquitto exited ${child.exitCode}: ${err}`);
-      return (await accepts(port)) || undefined;
-    }, 10_000);
+    await waitFor(
+      `mosquitto to listen on ${port}`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`mosquitto exited ${child.exitCode}: ${err}`);
+        return (await accepts(port)) || undefined;
+      },
+      10_000,
+    );
   };
   await launch();
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {

@@ -30,7 +30,10 @@ function utf8Field(s: string): Buffer {
 }
 
 export function connectPacket(clientId: string, keepaliveSecs = 0): Buffer {
-  const variable = Buffer.concat([utf8Field('MQTT'), Buffer.from([4, 0x02 /* clean session */, keepaliveSecs >> 8, keepaliveSecs & 0xff])]);
+  const variable = Buffer.concat([
+    utf8Field('MQTT'),
+    Buffer.from([4, 0x02 /* clean session */, keepaliveSecs >> 8, keepaliveSecs & 0xff]),
+  ]);
   const payload = utf8Field(clientId);
   const body = Buffer.concat([variable, payload]);
   return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
@@ -84,18 +87,19 @@ export function rawConnect(host: string, port: number, clientId: string, timeout
       socket,
       onPuback: () => undefined,
       onFlush: () => undefined,
-      close: (ms = 5000) => new Promise<void>((done) => {
-        if (socket.destroyed) return done();
-        const t = setTimeout(() => {
-          socket.destroy();
-          done();
-        }, ms);
-        socket.once('close', () => {
-          clearTimeout(t);
-          done();
-        });
-        socket.end(DISCONNECT);
-      }),
+      close: (ms = 5000) =>
+        new Promise<void>((done) => {
+          if (socket.destroyed) return done();
+          const t = setTimeout(() => {
+            socket.destroy();
+            done();
+          }, ms);
+          socket.once('close', () => {
+            clearTimeout(t);
+            done();
+          });
+          socket.end(DISCONNECT);
+        }),
     };
     socket.on('error', (err) => {
       if (!connected) {

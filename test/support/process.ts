@@ -16,7 +16,10 @@ export class LoggedProcess {
   private exit: Promise<Exit> | null = null;
 
   /** `name` for error messages; `stderrTail`: how much of stderr describe() shows. */
-  constructor(private readonly name: string, private readonly stderrTail: number) {}
+  constructor(
+    private readonly name: string,
+    private readonly stderrTail: number,
+  ) {}
 
   /**
    * Spawns `cmd args` and waits until it logs a line with msg `ready` (polled
@@ -27,7 +30,13 @@ export class LoggedProcess {
     cmd: string,
     args: readonly string[],
     options: SpawnOptions,
-    o: { ready: string; timeoutMs: number; everyMs: number; onSpawn?: (child: ChildProcess) => void; onLine?: (line: LogLine) => boolean },
+    o: {
+      ready: string;
+      timeoutMs: number;
+      everyMs: number;
+      onSpawn?: (child: ChildProcess) => void;
+      onLine?: (line: LogLine) => boolean;
+    },
   ): Promise<LogLine> {
     const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     o.onSpawn?.(child);
@@ -40,10 +49,15 @@ export class LoggedProcess {
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     let exited = false;
     void this.exit.then(() => (exited = true));
-    const ready = await waitFor(`${this.name} to report "${o.ready}"`, () => {
-      if (exited) return 'exited' as const;
-      return this.lines.slice(from).find((l) => l.msg === o.ready);
-    }, o.timeoutMs, o.everyMs);
+    const ready = await waitFor(
+      `${this.name} to report "${o.ready}"`,
+      () => {
+        if (exited) return 'exited' as const;
+        return this.lines.slice(from).find((l) => l.msg === o.ready);
+      },
+      o.timeoutMs,
+      o.everyMs,
+    );
     if (ready === 'exited') throw new Error(`${this.name} exited during start: ${this.describe()}`);
     return ready;
   }
@@ -67,11 +81,17 @@ export class LoggedProcess {
     let timer: NodeJS.Timeout | undefined;
     return await Promise.race([
       this.exit,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms`)), timeoutMs))),
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms`)), timeoutMs)),
+      ),
     ]).finally(() => clearTimeout(timer));
   }
 
   describe(): string {
-    return `${this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('').slice(-this.stderrTail)}`;
+    return `${this.lines
+      .slice(-15)
+      .map((l) => JSON.stringify(l))
+      .join('\n')}\n${this.stderr.join('').slice(-this.stderrTail)}`;
   }
 }

@@ -5,7 +5,11 @@ export interface PromSample {
   readonly value: number;
 }
 
-export function parsePrometheus(text: string): { samples: PromSample[]; types: Map<string, string>; help: Map<string, string> } {
+export function parsePrometheus(text: string): {
+  samples: PromSample[];
+  types: Map<string, string>;
+  help: Map<string, string>;
+} {
   const samples: PromSample[] = [];
   const types = new Map<string, string>();
   const help = new Map<string, string>();
@@ -30,7 +34,13 @@ export function parsePrometheus(text: string): { samples: PromSample[]; types: M
       if (consumed !== m[3].length) throw new Error(`bad labels: ${JSON.stringify(line)}`);
     }
     const raw = m[4]!;
-    const value = /^[+-]?inf$/i.test(raw) ? (raw.startsWith('-') ? -Infinity : Infinity) : /^nan$/i.test(raw) ? Number.NaN : Number(raw);
+    const value = /^[+-]?inf$/i.test(raw)
+      ? raw.startsWith('-')
+        ? -Infinity
+        : Infinity
+      : /^nan$/i.test(raw)
+        ? Number.NaN
+        : Number(raw);
     if (Number.isNaN(value) && !/^nan$/i.test(raw)) throw new Error(`bad value: ${JSON.stringify(line)}`);
     samples.push({ name: m[1]!, labels, value });
   }

@@ -37,7 +37,13 @@ export function trackPublish(client: MqttClient, topic: string, payload: string 
 export async function publishUntilHeld(
   client: MqttClient,
   daemon: Daemon,
-  opts: { topic: string; payload: (n: number) => string | Buffer; first?: number; max: number; perPublishTimeoutMs?: number },
+  opts: {
+    topic: string;
+    payload: (n: number) => string | Buffer;
+    first?: number;
+    max: number;
+    perPublishTimeoutMs?: number;
+  },
 ): Promise<{ acked: number[]; held: TrackedPublish }> {
   const acked: number[] = [];
   const timeout = opts.perPublishTimeoutMs ?? 15_000;
@@ -50,7 +56,8 @@ export async function publishUntilHeld(
       if (s === 'acked') break;
       if (s === 'failed') throw new Error(`publish ${n} failed: ${String(p.error())}`);
       if (statsLines(daemon, from).some((l) => l.stats.blocked_messages > 0)) return { acked, held: p };
-      if (Date.now() > deadline) throw new Error(`publish ${n}: neither acknowledged nor reported held within ${timeout} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`publish ${n}: neither acknowledged nor reported held within ${timeout} ms`);
       // look again when the publish settles, or in 20 ms for a new stats line
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([p.settled, new Promise((r) => (timer = setTimeout(r, 20)))]);
@@ -68,7 +75,13 @@ export async function publishUntilHeld(
  */
 export async function publishSequence(
   client: MqttClient,
-  opts: { topic: string; payload: (n: number) => string | Buffer; first?: number; count: number; perPublishTimeoutMs?: number },
+  opts: {
+    topic: string;
+    payload: (n: number) => string | Buffer;
+    first?: number;
+    count: number;
+    perPublishTimeoutMs?: number;
+  },
 ): Promise<number[]> {
   const acked: number[] = [];
   const timeout = opts.perPublishTimeoutMs ?? 15_000;
@@ -78,7 +91,10 @@ export async function publishSequence(
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       p.settled,
-      new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error(`publish ${n} not acknowledged within ${timeout} ms`)), timeout))),
+      new Promise<void>(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`publish ${n} not acknowledged within ${timeout} ms`)), timeout)),
+      ),
     ]).finally(() => clearTimeout(timer));
     if (p.state() === 'failed') throw new Error(`publish ${n} failed: ${String(p.error())}`);
     acked.push(n);

@@ -28,7 +28,12 @@ export interface StatsLine {
 }
 
 function toStats(line: LogLine, index: number): StatsLine {
-  return { index, stats: line.stats as DaemonStats, buffer: (line.buffer ?? null) as StatsLine['buffer'], health: line.health as StatsLine['health'] };
+  return {
+    index,
+    stats: line.stats as DaemonStats,
+    buffer: (line.buffer ?? null) as StatsLine['buffer'],
+    health: line.health as StatsLine['health'],
+  };
 }
 
 /** The daemon's stats lines logged at or after line index `from`. */
@@ -99,7 +104,10 @@ export class RssSampler {
   private current = 'start';
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly pid: number, everyMs = 100) {
+  constructor(
+    private readonly pid: number,
+    everyMs = 100,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
   }

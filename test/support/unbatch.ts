@@ -27,9 +27,19 @@ export class Unbatch extends LoggedProcess {
 
   /** Starts, waits for "unbatch running"; returns the metrics base URL. */
   async start(timeoutMs = 90_000): Promise<string> {
-    await this.spawnUntil('bash', [join(UNBATCH_DIR, 'bin/edgehaul-unbatch')], {
-      env: { ...process.env, EDGEHAUL_UNBATCH_STATE_DIR: this.stateDir, EDGEHAUL_UNBATCH_METRICS_PORT: '0', ...this.env },
-    }, { ready: 'unbatch running', timeoutMs, everyMs: 100 });
+    await this.spawnUntil(
+      'bash',
+      [join(UNBATCH_DIR, 'bin/edgehaul-unbatch')],
+      {
+        env: {
+          ...process.env,
+          EDGEHAUL_UNBATCH_STATE_DIR: this.stateDir,
+          EDGEHAUL_UNBATCH_METRICS_PORT: '0',
+          ...this.env,
+        },
+      },
+      { ready: 'unbatch running', timeoutMs, everyMs: 100 },
+    );
     const http = [...this.lines].reverse().find((l) => l.msg === 'http listening');
     return `http://${http!.http as string}`;
   }
@@ -44,7 +54,8 @@ export class Unbatch extends LoggedProcess {
 export async function unbatchCounter(baseUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  for (const line of text.split('\n'))
+    if (line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   return sum;
 }
 
@@ -65,8 +76,29 @@ export interface DumpedRecord {
  * nothing writes to the topic any more. `waited` is what dump said of it.
  */
 export async function dumpTopic(brokers: string[], topic: string): Promise<DumpedRecord[] & { waited?: string }> {
-  const { stdout, stderr } = await run('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', UNBATCH_JAR, 'io.edgehaul.unbatch.Main', 'dump', '--brokers', brokers.join(','), '--topic', topic, '--wait-stable', '--timeout-ms', '90000'], { timeout: 120_000, maxBuffer: 512 * 1024 * 1024 });
-  const records: DumpedRecord[] & { waited?: string } = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as DumpedRecord);
+  const { stdout, stderr } = await run(
+    'java',
+    [
+      '-Xmx256m',
+      '-XX:+UseSerialGC',
+      '-cp',
+      UNBATCH_JAR,
+      'io.edgehaul.unbatch.Main',
+      'dump',
+      '--brokers',
+      brokers.join(','),
+      '--topic',
+      topic,
+      '--wait-stable',
+      '--timeout-ms',
+      '90000',
+    ],
+    { timeout: 120_000, maxBuffer: 512 * 1024 * 1024 },
+  );
+  const records: DumpedRecord[] & { waited?: string } = stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as DumpedRecord);
   records.waited = stderr.split('\n').find((l) => l.startsWith('dump: no open transaction'));
   return records;
 }

@@ -28,7 +28,10 @@ interface FakeSink extends RecordSink {
 }
 
 /** Confirms every record (partition 0, increasing offsets) and notes what happened, in order, in `events`. */
-function fakeSinks(events: string[], onClose: () => void = () => undefined): { factory: RecordSinkFactory; made: FakeSink[] } {
+function fakeSinks(
+  events: string[],
+  onClose: () => void = () => undefined,
+): { factory: RecordSinkFactory; made: FakeSink[] } {
   const made: FakeSink[] = [];
   let offset = 0;
   const factory: RecordSinkFactory = (kafka, onConnected) => {
@@ -64,7 +67,12 @@ function fakeSinks(events: string[], onClose: () => void = () => undefined): { f
 
 function loaded(dir: string, yaml: string): LoadedConfig {
   const config = parseConfig(yaml, 'gateway-test.yaml');
-  return Object.freeze({ config: deepFreeze(config), file: join(dir, 'edgehaul.yaml'), gatewayId: 'gw-test', bufferPath: join(dir, 'buffer.db') });
+  return Object.freeze({
+    config: deepFreeze(config),
+    file: join(dir, 'edgehaul.yaml'),
+    gatewayId: 'gw-test',
+    bufferPath: join(dir, 'buffer.db'),
+  });
 }
 
 const BASE = `
@@ -84,7 +92,9 @@ async function device(address: string, events: string[]): Promise<MqttClient> {
 
 /** Topic and payloads of the events in records, in order. */
 function sentEvents(records: readonly OutRecord[]): string[] {
-  return records.flatMap((r) => decodeBatch(r.value).events.map((e) => `${r.topic}:${e.topic}:${Buffer.from(e.payload).toString()}`));
+  return records.flatMap((r) =>
+    decodeBatch(r.value).events.map((e) => `${r.topic}:${e.topic}:${Buffer.from(e.payload).toString()}`),
+  );
 }
 
 test('a config reload applies the diff: live keys at once over the same connection, restart-only keys reported and kept', async (t) => {
@@ -92,10 +102,13 @@ test('a config reload applies the diff: live keys at once over the same connecti
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const events: string[] = [];
   const { factory, made } = fakeSinks(events);
-  const first = loaded(dir, `${BASE}
+  const first = loaded(
+    dir,
+    `${BASE}
 routes:
   - { name: a, match: "a/#", topic: ta }
-`);
+`,
+  );
   const gateway = new Gateway(first, createLogger('warn', new PassThrough()), factory);
   await gateway.start();
   t.after(() => gateway.stop(Date.now() + 5000));
@@ -107,11 +120,14 @@ routes:
   assert.deepEqual(sentEvents(made[0]!.records), ['ta:a/1:one']);
 
   const address = gateway.address;
-  const next = parseConfig(`${BASE.replace('linger_ms: 0', 'linger_ms: 1').replace('port: 0, auth', 'port: 1, auth')}
+  const next = parseConfig(
+    `${BASE.replace('linger_ms: 0', 'linger_ms: 1').replace('port: 0, auth', 'port: 1, auth')}
 routes:
   - { name: a, match: "a/#", topic: ta }
   - { name: b, match: "b/#", topic: tb }
-`, 'gateway-test.yaml');
+`,
+    'gateway-test.yaml',
+  );
   const report = await gateway.apply(diffConfig(gateway.config, next));
 
   assert.deepEqual([...report.applied].sort(), ['kafka.linger_ms', 'routes']);
@@ -135,20 +151,30 @@ routes:
   assert.ok(!events.includes('device disconnected'));
 
   // observation reads the running gateway
-  const status = await (await fetch(`http://${gateway.httpAddress}/status`)).json() as { upstream: { connected: boolean }; buffer: { events: number } };
+  const status = (await (await fetch(`http://${gateway.httpAddress}/status`)).json()) as {
+    upstream: { connected: boolean };
+    buffer: { events: number };
+  };
   assert.equal(status.upstream.connected, true);
-  await waitFor('the buffer empty once sent', async () => ((await (await fetch(`http://${gateway.httpAddress}/status`)).json()) as typeof status).buffer.events === 0);
+  await waitFor(
+    'the buffer empty once sent',
+    async () =>
+      ((await (await fetch(`http://${gateway.httpAddress}/status`)).json()) as typeof status).buffer.events === 0,
+  );
 });
 
 test('shutdown goes in reverse: ingest stops, the last PUBACK is flushed, the device disconnected, then the forwarder, the buffer closed last', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgehaul-gateway-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const events: string[] = [];
-  const cfg = loaded(dir, `${BASE}
+  const cfg = loaded(
+    dir,
+    `${BASE}
 buffer: { commit: { max_wait_ms: 1000, min_events: 1000 } }
 routes:
   - { name: a, match: "a/#", topic: ta }
-`);
+`,
+  );
   // the SQLite WAL file exists while the buffer is open and is removed when it closes
   const wal = `${cfg.bufferPath}-wal`;
   let walAtSinkClose: boolean | null = null;

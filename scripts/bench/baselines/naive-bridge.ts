@@ -37,13 +37,15 @@ client.on('connect', () => {
 
 // one send per message, not awaited by the MQTT client (an emitter ignores a listener's promise): a failed send is reported
 client.on('message', (mqttTopic, message) => {
-  producer.send({
-    topic,
-    compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-    messages: [{ key: mqttTopic.split('/')[1] ?? null, value: message }],
-  }).catch((err: unknown) => {
-    process.stderr.write(`send failed: ${(err as Error).message}\n`);
-  });
+  producer
+    .send({
+      topic,
+      compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+      messages: [{ key: mqttTopic.split('/')[1] ?? null, value: message }],
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`send failed: ${(err as Error).message}\n`);
+    });
 });
 
 const stop = (): void => {

@@ -6,9 +6,23 @@ import type { RoutedEvent, SequencedEvent } from '../../core/event.js';
 // Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
 // A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output); a sixth
 // (with the fifth 0 or 1) holds the route's topic captures.
-type StoredTuple = [key: string, topic: string, payload: Uint8Array, receivedAt: number, encoded?: 0 | 1, captures?: Record<string, string>];
+type StoredTuple = [
+  key: string,
+  topic: string,
+  payload: Uint8Array,
+  receivedAt: number,
+  encoded?: 0 | 1,
+  captures?: Record<string, string>,
+];
 /** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
-type LegacyTuple = [route: string, kafkaTopic: string, key: string, topic: string, payload: Uint8Array, receivedAt: number];
+type LegacyTuple = [
+  route: string,
+  kafkaTopic: string,
+  key: string,
+  topic: string,
+  payload: Uint8Array,
+  receivedAt: number,
+];
 
 /** The columns a row's events are read back with. */
 export interface RowHead {
@@ -23,8 +37,11 @@ export class RowCodec {
 
   encode(events: readonly RoutedEvent[]): Buffer {
     const tuples: StoredTuple[] = events.map((e): StoredTuple => {
-      if (e.captures !== undefined) return [e.key, e.topic, e.payload, e.receivedAt, e.encoded === true ? 1 : 0, e.captures];
-      return e.encoded === true ? [e.key, e.topic, e.payload, e.receivedAt, 1] : [e.key, e.topic, e.payload, e.receivedAt];
+      if (e.captures !== undefined)
+        return [e.key, e.topic, e.payload, e.receivedAt, e.encoded === true ? 1 : 0, e.captures];
+      return e.encoded === true
+        ? [e.key, e.topic, e.payload, e.receivedAt, 1]
+        : [e.key, e.topic, e.payload, e.receivedAt];
     });
     return pack(this.encoder.encode(tuples));
   }
@@ -42,7 +59,15 @@ export class RowCodec {
         return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: asBuffer(payload), receivedAt };
       }
       const [key, topic, payload, receivedAt, encoded, captures] = t as StoredTuple;
-      const e: SequencedEvent = { seq: row.first_seq + i, route: row.route, kafkaTopic: row.kafka_topic, key, topic, payload: asBuffer(payload), receivedAt };
+      const e: SequencedEvent = {
+        seq: row.first_seq + i,
+        route: row.route,
+        kafkaTopic: row.kafka_topic,
+        key,
+        topic,
+        payload: asBuffer(payload),
+        receivedAt,
+      };
       if (captures !== undefined) return encoded === 1 ? { ...e, encoded: true, captures } : { ...e, captures };
       return encoded === 1 ? { ...e, encoded: true } : e;
     });

@@ -36,7 +36,11 @@ export class DeferredDeletes {
   private readonly deleteById: Database.Statement<[number]>;
   private readonly alone: () => number;
 
-  constructor(private readonly db: Database.Database, private readonly ledger: SequenceLedger, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly ledger: SequenceLedger,
+    private readonly now: () => number = Date.now,
+  ) {
     this.deleteById = db.prepare<[number]>('DELETE FROM commits WHERE id = ?');
     this.alone = db.transaction(() => {
       this.apply();

@@ -19,7 +19,8 @@ export class SequenceLedger {
   constructor(db: Database.Database) {
     this.setNextSeq = db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'next_seq'");
     this.ceiling = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_seq'").get()!.value;
-    const maxEnd = db.prepare<[], { v: number | null }>('SELECT max(first_seq + event_count) AS v FROM commits').get()?.v ?? 0;
+    const maxEnd =
+      db.prepare<[], { v: number | null }>('SELECT max(first_seq + event_count) AS v FROM commits').get()?.v ?? 0;
     this.nextSeq = Math.max(this.ceiling, maxEnd);
   }
 
@@ -62,7 +63,9 @@ export class SequenceLedger {
       try {
         this.setNextSeq.run(next);
       } catch (err) {
-        throw new EdgehaulError('EH_ERR_STORE_WRITE', `cannot reserve sequence numbers: ${(err as Error).message}`, { cause: err });
+        throw new EdgehaulError('EH_ERR_STORE_WRITE', `cannot reserve sequence numbers: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       this.ceiling = next;
     }
@@ -77,12 +80,14 @@ export class SequenceLedger {
  * lost or replaced file means a new id, whatever the clock says.
  */
 export function readIncarnation(db: Database.Database): string {
-  return db.transaction(() => {
-    db.exec('CREATE TABLE IF NOT EXISTS incarnation (id TEXT NOT NULL) STRICT');
-    const row = db.prepare<[], { id: string }>('SELECT id FROM incarnation LIMIT 1').get();
-    if (row !== undefined) return row.id;
-    const id = randomBytes(8).toString('hex');
-    db.prepare<[string]>('INSERT INTO incarnation (id) VALUES (?)').run(id);
-    return id;
-  }).immediate();
+  return db
+    .transaction(() => {
+      db.exec('CREATE TABLE IF NOT EXISTS incarnation (id TEXT NOT NULL) STRICT');
+      const row = db.prepare<[], { id: string }>('SELECT id FROM incarnation LIMIT 1').get();
+      if (row !== undefined) return row.id;
+      const id = randomBytes(8).toString('hex');
+      db.prepare<[string]>('INSERT INTO incarnation (id) VALUES (?)').run(id);
+      return id;
+    })
+    .immediate();
 }

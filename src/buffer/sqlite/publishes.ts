@@ -28,7 +28,9 @@ export class PublishLedger {
     this.insert = db.prepare('INSERT INTO recent_publishes (n, body) VALUES (?, ?)');
     this.trim = db.prepare('DELETE FROM recent_publishes WHERE n <= ?');
     let last = 0;
-    for (const row of db.prepare<[], { n: number; body: Buffer }>('SELECT n, body FROM recent_publishes ORDER BY n').all()) {
+    for (const row of db
+      .prepare<[], { n: number; body: Buffer }>('SELECT n, body FROM recent_publishes ORDER BY n')
+      .all()) {
       last = row.n;
       try {
         this.remember(this.unpack(row.body));

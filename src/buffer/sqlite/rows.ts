@@ -27,19 +27,34 @@ export class CommitRows {
   private readonly sizeOf: Database.Statement<[number], RowSize>;
   private readonly perRoute: Database.Statement<[], { route: string; commits: number; events: number; bytes: number }>;
 
-  constructor(db: Database.Database, private readonly codec: RowCodec) {
-    this.insertRow = db.prepare('INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  constructor(
+    db: Database.Database,
+    private readonly codec: RowCodec,
+  ) {
+    this.insertRow = db.prepare(
+      'INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     this.selectNext = db.prepare(
       `SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits
      WHERE (priority < ? OR (priority = ? AND id > ?)) AND priority >= ? ORDER BY priority DESC, id LIMIT 64`,
     );
-    this.selectOldestOfRoute = db.prepare(`SELECT ${INFO_COLUMNS} FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT ?`);
-    this.selectOldestBelow = db.prepare(`SELECT ${INFO_COLUMNS} FROM commits WHERE priority < ? AND (priority > ? OR (priority = ? AND id > ?)) ORDER BY priority, id LIMIT 64`);
-    this.expired = db.prepare(`SELECT ${INFO_COLUMNS} FROM commits WHERE route = ? AND newest_ms < ? AND id > ? ORDER BY id LIMIT 256`);
-    this.deleteRow = db.prepare('DELETE FROM commits WHERE id = ? RETURNING route, event_count AS events, length(body) AS bytes');
+    this.selectOldestOfRoute = db.prepare(
+      `SELECT ${INFO_COLUMNS} FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT ?`,
+    );
+    this.selectOldestBelow = db.prepare(
+      `SELECT ${INFO_COLUMNS} FROM commits WHERE priority < ? AND (priority > ? OR (priority = ? AND id > ?)) ORDER BY priority, id LIMIT 64`,
+    );
+    this.expired = db.prepare(
+      `SELECT ${INFO_COLUMNS} FROM commits WHERE route = ? AND newest_ms < ? AND id > ? ORDER BY id LIMIT 256`,
+    );
+    this.deleteRow = db.prepare(
+      'DELETE FROM commits WHERE id = ? RETURNING route, event_count AS events, length(body) AS bytes',
+    );
     this.oldestOf = db.prepare('SELECT id, oldest_ms FROM commits WHERE route = ? AND id > ? ORDER BY id LIMIT 16');
     this.sizeOf = db.prepare('SELECT route, event_count AS events, length(body) AS bytes FROM commits WHERE id = ?');
-    this.perRoute = db.prepare('SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route');
+    this.perRoute = db.prepare(
+      'SELECT route, count(*) AS commits, sum(event_count) AS events, sum(length(body)) AS bytes FROM commits GROUP BY route',
+    );
   }
 
   /** Inserts one row; the caller owns the transaction. */
@@ -51,7 +66,16 @@ export class CommitRows {
       if (e.receivedAt < oldest) oldest = e.receivedAt;
       if (e.receivedAt > newest) newest = e.receivedAt;
     }
-    const info = this.insertRow.run(r.route, r.events[0]?.kafkaTopic ?? '', r.priority, r.firstSeq, r.events.length, oldest, newest, body);
+    const info = this.insertRow.run(
+      r.route,
+      r.events[0]?.kafkaTopic ?? '',
+      r.priority,
+      r.firstSeq,
+      r.events.length,
+      oldest,
+      newest,
+      body,
+    );
     return { id: Number(info.lastInsertRowid), bytes: body.length };
   }
 

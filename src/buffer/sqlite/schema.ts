@@ -33,9 +33,12 @@ export function capFileSize(db: Database.Database, maxFileBytes: number | undefi
 /** Creates the schema, or brings an older one up to date, in one transaction. */
 function migrate(db: Database.Database, firstSeq: number): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT');
-  const version = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").get()?.value ?? 0;
+  const version =
+    db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").get()?.value ?? 0;
   if (version > SCHEMA_VERSION) {
-    throw new Error(`buffer schema version ${version} is newer than this edgehaul understands (${SCHEMA_VERSION}); upgrade edgehaul`);
+    throw new Error(
+      `buffer schema version ${version} is newer than this edgehaul understands (${SCHEMA_VERSION}); upgrade edgehaul`,
+    );
   }
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {

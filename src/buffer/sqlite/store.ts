@@ -1,7 +1,21 @@
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { EdgehaulError } from '../../core/errors.js';
-import type { BufferStats, CommitExtras, CommitGroup, DeadLetterRecord, MaintenanceReport, PublishId, RemovedRow, RouteUsage, RowInfo, SequencedRow, SqliteBufferStore, StateRecord, StoredCommit } from '../store.js';
+import type {
+  BufferStats,
+  CommitExtras,
+  CommitGroup,
+  DeadLetterRecord,
+  MaintenanceReport,
+  PublishId,
+  RemovedRow,
+  RouteUsage,
+  RowInfo,
+  SequencedRow,
+  SqliteBufferStore,
+  StateRecord,
+  StoredCommit,
+} from '../store.js';
 import { RowCodec } from './codec.js';
 import { DeferredDeletes, DELETE_FLUSH_MS } from './deletes.js';
 import { ExtrasTables } from './extras.js';
@@ -45,7 +59,9 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     incarnation = readIncarnation(db);
     capFileSize(db, options.maxFileBytes);
   } catch (err) {
-    throw new EdgehaulError('EH_ERR_STORE_OPEN', `cannot open buffer ${path}: ${(err as Error).message}`, { cause: err });
+    throw new EdgehaulError('EH_ERR_STORE_OPEN', `cannot open buffer ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return new SqliteStore(path, db, incarnation);
 }
@@ -67,10 +83,21 @@ class SqliteStore implements SqliteBufferStore {
   private readonly deletes: DeferredDeletes;
   /** live rows per route (removed rows not counted), computed from the table at open */
   private readonly usageCounts = new UsageCounts();
-  private readonly commitTx: (groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean, extras: CommitExtras | undefined) => { evicted: RemovedRow[]; inserted: Inserted[]; nextSeq: number; ceiling: number };
-  private readonly insertSequencedTx: (rows: readonly SequencedRow[]) => Array<{ id: number; bytes: number; route: string; events: number }>;
+  private readonly commitTx: (
+    groups: readonly CommitGroup[],
+    evict: readonly number[],
+    withDeletes: boolean,
+    extras: CommitExtras | undefined,
+  ) => { evicted: RemovedRow[]; inserted: Inserted[]; nextSeq: number; ceiling: number };
+  private readonly insertSequencedTx: (
+    rows: readonly SequencedRow[],
+  ) => Array<{ id: number; bytes: number; route: string; events: number }>;
 
-  constructor(private readonly path: string, private readonly db: Database.Database, readonly incarnation: string) {
+  constructor(
+    private readonly path: string,
+    private readonly db: Database.Database,
+    readonly incarnation: string,
+  ) {
     this.rows = new CommitRows(db, this.codec);
     this.extras = new ExtrasTables(db);
     this.publishes = new PublishLedger(db);
@@ -78,28 +105,43 @@ class SqliteStore implements SqliteBufferStore {
     this.deletes = new DeferredDeletes(db, this.seq);
     for (const r of this.rows.usageByRoute()) this.usageCounts.account(r.route, r.commits, r.events, r.bytes);
 
-    this.commitTx = db.transaction((groups: readonly CommitGroup[], evict: readonly number[], withDeletes: boolean, extras: CommitExtras | undefined) => {
-      if (withDeletes) this.deletes.apply();
-      this.extras.write(extras);
-      if (extras?.publishes !== undefined && extras.publishes.length > 0) this.publishes.write(extras.publishes);
-      const evicted: RemovedRow[] = [];
-      for (const id of evict) {
-        const row = this.rows.delete(id);
-        if (row !== undefined) evicted.push({ id, ...row });
-      }
-      let seq = this.seq.next;
-      const inserted: Inserted[] = [];
-      for (const g of groups) {
-        const { bytes } = this.rows.insert({ ...g, firstSeq: seq });
-        inserted.push({ route: g.route, firstSeq: seq, lastSeq: seq + g.events.length - 1, events: g.events.length, bytes });
-        seq += g.events.length;
-      }
-      // rows that go take their evidence of the numbers handed out with them: write it down
-      const deleting = withDeletes || evict.length > 0;
-      const ceiling = deleting ? this.seq.persist(seq) : this.seq.persisted;
-      return { evicted, inserted, nextSeq: seq, ceiling };
-    });
-    this.insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) => rows.map((r) => ({ ...this.rows.insert(r), route: r.route, events: r.events.length })));
+    this.commitTx = db.transaction(
+      (
+        groups: readonly CommitGroup[],
+        evict: readonly number[],
+        withDeletes: boolean,
+        extras: CommitExtras | undefined,
+      ) => {
+        if (withDeletes) this.deletes.apply();
+        this.extras.write(extras);
+        if (extras?.publishes !== undefined && extras.publishes.length > 0) this.publishes.write(extras.publishes);
+        const evicted: RemovedRow[] = [];
+        for (const id of evict) {
+          const row = this.rows.delete(id);
+          if (row !== undefined) evicted.push({ id, ...row });
+        }
+        let seq = this.seq.next;
+        const inserted: Inserted[] = [];
+        for (const g of groups) {
+          const { bytes } = this.rows.insert({ ...g, firstSeq: seq });
+          inserted.push({
+            route: g.route,
+            firstSeq: seq,
+            lastSeq: seq + g.events.length - 1,
+            events: g.events.length,
+            bytes,
+          });
+          seq += g.events.length;
+        }
+        // rows that go take their evidence of the numbers handed out with them: write it down
+        const deleting = withDeletes || evict.length > 0;
+        const ceiling = deleting ? this.seq.persist(seq) : this.seq.persisted;
+        return { evicted, inserted, nextSeq: seq, ceiling };
+      },
+    );
+    this.insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) =>
+      rows.map((r) => ({ ...this.rows.insert(r), route: r.route, events: r.events.length })),
+    );
   }
 
   allocate(count: number): number {
@@ -117,7 +159,11 @@ class SqliteStore implements SqliteBufferStore {
     return inserted.map((r) => r.id);
   }
 
-  commit(groups: readonly CommitGroup[], evict: readonly number[] = [], extras?: CommitExtras): ReturnType<SqliteBufferStore['commit']> {
+  commit(
+    groups: readonly CommitGroup[],
+    evict: readonly number[] = [],
+    extras?: CommitExtras,
+  ): ReturnType<SqliteBufferStore['commit']> {
     // deletes ride along at most every DELETE_FLUSH_MS: fewer transactions that touch the index and meta pages
     let withDeletes = this.deletes.due();
     const nonEmpty = groups.filter((g) => g.events.length > 0);
@@ -127,12 +173,17 @@ class SqliteStore implements SqliteBufferStore {
     } catch (err) {
       // the deletes must not wait for inserts the disk refuses: alone they need less room, and free
       // pages the commit can then reuse, so it is tried once more
-      if (this.deletes.size === 0 || !this.deletes.flush()) throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, { cause: err });
+      if (this.deletes.size === 0 || !this.deletes.flush())
+        throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(err as Error).message}`, {
+          cause: err,
+        });
       withDeletes = false;
       try {
         result = this.commitTx(nonEmpty, evict, false, extras);
       } catch (again) {
-        throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(again as Error).message}`, { cause: again });
+        throw new EdgehaulError('EH_ERR_STORE_WRITE', `buffer commit failed: ${(again as Error).message}`, {
+          cause: again,
+        });
       }
     }
     this.seq.settle(result.nextSeq, result.ceiling);
@@ -140,10 +191,18 @@ class SqliteStore implements SqliteBufferStore {
     if (withDeletes) this.deletes.done();
     for (const r of result.evicted) this.usageCounts.account(r.route, -1, -r.events, -r.bytes);
     for (const r of result.inserted) this.usageCounts.account(r.route, 1, r.events, r.bytes);
-    return { evicted: result.evicted, ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })) };
+    return {
+      evicted: result.evicted,
+      ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })),
+    };
   }
 
-  readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority = Number.MIN_SAFE_INTEGER): StoredCommit[] {
+  readNext(
+    maxEvents: number,
+    maxBytes: number,
+    skip?: ReadonlySet<number>,
+    minPriority = Number.MIN_SAFE_INTEGER,
+  ): StoredCommit[] {
     const isHidden = this.deletes.hidden(skip);
     const out: StoredCommit[] = [];
     let count = 0;
@@ -159,7 +218,13 @@ class SqliteStore implements SqliteBufferStore {
         // the limit is on what the events take once decoded: a compressed row may hold ten times its size
         const raw = this.codec.raw(row.body);
         if (count > 0 && bytes + raw.length > maxBytes) return out;
-        out.push({ id: row.id, route: row.route, priority: row.priority, events: this.codec.decode(raw, row), bytes: raw.length });
+        out.push({
+          id: row.id,
+          route: row.route,
+          priority: row.priority,
+          events: this.codec.decode(raw, row),
+          bytes: raw.length,
+        });
         count += row.event_count;
         bytes += raw.length;
       }
@@ -167,7 +232,11 @@ class SqliteStore implements SqliteBufferStore {
     return out;
   }
 
-  oldestRows(filter: { route: string } | { belowPriority: number }, limit: number, skip?: ReadonlySet<number>): RowInfo[] {
+  oldestRows(
+    filter: { route: string } | { belowPriority: number },
+    limit: number,
+    skip?: ReadonlySet<number>,
+  ): RowInfo[] {
     const isHidden = this.deletes.hidden(skip);
     const out: RowInfo[] = [];
     if ('route' in filter) {
@@ -252,7 +321,12 @@ class SqliteStore implements SqliteBufferStore {
     for (const route of new Set([...this.usageCounts.routes(), ...this.deletes.inFile.routes()])) {
       const u = this.usageCounts.get(route) ?? { commits: 0, events: 0, bytes: 0 };
       const p = this.deletes.inFile.get(route) ?? { commits: 0, events: 0, bytes: 0 };
-      out.set(route, { commits: u.commits + p.commits, events: u.events + p.events, bytes: u.bytes + p.bytes, oldestReceivedAt: this.usageCounts.has(route) ? this.firstLive(route) : null });
+      out.set(route, {
+        commits: u.commits + p.commits,
+        events: u.events + p.events,
+        bytes: u.bytes + p.bytes,
+        oldestReceivedAt: this.usageCounts.has(route) ? this.firstLive(route) : null,
+      });
     }
     return out;
   }

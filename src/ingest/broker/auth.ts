@@ -18,7 +18,12 @@ export interface AuthSettings {
   readonly max_connections: number;
   readonly auth: {
     readonly allow_anonymous: boolean;
-    readonly users: ReadonlyArray<{ readonly username: string; readonly password_hash?: string | undefined; readonly publish?: readonly string[] | undefined; readonly subscribe?: readonly string[] | undefined }>;
+    readonly users: ReadonlyArray<{
+      readonly username: string;
+      readonly password_hash?: string | undefined;
+      readonly publish?: readonly string[] | undefined;
+      readonly subscribe?: readonly string[] | undefined;
+    }>;
     readonly acl: readonly AclRule[];
   };
 }
@@ -40,7 +45,10 @@ function refusal(returnCode: number, message: string): Refusal {
 class Slots {
   private busy = 0;
   private readonly waiting: Array<() => void> = [];
-  constructor(private readonly size: number, private readonly maxWaiting: number) {}
+  constructor(
+    private readonly size: number,
+    private readonly maxWaiting: number,
+  ) {}
   /** Resolves with a release function, or null when too many already wait. */
   acquire(): Promise<(() => void) | null> {
     const release = (): void => {
@@ -91,10 +99,14 @@ export class BrokerAuth {
     this.warn = deps.warn;
     const auth = emb?.auth;
     this.acl = compileAcl([
-      ...(auth?.users ?? []).filter((u) => u.publish !== undefined || u.subscribe !== undefined).map((u) => ({ username: u.username, publish: u.publish ?? [], subscribe: u.subscribe ?? [] })),
+      ...(auth?.users ?? [])
+        .filter((u) => u.publish !== undefined || u.subscribe !== undefined)
+        .map((u) => ({ username: u.username, publish: u.publish ?? [], subscribe: u.subscribe ?? [] })),
       ...(auth?.acl ?? []),
     ]);
-    this.users = new Map<string, ParsedHash | null>((auth?.users ?? []).map((u) => [u.username, u.password_hash !== undefined ? parseHash(u.password_hash) : null]));
+    this.users = new Map<string, ParsedHash | null>(
+      (auth?.users ?? []).map((u) => [u.username, u.password_hash !== undefined ? parseHash(u.password_hash) : null]),
+    );
     this.allowAnonymous = emb === undefined || auth!.allow_anonymous;
   }
 
@@ -104,7 +116,12 @@ export class BrokerAuth {
   }
 
   /** aedes' authenticate hook. */
-  readonly authenticate = (client: Client, username: string | undefined, password: Buffer | undefined, callback: (err: Refusal | null, ok: boolean | null) => void): void => {
+  readonly authenticate = (
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    callback: (err: Refusal | null, ok: boolean | null) => void,
+  ): void => {
     const { emb, stats, users } = this;
     const state = this.deps.connection(client);
     if (state === undefined) return callback(refusal(CONNACK.UNAVAILABLE, 'unknown connection'), false);
@@ -115,7 +132,19 @@ export class BrokerAuth {
       }
       state.closedByUs = true;
       const errCode = code === CONNACK.UNAVAILABLE ? 'EH_ERR_INGEST_CONNECTIONS' : 'EH_ERR_AUTH_FAILED';
-      this.warn(`auth:${errCode}:${reason}`, { code: errCode, reason, client_id: client.id, username, remote: state.remote, transport: state.transport, ...fields }, code === CONNACK.UNAVAILABLE ? 'mqtt connection refused' : 'mqtt login refused');
+      this.warn(
+        `auth:${errCode}:${reason}`,
+        {
+          code: errCode,
+          reason,
+          client_id: client.id,
+          username,
+          remote: state.remote,
+          transport: state.transport,
+          ...fields,
+        },
+        code === CONNACK.UNAVAILABLE ? 'mqtt connection refused' : 'mqtt login refused',
+      );
       callback(refusal(code, reason), false);
     };
     const succeed = (user: string | null): void => {
@@ -125,7 +154,8 @@ export class BrokerAuth {
       callback(null, true);
     };
     if (!this.deps.accepting()) return fail(CONNACK.UNAVAILABLE, 'shutting down');
-    if (state.overLimit) return fail(CONNACK.UNAVAILABLE, 'max_connections reached', { max_connections: emb?.max_connections });
+    if (state.overLimit)
+      return fail(CONNACK.UNAVAILABLE, 'max_connections reached', { max_connections: emb?.max_connections });
     if (emb === undefined) return succeed(username ?? null);
 
     const conn = client.conn as unknown;
@@ -133,8 +163,10 @@ export class BrokerAuth {
       const cn = conn.getPeerCertificate()?.subject?.CN;
       const name = Array.isArray(cn) ? cn[0] : cn;
       if (typeof name === 'string' && name !== '') {
-        if (!users.has(name)) return fail(CONNACK.NOT_AUTHORIZED, 'certificate CN is not a configured user', { cn: name });
-        if (username !== undefined && username !== name) return fail(CONNACK.BAD_CREDENTIALS, 'username differs from the certificate CN', { cn: name });
+        if (!users.has(name))
+          return fail(CONNACK.NOT_AUTHORIZED, 'certificate CN is not a configured user', { cn: name });
+        if (username !== undefined && username !== name)
+          return fail(CONNACK.BAD_CREDENTIALS, 'username differs from the certificate CN', { cn: name });
         return succeed(name);
       }
     }
@@ -146,7 +178,10 @@ export class BrokerAuth {
     const target = known ?? this.dummyHash;
     if (target === null || target === undefined || password === undefined) {
       // certificate-only users, or no hash to compare: no password can match (and nothing to leak by timing)
-      return fail(CONNACK.BAD_CREDENTIALS, known === null ? 'user logs in with a certificate only' : 'wrong username or password');
+      return fail(
+        CONNACK.BAD_CREDENTIALS,
+        known === null ? 'user logs in with a certificate only' : 'wrong username or password',
+      );
     }
     void this.slots.acquire().then(async (release) => {
       if (release === null) return fail(CONNACK.UNAVAILABLE, 'too many logins at once');
@@ -168,7 +203,11 @@ export class BrokerAuth {
     const state = this.deps.connection(client);
     if (state?.acl !== null && state?.acl !== undefined && !state.acl.canSubscribe(filter)) {
       if (this.stats !== undefined) this.stats.acl_denied_subscriptions_total++;
-      this.warn(`sub:${client.id}`, { code: 'EH_ERR_ACL_SUBSCRIBE', client_id: client.id, username: state.username, filter }, 'subscription outside the acl refused');
+      this.warn(
+        `sub:${client.id}`,
+        { code: 'EH_ERR_ACL_SUBSCRIBE', client_id: client.id, username: state.username, filter },
+        'subscription outside the acl refused',
+      );
       return false;
     }
     return true;
@@ -179,7 +218,11 @@ export class BrokerAuth {
     if (state !== undefined && state.acl !== null && !state.acl.canPublish(topic)) {
       if (this.stats !== undefined) this.stats.acl_denied_total++;
       state.closedByUs = true;
-      this.warn(`pub:${client.id}`, { code: 'EH_ERR_ACL_PUBLISH', client_id: client.id, username: state.username, topic }, 'publish outside the acl refused; connection closed');
+      this.warn(
+        `pub:${client.id}`,
+        { code: 'EH_ERR_ACL_PUBLISH', client_id: client.id, username: state.username, topic },
+        'publish outside the acl refused; connection closed',
+      );
       return false;
     }
     return true;

@@ -59,7 +59,12 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
   const stats = options.stats;
   const throttle = new LogThrottle(10_000);
   const connections = new WeakMap<object, Connection>();
-  const maxPacket = emb === undefined ? 0 : emb.max_packet_bytes > 0 ? emb.max_packet_bytes : (options.maxPayloadBytes ?? 262_144) + PACKET_OVERHEAD;
+  const maxPacket =
+    emb === undefined
+      ? 0
+      : emb.max_packet_bytes > 0
+        ? emb.max_packet_bytes
+        : (options.maxPayloadBytes ?? 262_144) + PACKET_OVERHEAD;
 
   const warn: Warn = (key, fields, msg) => {
     throttle.run(key, (suppressed) => log.warn({ ...fields, suppressed }, msg));
@@ -74,7 +79,12 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
     bucket: () => rateLimit.bucket(),
   });
 
-  function accept(conn: Duplex, req: IncomingMessage | undefined, transport: Connection['transport'], remote: string): void {
+  function accept(
+    conn: Duplex,
+    req: IncomingMessage | undefined,
+    transport: Connection['transport'],
+    remote: string,
+  ): void {
     const b = broker;
     if (b === null) {
       conn.destroy();
@@ -140,7 +150,14 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
           const go = (): void => {
             const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
             sink(
-              { topic: packet.topic, payload, qos: packet.qos, clientId: client.id, receivedAt: Date.now(), ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}) },
+              {
+                topic: packet.topic,
+                payload,
+                qos: packet.qos,
+                clientId: client.id,
+                receivedAt: Date.now(),
+                ...(packet.qos > 0 ? { packetId: packet.messageId, dup: packet.dup } : {}),
+              },
               (err) => {
                 // not acknowledged at shutdown (held by a full buffer): an error would make aedes close the
                 // connection at once, dropping the PUBACKs of earlier messages still on their way out;
@@ -165,7 +182,9 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
         const state = connections.get(client);
         if (state?.closedByUs === true) return;
         if (stats !== undefined) stats.connection_errors_total++;
-        throttle.run(`clienterr:${err.message}`, (suppressed) => log.debug({ client: client.id, remote: state?.remote, err: err.message, suppressed }, 'mqtt client error'));
+        throttle.run(`clienterr:${err.message}`, (suppressed) =>
+          log.debug({ client: client.id, remote: state?.remote, err: err.message, suppressed }, 'mqtt client error'),
+        );
       };
       b.on('clientError', onError);
       b.on('connectionError', onError);
@@ -221,20 +240,22 @@ export function createBrokerIngest(options: BrokerOptions, sink: MessageSink, lo
 async function flushAcknowledgements(clients: readonly Client[], maxMs: number): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve));
   const deadline = Date.now() + maxMs;
-  await Promise.all(clients.map(async (client) => {
-    const conn = client.conn as unknown as Duplex;
-    while (conn.writableLength > 0 && !conn.destroyed && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          conn.off('drain', done);
-          conn.off('close', done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(1, deadline - Date.now()));
-        conn.once('drain', done);
-        conn.once('close', done);
-      });
-    }
-  }));
+  await Promise.all(
+    clients.map(async (client) => {
+      const conn = client.conn as unknown as Duplex;
+      while (conn.writableLength > 0 && !conn.destroyed && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            conn.off('drain', done);
+            conn.off('close', done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.max(1, deadline - Date.now()));
+          conn.once('drain', done);
+          conn.once('close', done);
+        });
+      }
+    }),
+  );
 }

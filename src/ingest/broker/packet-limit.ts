@@ -30,7 +30,12 @@ function publishViolation(parser: PacketParser): string | null {
  * well-formed UTF-8 or holds U+0000, and forbids packet id 0 on QoS 1/2
  * (MQTT-2.3.1-1); aedes accepts all three and would acknowledge them.
  */
-export function checkPublishes(client: ClientWithParser, state: Connection, stats: PacketCounters | undefined, warn: Warn): void {
+export function checkPublishes(
+  client: ClientWithParser,
+  state: Connection,
+  stats: PacketCounters | undefined,
+  warn: Warn,
+): void {
   const parser = client._parser;
   const original = parser?._parsePublish;
   if (parser === undefined || typeof original !== 'function' || typeof parser._emitError !== 'function') return;
@@ -39,12 +44,17 @@ export function checkPublishes(client: ClientWithParser, state: Connection, stat
     if (violation === null) {
       original.call(this);
       if (this.error !== null && this.error !== undefined) return;
-      if ((this.packet?.qos ?? 0) > 0 && this.packet?.messageId === 0) violation = 'packet id 0 on a QoS 1/2 PUBLISH [MQTT-2.3.1-1]';
+      if ((this.packet?.qos ?? 0) > 0 && this.packet?.messageId === 0)
+        violation = 'packet id 0 on a QoS 1/2 PUBLISH [MQTT-2.3.1-1]';
     }
     if (violation === null) return;
     state.closedByUs = true;
     if (stats !== undefined) stats.malformed_publishes_total++;
-    warn(`malformed:${violation}`, { code: 'EH_ERR_INGEST_MALFORMED', client_id: client.id, remote: state.remote, reason: violation }, 'malformed publish; connection closed');
+    warn(
+      `malformed:${violation}`,
+      { code: 'EH_ERR_INGEST_MALFORMED', client_id: client.id, remote: state.remote, reason: violation },
+      'malformed publish; connection closed',
+    );
     this._emitError!(new Error(`malformed publish: ${violation}`));
   };
 }
@@ -54,7 +64,13 @@ export function checkPublishes(client: ClientWithParser, state: Connection, stat
  * packet whole before handing it over. Checking the remaining length as soon
  * as it is parsed closes the connection before a single payload byte is held.
  */
-export function limitPacketSize(client: ClientWithParser, state: Connection, maxPacket: number, stats: PacketCounters | undefined, warn: Warn): void {
+export function limitPacketSize(
+  client: ClientWithParser,
+  state: Connection,
+  maxPacket: number,
+  stats: PacketCounters | undefined,
+  warn: Warn,
+): void {
   const parser = client._parser;
   const original = parser?._parseLength;
   if (parser === undefined || typeof original !== 'function' || typeof parser._emitError !== 'function') return;
@@ -64,7 +80,17 @@ export function limitPacketSize(client: ClientWithParser, state: Connection, max
     if (ok && length > maxPacket) {
       state.closedByUs = true;
       if (stats !== undefined) stats.oversize_packets_total++;
-      warn(`packet:${state.remote}`, { code: 'EH_ERR_INGEST_PACKET_TOO_LARGE', client_id: client.id, remote: state.remote, bytes: length, limit: maxPacket }, 'mqtt packet too large; connection closed');
+      warn(
+        `packet:${state.remote}`,
+        {
+          code: 'EH_ERR_INGEST_PACKET_TOO_LARGE',
+          client_id: client.id,
+          remote: state.remote,
+          bytes: length,
+          limit: maxPacket,
+        },
+        'mqtt packet too large; connection closed',
+      );
       this._emitError!(new Error(`packet of ${length} bytes exceeds max_packet_bytes ${maxPacket}`));
       return false;
     }

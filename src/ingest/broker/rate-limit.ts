@@ -25,7 +25,11 @@ export class PublishRateLimit {
   /** Connections whose publishes may wait for a token. */
   private readonly limited = new Set<Connection>();
 
-  constructor(emb: RateSettings | undefined, private readonly stats: RateCounters | undefined, private readonly warn: Warn) {
+  constructor(
+    emb: RateSettings | undefined,
+    private readonly stats: RateCounters | undefined,
+    private readonly warn: Warn,
+  ) {
     this.rate = emb?.max_publish_per_sec ?? 0;
     this.burst = Math.max(1, emb?.publish_burst || Math.ceil(this.rate));
   }
@@ -43,10 +47,15 @@ export class PublishRateLimit {
     const bucket = state?.bucket ?? null;
     if (bucket === null || (state!.queue.length === 0 && bucket.tryRemoveTokens(1))) return go();
     if (this.stats !== undefined) this.stats.rate_limited_total++;
-    this.warn(`rate:${client.id}`, { code: 'EH_ERR_INGEST_RATE_LIMITED', client_id: client.id, limit_per_sec: this.rate }, 'client publishes faster than max_publish_per_sec; slowed down');
+    this.warn(
+      `rate:${client.id}`,
+      { code: 'EH_ERR_INGEST_RATE_LIMITED', client_id: client.id, limit_per_sec: this.rate },
+      'client publishes faster than max_publish_per_sec; slowed down',
+    );
     state!.queue.push(go);
     this.limited.add(state!);
-    if (state!.timer === null) state!.timer = setTimeout(() => this.drain(state!, client), Math.max(1, Math.ceil(1000 / this.rate)));
+    if (state!.timer === null)
+      state!.timer = setTimeout(() => this.drain(state!, client), Math.max(1, Math.ceil(1000 / this.rate)));
   }
 
   /** The connection closed. */

@@ -33,14 +33,17 @@ interface Last {
 }
 
 export function compileDeadband(options: DeadbandOptions): Step {
-  if ((options.field === undefined) === (options.fields === undefined)) throw new StepConfigError('give exactly one of "field" or "fields"', ['deadband']);
-  if (options.abs === undefined && options.percent === undefined) throw new StepConfigError('give a band: "abs", "percent" or both', ['deadband']);
+  if ((options.field === undefined) === (options.fields === undefined))
+    throw new StepConfigError('give exactly one of "field" or "fields"', ['deadband']);
+  if (options.abs === undefined && options.percent === undefined)
+    throw new StepConfigError('give a band: "abs", "percent" or both', ['deadband']);
   const fields = options.fields ?? [options.field!];
   const n = fields.length;
   const abs = options.abs ?? 0;
   const fraction = (options.percent ?? 0) / 100;
   const silenceMs = options.max_silence_secs === undefined ? Infinity : options.max_silence_secs * 1000;
-  const by: FieldTemplate = options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['deadband', 'by']);
+  const by: FieldTemplate =
+    options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['deadband', 'by']);
   const maxKeys = options.max_keys;
   const state = new Map<string, Last>();
   const current: number[] = new Array<number>(n).fill(NaN);

@@ -83,7 +83,8 @@ function decoder(format: DecodeFormat, field: string, flatten: boolean): (payloa
     case 'number':
       return (payload) => {
         const text = payload.toString('latin1').trim();
-        if (!NUMBER.test(text)) throw new Error(text.length === 0 ? 'empty payload' : `not a number: ${JSON.stringify(text.slice(0, 40))}`);
+        if (!NUMBER.test(text))
+          throw new Error(text.length === 0 ? 'empty payload' : `not a number: ${JSON.stringify(text.slice(0, 40))}`);
         const n = Number(text);
         if (!Number.isFinite(n)) throw new Error(`out of range: ${text.slice(0, 40)}`);
         return { [field]: n };
@@ -114,7 +115,12 @@ function plain(value: unknown): unknown {
 }
 
 function isLong(value: object): value is { toNumber(): number; toString(): string } {
-  return 'low' in value && 'high' in value && 'unsigned' in value && typeof (value as { toNumber?: unknown }).toNumber === 'function';
+  return (
+    'low' in value &&
+    'high' in value &&
+    'unsigned' in value &&
+    typeof (value as { toNumber?: unknown }).toNumber === 'function'
+  );
 }
 
 /** `{timestamp, seq, <metric name>: value, ...}`; a metric without a name (alias only) becomes `alias_<n>`. */

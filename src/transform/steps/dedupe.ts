@@ -29,10 +29,12 @@ export type DedupeOptions = z.infer<typeof dedupeOptions>;
 
 export function compileDedupe(options: DedupeOptions): Step {
   const byContent = options.content === true;
-  if ((options.id === undefined) === !byContent) throw new StepConfigError('give exactly one of "id" or "content: true"', ['dedupe']);
+  if ((options.id === undefined) === !byContent)
+    throw new StepConfigError('give exactly one of "id" or "content: true"', ['dedupe']);
   const idField = options.id;
   const windowMs = options.window_secs * 1000;
-  const by: FieldTemplate = options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['dedupe', 'by']);
+  const by: FieldTemplate =
+    options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['dedupe', 'by']);
   const maxEntries = options.max_entries;
   const missingPass = options.missing_id === 'pass';
   /** identity -> first seen (ms); insertion order is time order, so expiry pops from the front */

@@ -57,7 +57,8 @@ export function compileEnrich(options: EnrichOptions, ctx: StepContext): Step {
   const captures = options.captures;
   if (captures === true) {
     adds.push((out, ev) => {
-      for (const k in ev.vars) if (k !== 'client_id' && k !== 'topic' && Object.hasOwn(ev.vars, k)) setOwn(out, k, ev.vars[k]);
+      for (const k in ev.vars)
+        if (k !== 'client_id' && k !== 'topic' && Object.hasOwn(ev.vars, k)) setOwn(out, k, ev.vars[k]);
     });
   } else if (Array.isArray(captures)) {
     adds.push((out, ev) => {
@@ -88,7 +89,9 @@ export function compileEnrich(options: EnrichOptions, ctx: StepContext): Step {
   }
 
   if (adds.length === 0 && deviceTime === null) {
-    throw new StepConfigError('enrich does nothing: give gateway, site, tags, captures, received_at or device_time', ['enrich']);
+    throw new StepConfigError('enrich does nothing: give gateway, site, tags, captures, received_at or device_time', [
+      'enrich',
+    ]);
   }
   return {
     kind: 'enrich',

@@ -42,7 +42,12 @@ for (const [op, f] of Object.entries(arithmetic)) {
 env.registerOperator('double % double', (a: number, b: number) => a % b);
 env.registerOperator('double % int', (a: number, b: bigint) => a % Number(b));
 
-for (const [name, f] of [['abs', Math.abs], ['floor', Math.floor], ['ceil', Math.ceil], ['round', Math.round]] as const) {
+for (const [name, f] of [
+  ['abs', Math.abs],
+  ['floor', Math.floor],
+  ['ceil', Math.ceil],
+  ['round', Math.round],
+] as const) {
   env.registerFunction(`${name}(double): double`, (a: number) => f(a));
 }
 env.registerFunction('abs(int): int', (a: bigint) => (a < 0n ? -a : a));
@@ -50,11 +55,16 @@ env.registerFunction('round(double, int): double', (a: number, digits: bigint) =
   const scale = 10 ** Number(digits);
   return Math.round(a * scale) / scale;
 });
-for (const [name, pick] of [['min', Math.min], ['max', Math.max]] as const) {
+for (const [name, pick] of [
+  ['min', Math.min],
+  ['max', Math.max],
+] as const) {
   env.registerFunction(`${name}(double, double): double`, (a: number, b: number) => pick(a, b));
   env.registerFunction(`${name}(double, int): double`, (a: number, b: bigint) => pick(a, Number(b)));
   env.registerFunction(`${name}(int, double): double`, (a: bigint, b: number) => pick(Number(a), b));
-  env.registerFunction(`${name}(int, int): int`, (a: bigint, b: bigint) => (name === 'min' ? (a < b ? a : b) : a > b ? a : b));
+  env.registerFunction(`${name}(int, int): int`, (a: bigint, b: bigint) =>
+    name === 'min' ? (a < b ? a : b) : a > b ? a : b,
+  );
 }
 
 /** Names an expression sees besides the value's fields. */
@@ -69,7 +79,11 @@ export interface Expression {
 export type Expect = 'bool' | 'number' | 'any';
 
 /** Parses and type-checks once; a StepConfigError at `path` names what is wrong. */
-export function compileExpression(source: string, path: ReadonlyArray<string | number>, expect: Expect = 'any'): Expression {
+export function compileExpression(
+  source: string,
+  path: ReadonlyArray<string | number>,
+  expect: Expect = 'any',
+): Expression {
   let parsed: ReturnType<Environment['parse']>;
   try {
     parsed = env.parse(source);
@@ -94,7 +108,12 @@ export function compileExpression(source: string, path: ReadonlyArray<string | n
   if (!usesReserved) {
     return {
       source,
-      evaluate: (value, ev) => run(isRecord(value) ? value : { event: value, vars: ev.vars, received_at: ev.receivedAt, event_time: ev.eventTime }),
+      evaluate: (value, ev) =>
+        run(
+          isRecord(value)
+            ? value
+            : { event: value, vars: ev.vars, received_at: ev.receivedAt, event_time: ev.eventTime },
+        ),
     };
   }
   return {

@@ -21,10 +21,15 @@ export type FilterOptions = z.infer<typeof filterOptions>;
 
 export function compileFilter(options: FilterOptions): Step {
   const o = typeof options === 'string' ? { keep: options, drop: undefined, on_error: 'fail' as const } : options;
-  if ((o.keep === undefined) === (o.drop === undefined)) throw new StepConfigError('give exactly one of "keep" or "drop"', ['filter']);
+  if ((o.keep === undefined) === (o.drop === undefined))
+    throw new StepConfigError('give exactly one of "keep" or "drop"', ['filter']);
   const keepWhen = o.keep !== undefined;
   const source = (o.keep ?? o.drop)!;
-  const condition = compileExpression(source, typeof options === 'string' ? ['filter'] : ['filter', keepWhen ? 'keep' : 'drop'], 'bool');
+  const condition = compileExpression(
+    source,
+    typeof options === 'string' ? ['filter'] : ['filter', keepWhen ? 'keep' : 'drop'],
+    'bool',
+  );
   const onError = o.on_error;
   return {
     kind: 'filter',

@@ -15,7 +15,17 @@ import { compileRoute, routeOptions } from './route.js';
 import { compileValidate, validateOptions } from './validate.js';
 import { compileWindow, windowOptions } from './window.js';
 
-export const STEP_KINDS = ['decode', 'validate', 'filter', 'map', 'enrich', 'deadband', 'dedupe', 'window', 'route'] as const;
+export const STEP_KINDS = [
+  'decode',
+  'validate',
+  'filter',
+  'map',
+  'enrich',
+  'deadband',
+  'dedupe',
+  'window',
+  'route',
+] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 const stepObject = z
@@ -35,7 +45,10 @@ const stepObject = z
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: kinds.length === 0 ? `a step is one of ${STEP_KINDS.join(', ')}` : `one kind per step, got ${kinds.join(' and ')} (make them two list items)`,
+        message:
+          kinds.length === 0
+            ? `a step is one of ${STEP_KINDS.join(', ')}`
+            : `one kind per step, got ${kinds.join(' and ')} (make them two list items)`,
       });
     }
   });
@@ -58,7 +71,10 @@ export function compileStep(stepConfig: StepConfig, ctx: StepContext): Step {
   const parsed = stepObject.safeParse(stepConfig);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new StepConfigError(issue.message, issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)));
+    throw new StepConfigError(
+      issue.message,
+      issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
+    );
   }
   const config: ParsedStep = parsed.data;
   const kinds = Object.keys(config) as StepKind[];

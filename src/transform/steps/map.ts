@@ -14,7 +14,11 @@ import { describe } from './value.js';
 
 const convertRule = z.union([
   z.strictObject({ from: z.string(), to: z.string(), decimals: z.number().int().min(0).max(15).optional() }),
-  z.strictObject({ multiply: z.number().default(1), add: z.number().default(0), decimals: z.number().int().min(0).max(15).optional() }),
+  z.strictObject({
+    multiply: z.number().default(1),
+    add: z.number().default(0),
+    decimals: z.number().int().min(0).max(15).optional(),
+  }),
 ]);
 
 export const mapOptions = z.strictObject({
@@ -41,10 +45,9 @@ export function compileMap(options: MapOptions): Step {
   const renames = Object.entries(options.rename ?? {});
   const removes = options.remove ?? [];
   const sets = Object.entries(options.set ?? {}).map(([field, value]) => [field, freeze(value)] as const);
-  const computes: Array<readonly [string, Expression]> = Object.entries(options.compute ?? {}).map(([field, source]) => [
-    field,
-    compileExpression(source, ['map', 'compute', field]),
-  ]);
+  const computes: Array<readonly [string, Expression]> = Object.entries(options.compute ?? {}).map(
+    ([field, source]) => [field, compileExpression(source, ['map', 'compute', field])],
+  );
   const converts: Converter[] = Object.entries(options.convert ?? {}).map(([field, rule]) => {
     let factors: { multiply: number; add: number };
     if ('from' in rule) {

@@ -22,18 +22,24 @@ export type RouteOptions = z.infer<typeof routeOptions>;
 
 export function compileRoute(options: RouteOptions): Step {
   const { topic, key, priority } = options;
-  if (topic === undefined && key === undefined && priority === undefined) throw new StepConfigError('route does nothing: give topic, key or priority', ['route']);
+  if (topic === undefined && key === undefined && priority === undefined)
+    throw new StepConfigError('route does nothing: give topic, key or priority', ['route']);
 
   let setTopic: ((ev: Working) => void) | null = null;
   if (topic !== undefined) {
     const template = compileFieldTemplate(topic, ['route', 'topic']);
     if (!topic.includes('{')) {
-      if (!KAFKA_TOPIC.test(topic)) throw new StepConfigError(`"${topic}" is not a valid Kafka topic name (letters, digits, . _ -)`, ['route', 'topic']);
+      if (!KAFKA_TOPIC.test(topic))
+        throw new StepConfigError(`"${topic}" is not a valid Kafka topic name (letters, digits, . _ -)`, [
+          'route',
+          'topic',
+        ]);
       setTopic = (ev) => void (ev.kafkaTopic = topic);
     } else {
       setTopic = (ev) => {
         const t = template(ev);
-        if (!KAFKA_TOPIC.test(t)) throw new StepFailure(`route: topic "${t.slice(0, 300)}" is not a valid Kafka topic name`);
+        if (!KAFKA_TOPIC.test(t))
+          throw new StepFailure(`route: topic "${t.slice(0, 300)}" is not a valid Kafka topic name`);
         ev.kafkaTopic = t;
       };
     }
@@ -55,7 +61,8 @@ export function compileRoute(options: RouteOptions): Step {
         throw new StepFailure(`route priority: ${firstLine(err)}`);
       }
       const n = typeof result === 'bigint' ? Number(result) : result;
-      if (typeof n !== 'number' || Number.isNaN(n)) throw new StepFailure(`route priority: expression gave ${typeof result}, not a number`);
+      if (typeof n !== 'number' || Number.isNaN(n))
+        throw new StepFailure(`route priority: expression gave ${typeof result}, not a number`);
       ev.priority = Math.min(PRIORITY_MAX, Math.max(PRIORITY_MIN, Math.round(n)));
     };
   }

@@ -18,7 +18,18 @@ function define(dimension: string, units: Record<string, number | [number, numbe
 }
 
 define('temperature', { C: 1, K: [1, -273.15], F: [5 / 9, -32 * (5 / 9)] });
-define('pressure', { Pa: 1, hPa: 100, kPa: 1000, MPa: 1e6, mbar: 100, bar: 1e5, psi: 6894.757293168, atm: 101325, mmHg: 133.322387415, inHg: 3386.389 });
+define('pressure', {
+  Pa: 1,
+  hPa: 100,
+  kPa: 1000,
+  MPa: 1e6,
+  mbar: 100,
+  bar: 1e5,
+  psi: 6894.757293168,
+  atm: 101325,
+  mmHg: 133.322387415,
+  inHg: 3386.389,
+});
 define('length', { mm: 0.001, cm: 0.01, m: 1, km: 1000, in: 0.0254, ft: 0.3048, yd: 0.9144, mi: 1609.344 });
 define('speed', { 'm/s': 1, 'km/h': 1 / 3.6, mph: 0.44704, kn: 1852 / 3600 });
 define('mass', { mg: 1e-6, g: 0.001, kg: 1, t: 1000, oz: 0.028349523125, lb: 0.45359237 });

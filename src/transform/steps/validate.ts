@@ -20,7 +20,10 @@ const fieldRule = z.strictObject({
   /** strings: a regular expression the whole value must match somewhere (anchor it with ^...$) */
   pattern: z.string().optional(),
   /** the value must be one of these */
-  enum: z.array(z.union([z.string(), z.number(), z.boolean()])).min(1).optional(),
+  enum: z
+    .array(z.union([z.string(), z.number(), z.boolean()]))
+    .min(1)
+    .optional(),
   /** strings and arrays: length bounds */
   min_length: z.number().int().nonnegative().optional(),
   max_length: z.number().int().nonnegative().optional(),
@@ -64,11 +67,18 @@ export function compileValidate(options: ValidateOptions): Step {
 
 function compileField(name: string, rule: z.infer<typeof fieldRule>): Check {
   const path = ['validate', 'fields', name];
-  if (rule.min !== undefined && rule.max !== undefined && rule.min > rule.max) throw new StepConfigError(`min ${rule.min} is above max ${rule.max}`, path);
+  if (rule.min !== undefined && rule.max !== undefined && rule.min > rule.max)
+    throw new StepConfigError(`min ${rule.min} is above max ${rule.max}`, path);
   const numeric = rule.type === 'number' || rule.type === 'integer';
-  if ((rule.min !== undefined || rule.max !== undefined) && !numeric) throw new StepConfigError('min/max apply to type number or integer', path);
-  if (rule.pattern !== undefined && rule.type !== 'string') throw new StepConfigError('pattern applies to type string', path);
-  if ((rule.min_length !== undefined || rule.max_length !== undefined) && rule.type !== 'string' && rule.type !== 'array') {
+  if ((rule.min !== undefined || rule.max !== undefined) && !numeric)
+    throw new StepConfigError('min/max apply to type number or integer', path);
+  if (rule.pattern !== undefined && rule.type !== 'string')
+    throw new StepConfigError('pattern applies to type string', path);
+  if (
+    (rule.min_length !== undefined || rule.max_length !== undefined) &&
+    rule.type !== 'string' &&
+    rule.type !== 'array'
+  ) {
     throw new StepConfigError('min_length/max_length apply to type string or array', path);
   }
   let pattern: RegExp | null = null;
@@ -90,10 +100,13 @@ function compileField(name: string, rule: z.infer<typeof fieldRule>): Check {
     if (!hasType(v, type)) return `${prefix}expected ${type}, got ${describe(v)}`;
     if (min !== undefined && (v as number) < min) return `${prefix}${v as number} is below min ${min}`;
     if (max !== undefined && (v as number) > max) return `${prefix}${v as number} is above max ${max}`;
-    if (minLength !== undefined && (v as string | unknown[]).length < minLength) return `${prefix}length ${(v as string).length} is below min_length ${minLength}`;
-    if (maxLength !== undefined && (v as string | unknown[]).length > maxLength) return `${prefix}length ${(v as string).length} is above max_length ${maxLength}`;
+    if (minLength !== undefined && (v as string | unknown[]).length < minLength)
+      return `${prefix}length ${(v as string).length} is below min_length ${minLength}`;
+    if (maxLength !== undefined && (v as string | unknown[]).length > maxLength)
+      return `${prefix}length ${(v as string).length} is above max_length ${maxLength}`;
     if (pattern !== null && !pattern.test(v as string)) return `${prefix}does not match pattern ${pattern.source}`;
-    if (allowed !== null && !allowed.has(v)) return `${prefix}${JSON.stringify(v)} is not one of ${JSON.stringify([...allowed])}`;
+    if (allowed !== null && !allowed.has(v))
+      return `${prefix}${JSON.stringify(v)} is not one of ${JSON.stringify([...allowed])}`;
     return null;
   };
 }

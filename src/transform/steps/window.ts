@@ -34,7 +34,16 @@ export const windowOptions = z.strictObject({
 });
 export type WindowOptions = z.infer<typeof windowOptions>;
 
-const META = ['key', 'window_start', 'window_end', 'first_event_time', 'last_event_time', 'count', 'fields', 'closed_early'];
+const META = [
+  'key',
+  'window_start',
+  'window_end',
+  'first_event_time',
+  'last_event_time',
+  'count',
+  'fields',
+  'closed_early',
+];
 const SNAPSHOT_VERSION = 1;
 const NO_PAYLOAD = Buffer.alloc(0);
 
@@ -73,11 +82,13 @@ export function compileWindow(options: WindowOptions): Step {
   const fields = options.fields;
   const nFields = fields.length;
   for (const [i, f] of options.keep.entries()) {
-    if (META.includes(f)) throw new StepConfigError(`keep field "${f}" clashes with the window's output`, ['window', 'keep', i]);
+    if (META.includes(f))
+      throw new StepConfigError(`keep field "${f}" clashes with the window's output`, ['window', 'keep', i]);
   }
   const aggregates = [...new Set(options.aggregates)] as Aggregate[];
   const keep = options.keep;
-  const by: FieldTemplate = options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['window', 'by']);
+  const by: FieldTemplate =
+    options.by === undefined ? (ev) => ev.key : compileFieldTemplate(options.by, ['window', 'by']);
   const maxKeys = options.max_keys;
 
   /** Insertion order is opening order, so the first entry closes first. */
@@ -134,7 +145,12 @@ export function compileWindow(options: WindowOptions): Step {
     checkpoint(): unknown {
       if (!dirty) return null;
       dirty = false;
-      return { version: SNAPSHOT_VERSION, fields, closed: closed.map(snapshot), open: [...open.values()].map(snapshot) };
+      return {
+        version: SNAPSHOT_VERSION,
+        fields,
+        closed: closed.map(snapshot),
+        open: [...open.values()].map(snapshot),
+      };
     },
 
     restore(state: unknown): void {
@@ -226,12 +242,47 @@ export function compileWindow(options: WindowOptions): Step {
 
   function fromSnapshot(raw: unknown, savedFields: unknown[]): Open | null {
     if (!isRecord(raw)) return null;
-    const { key, start, end, count, firstTime, lastTime, accs, kept, earlyClose, topic, clientId, receivedAt, vars, kafkaTopic, routeKey, priority } = raw;
-    if (typeof key !== 'string' || !allNumbers(start, end, count, firstTime, lastTime, receivedAt, priority)) return null;
-    if (typeof topic !== 'string' || typeof clientId !== 'string' || typeof kafkaTopic !== 'string' || typeof routeKey !== 'string') return null;
+    const {
+      key,
+      start,
+      end,
+      count,
+      firstTime,
+      lastTime,
+      accs,
+      kept,
+      earlyClose,
+      topic,
+      clientId,
+      receivedAt,
+      vars,
+      kafkaTopic,
+      routeKey,
+      priority,
+    } = raw;
+    if (typeof key !== 'string' || !allNumbers(start, end, count, firstTime, lastTime, receivedAt, priority))
+      return null;
+    if (
+      typeof topic !== 'string' ||
+      typeof clientId !== 'string' ||
+      typeof kafkaTopic !== 'string' ||
+      typeof routeKey !== 'string'
+    )
+      return null;
     if (!isRecord(vars) || !isRecord(kept) || !Array.isArray(accs)) return null;
     const w = newWindow(key, start as number, end as number, firstTime as number, nFields);
-    Object.assign(w, { count, lastTime, topic, clientId, receivedAt, vars, kafkaTopic, routeKey, priority, earlyClose: earlyClose === true });
+    Object.assign(w, {
+      count,
+      lastTime,
+      topic,
+      clientId,
+      receivedAt,
+      vars,
+      kafkaTopic,
+      routeKey,
+      priority,
+      earlyClose: earlyClose === true,
+    });
     w.kept = { ...kept };
     for (let i = 0; i < nFields; i++) {
       const j = savedFields.indexOf(fields[i]);

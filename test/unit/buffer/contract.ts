@@ -21,12 +21,29 @@ export interface ContractOptions {
  * implementation: `open` opens (or reopens) the store kept at `path`, a real
  * SQLite file in a fresh temporary directory.
  */
-export function storeContract(name: string, open: (path: string) => BufferStore, options: ContractOptions = { durability: 'disk' }): void {
+export function storeContract(
+  name: string,
+  open: (path: string) => BufferStore,
+  options: ContractOptions = { durability: 'disk' },
+): void {
   const durable = options.durability === 'disk';
   const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-contract-')), 'b.db');
-  const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
-  const group = (route: string, priority: number, events: RoutedEvent[]) => ({ route, priority, events, durability: options.durability });
-  const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) => store.commit([group(route, priority, events)]).ranges[0]!;
+  const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({
+    route,
+    kafkaTopic: 't',
+    key,
+    topic: `d/${key}`,
+    payload: Buffer.from(`{"n":${n}}`),
+    receivedAt: 1000 + n,
+  });
+  const group = (route: string, priority: number, events: RoutedEvent[]) => ({
+    route,
+    priority,
+    events,
+    durability: options.durability,
+  });
+  const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) =>
+    store.commit([group(route, priority, events)]).ranges[0]!;
 
   describe(`BufferStore contract: ${name}`, () => {
     test('sequence numbers never repeat, across deletes and reopen', () => {
@@ -36,7 +53,8 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       assert.deepEqual(put(store, [ev('a', 3)]), { route: 'r', firstSeq: 3, lastSeq: 3 });
       store.remove(store.readNext(100, 1e9).map((c) => c.id));
       assert.equal(store.bytes(), 0, 'removed rows leave the bound at once');
-      if (durable) assert.equal(store.stats().events, 3, 'and count as what the file holds until their delete is committed');
+      if (durable)
+        assert.equal(store.stats().events, 3, 'and count as what the file holds until their delete is committed');
       else assert.equal(store.stats().events, 0, 'memory rows go at once');
       store.close();
       store = open(path);
@@ -49,9 +67,21 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
 
     test('one commit stores one row per route, each with a contiguous sequence range', () => {
       const store = open(tempDb());
-      const { ranges } = store.commit([group('a', 0, [ev('k', 1, 'a'), ev('k', 2, 'a')]), group('b', 5, [ev('k', 3, 'b')])]);
-      assert.deepEqual(ranges, [{ route: 'a', firstSeq: 1, lastSeq: 2 }, { route: 'b', firstSeq: 3, lastSeq: 3 }]);
-      assert.deepEqual([...store.usage()].map(([r, u]) => [r, u.commits, u.events]), [['a', 1, 2], ['b', 1, 1]]);
+      const { ranges } = store.commit([
+        group('a', 0, [ev('k', 1, 'a'), ev('k', 2, 'a')]),
+        group('b', 5, [ev('k', 3, 'b')]),
+      ]);
+      assert.deepEqual(ranges, [
+        { route: 'a', firstSeq: 1, lastSeq: 2 },
+        { route: 'b', firstSeq: 3, lastSeq: 3 },
+      ]);
+      assert.deepEqual(
+        [...store.usage()].map(([r, u]) => [r, u.commits, u.events]),
+        [
+          ['a', 1, 2],
+          ['b', 1, 1],
+        ],
+      );
       assert.equal(store.bytes(), store.bytes('a') + store.bytes('b'));
       store.close();
     });
@@ -64,9 +94,15 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       put(store, [ev('x', 4, 'alarm')], 'alarm', 9);
       const check = (s: BufferStore): void => {
         const commits = s.readNext(100, 1e9);
-        assert.deepEqual(commits.flatMap((c) => c.events.map((e) => [e.seq, e.key, e.payload.toString(), e.receivedAt])), [
-          [4, 'x', '{"n":4}', 1004], [1, 'a', '{"n":1}', 1001], [2, 'b', '{"n":2}', 1002], [3, 'a', '{"n":3}', 1003],
-        ]);
+        assert.deepEqual(
+          commits.flatMap((c) => c.events.map((e) => [e.seq, e.key, e.payload.toString(), e.receivedAt])),
+          [
+            [4, 'x', '{"n":4}', 1004],
+            [1, 'a', '{"n":1}', 1001],
+            [2, 'b', '{"n":2}', 1002],
+            [3, 'a', '{"n":3}', 1003],
+          ],
+        );
         const stats = s.stats();
         assert.equal(stats.events, 4);
         assert.equal(stats.commits, 3);
@@ -76,7 +112,11 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       store.close();
       const again = open(path);
       if (durable) check(again);
-      else assert.deepEqual([again.readNext(100, 1e9), again.stats().events, again.stats().oldestReceivedAt], [[], 0, null]);
+      else
+        assert.deepEqual(
+          [again.readNext(100, 1e9), again.stats().events, again.stats().oldestReceivedAt],
+          [[], 0, null],
+        );
       again.close();
     });
 
@@ -88,7 +128,10 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       assert.equal(store.readNext(1, 1e9).length, 1, 'at least one commit even if larger than the limit');
       const first = store.readNext(100, 1e9);
       assert.equal(store.readNext(100, first[0]!.bytes + 1).length, 1, 'byte limit');
-      assert.deepEqual(store.readNext(100, 1e9, new Set([first[0]!.id, first[1]!.id])).map((c) => c.events[0]!.seq), [5, 7, 9]);
+      assert.deepEqual(
+        store.readNext(100, 1e9, new Set([first[0]!.id, first[1]!.id])).map((c) => c.events[0]!.seq),
+        [5, 7, 9],
+      );
       store.close();
     });
 
@@ -97,9 +140,15 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       put(store, [ev('t', 1, 'telemetry')], 'telemetry', 0);
       put(store, [ev('a', 2, 'alarms')], 'alarms', 10);
       put(store, [ev('t', 3, 'telemetry')], 'telemetry', 0);
-      assert.deepEqual(store.readNext(100, 1e9, undefined, 10).map((c) => c.route), ['alarms']);
+      assert.deepEqual(
+        store.readNext(100, 1e9, undefined, 10).map((c) => c.route),
+        ['alarms'],
+      );
       assert.deepEqual(store.readNext(100, 1e9, undefined, 11), []);
-      assert.deepEqual(store.readNext(100, 1e9).map((c) => c.route), ['alarms', 'telemetry', 'telemetry']);
+      assert.deepEqual(
+        store.readNext(100, 1e9).map((c) => c.route),
+        ['alarms', 'telemetry', 'telemetry'],
+      );
       store.close();
     });
 
@@ -109,11 +158,20 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       put(store, [ev('a', 3)], 'low', 0);
       const victims = store.oldestRows({ belowPriority: 5 }, 1, new Set());
       assert.equal(victims.length, 1);
-      const { evicted } = store.commit([group('high', 5, [ev('x', 9, 'high')])], victims.map((v) => v.id));
-      assert.deepEqual(evicted.map((e) => [e.route, e.events]), [['low', 2]]);
+      const { evicted } = store.commit(
+        [group('high', 5, [ev('x', 9, 'high')])],
+        victims.map((v) => v.id),
+      );
+      assert.deepEqual(
+        evicted.map((e) => [e.route, e.events]),
+        [['low', 2]],
+      );
       assert.equal(store.usage().get('low')!.events, 1);
       assert.equal(store.usage().get('high')!.events, 1);
-      assert.deepEqual(store.expiredRows('low', 2000, new Set()).map((r) => r.events), [1]);
+      assert.deepEqual(
+        store.expiredRows('low', 2000, new Set()).map((r) => r.events),
+        [1],
+      );
       assert.deepEqual(store.expiredRows('low', 1003, new Set()), [], 'newest event not older than the cutoff');
       store.close();
     });
@@ -123,10 +181,20 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       put(store, [ev('a', 1)]);
       put(store, [ev('a', 2)]);
       const first = store.readNext(1, 1e9)[0]!;
-      assert.deepEqual(store.remove([first.id]).map((r) => r.events), [1]);
+      assert.deepEqual(
+        store.remove([first.id]).map((r) => r.events),
+        [1],
+      );
       assert.deepEqual(store.remove([first.id]), [], 'removing twice counts once');
-      assert.deepEqual(store.readNext(10, 1e9).map((c) => c.events[0]!.seq), [2]);
-      assert.deepEqual(store.oldestRows({ route: 'r' }, 10, new Set()).map((r) => r.events), [1], 'not an eviction candidate either');
+      assert.deepEqual(
+        store.readNext(10, 1e9).map((c) => c.events[0]!.seq),
+        [2],
+      );
+      assert.deepEqual(
+        store.oldestRows({ route: 'r' }, 10, new Set()).map((r) => r.events),
+        [1],
+        'not an eviction candidate either',
+      );
       assert.equal(store.bytes(), store.bytes('r'));
       assert.equal(store.stats().oldestReceivedAt, 1002, 'the oldest event waiting is the second');
       store.close();
@@ -136,9 +204,20 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       const store = open(tempDb());
       store.commit([group('a', 0, [ev('k', 1, 'a'), ev('k', 2, 'a')]), group('b', 0, [ev('k', 3, 'b')])]);
       put(store, [ev('k', 4, 'a')], 'a');
-      const sum = (s: BufferStore) => [...s.usage().values()].reduce((t, u) => ({ commits: t.commits + u.commits, events: t.events + u.events, bytes: t.bytes + u.bytes }), { commits: 0, events: 0, bytes: 0 });
-      assert.deepEqual([store.usage().get('a')!.commits, store.usage().get('a')!.events, store.usage().get('b')!.events], [2, 3, 1]);
-      assert.deepEqual(sum(store), { commits: store.stats().commits, events: store.stats().events, bytes: store.stats().bytes });
+      const sum = (s: BufferStore) =>
+        [...s.usage().values()].reduce(
+          (t, u) => ({ commits: t.commits + u.commits, events: t.events + u.events, bytes: t.bytes + u.bytes }),
+          { commits: 0, events: 0, bytes: 0 },
+        );
+      assert.deepEqual(
+        [store.usage().get('a')!.commits, store.usage().get('a')!.events, store.usage().get('b')!.events],
+        [2, 3, 1],
+      );
+      assert.deepEqual(sum(store), {
+        commits: store.stats().commits,
+        events: store.stats().events,
+        bytes: store.stats().bytes,
+      });
       assert.deepEqual([store.stats().commits, store.stats().events, store.stats().oldestReceivedAt], [3, 4, 1001]);
       assert.equal(store.bytes(), store.stats().bytes);
       assert.equal(store.bytes('a'), store.usage().get('a')!.bytes);
@@ -157,7 +236,11 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       assert.equal(store.bytes(), cBytes);
       if (durable) {
         const a = store.usage().get('a')!;
-        assert.deepEqual([a.commits, a.events, a.oldestReceivedAt], [2, 3, null], 'removed rows count as what the file holds, none waits');
+        assert.deepEqual(
+          [a.commits, a.events, a.oldestReceivedAt],
+          [2, 3, null],
+          'removed rows count as what the file holds, none waits',
+        );
         assert.deepEqual([store.stats().commits, store.stats().events], [3, 4]);
       } else {
         assert.equal(store.usage().has('a'), false);
@@ -173,7 +256,14 @@ export function storeContract(name: string, open: (path: string) => BufferStore,
       const encoded: RoutedEvent = { ...ev('a', 2), encoded: true, captures: { device: 'a' } };
       put(store, [withCaps, encoded, ev('b', 3)]);
       const events = store.readNext(10, 1 << 20).flatMap((c) => c.events);
-      assert.deepEqual(events.map((e) => [e.captures, e.encoded]), [[{ site: 's1', device: 'a' }, undefined], [{ device: 'a' }, true], [undefined, undefined]]);
+      assert.deepEqual(
+        events.map((e) => [e.captures, e.encoded]),
+        [
+          [{ site: 's1', device: 'a' }, undefined],
+          [{ device: 'a' }, true],
+          [undefined, undefined],
+        ],
+      );
       store.close();
     });
 

@@ -13,11 +13,17 @@ test('the filesystem bound: stored bytes now plus what the filesystem and the fr
   let stored = 1_000_000;
   let clock = 0;
   const view = { bytes: () => stored, reusableBytes: () => 50_000 };
-  const room = new DiskRoom(tmpdir(), () => 0, view, 200, () => clock);
+  const room = new DiskRoom(
+    tmpdir(),
+    () => 0,
+    view,
+    200,
+    () => clock,
+  );
   const limit = room.limitBytes();
   // other processes write to /tmp meanwhile: the figure is checked within a margin
   const expected = stored + (free() + 50_000) / 1.25;
-  assert.ok(Math.abs(limit - expected) < 64 * 1_048_576 / 1.25, `limit ${limit}, expected about ${expected}`);
+  assert.ok(Math.abs(limit - expected) < (64 * 1_048_576) / 1.25, `limit ${limit}, expected about ${expected}`);
   assert.equal(room.freeBytes !== null && room.freeBytes > 0, true);
 
   // sampled at most every 200 ms: in between the bound stays put, and what is stored meanwhile counts against it
@@ -27,7 +33,13 @@ test('the filesystem bound: stored bytes now plus what the filesystem and the fr
   assert.ok(room.limitBytes() > 1e12, 'sampled again: the stored bytes moved the base');
 
   // a reserve larger than the filesystem: no growth at all, and no eviction demanded either
-  const full = new DiskRoom(tmpdir(), () => Number.MAX_SAFE_INTEGER, view, 200, () => clock);
+  const full = new DiskRoom(
+    tmpdir(),
+    () => Number.MAX_SAFE_INTEGER,
+    view,
+    200,
+    () => clock,
+  );
   assert.equal(full.limitBytes(), stored);
 });
 

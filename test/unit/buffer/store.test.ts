@@ -11,9 +11,17 @@ import { openSqliteStore, publishDigest, type BufferStore } from '../../../src/b
 import { waitFor } from '../../support/poll.js';
 import { storeContract } from './contract.js';
 
-const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({ route, kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(`{"n":${n}}`), receivedAt: 1000 + n });
+const ev = (key: string, n: number, route = 'r'): RoutedEvent => ({
+  route,
+  kafkaTopic: 't',
+  key,
+  topic: `d/${key}`,
+  payload: Buffer.from(`{"n":${n}}`),
+  receivedAt: 1000 + n,
+});
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-store-')), 'b.db');
-const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) => store.commit([{ route, priority, events }]).ranges[0]!;
+const put = (store: BufferStore, events: RoutedEvent[], route = 'r', priority = 0) =>
+  store.commit([{ route, priority, events }]).ranges[0]!;
 
 storeContract('SQLite store', (path) => openSqliteStore(path, { synchronous: 'full' }));
 
@@ -37,17 +45,24 @@ test('a damaged database is moved aside, a fresh one starts, and sequence number
 
 test('max_page_count refuses a write that would grow the file past its cap', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal', maxFileBytes: 600_000 });
-  assert.throws(() => {
-    // random bytes: stored bodies are compressed, so a repetitive payload would not fill anything
-    for (let i = 0; i < 100; i++) store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: randomBytes(20_000) }] }]);
-  }, (err: unknown) => (err as { code?: string }).code === 'EH_ERR_STORE_WRITE');
+  assert.throws(
+    () => {
+      // random bytes: stored bodies are compressed, so a repetitive payload would not fill anything
+      for (let i = 0; i < 100; i++)
+        store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: randomBytes(20_000) }] }]);
+    },
+    (err: unknown) => (err as { code?: string }).code === 'EH_ERR_STORE_WRITE',
+  );
   assert.ok(store.fileBytes() <= 600_000 + 4096);
   store.close();
 });
 
 test('repetitive rows are stored compressed and read back exactly; incompressible ones as they are', () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  const readings = Array.from({ length: 200 }, (_, i) => ({ ...ev('dev-1', i), payload: Buffer.from(JSON.stringify({ device: 'dev-1', n: i, temp: 21.5, hum: 40.1 })) }));
+  const readings = Array.from({ length: 200 }, (_, i) => ({
+    ...ev('dev-1', i),
+    payload: Buffer.from(JSON.stringify({ device: 'dev-1', n: i, temp: 21.5, hum: 40.1 })),
+  }));
   put(store, readings);
   const noise = { ...ev('dev-2', 0), payload: randomBytes(2000) };
   put(store, [noise]);
@@ -55,7 +70,10 @@ test('repetitive rows are stored compressed and read back exactly; incompressibl
   assert.ok(store.bytes() - 2000 < raw / 3, `${store.bytes()} B stored for ${raw} B of readings and 2000 B of noise`);
   const [a, b] = store.readNext(1000, 1e9);
   assert.ok(a!.bytes > raw, 'read sizes are what the events take decoded');
-  assert.deepEqual(a!.events.map((e) => e.payload.toString()), readings.map((e) => e.payload.toString()));
+  assert.deepEqual(
+    a!.events.map((e) => e.payload.toString()),
+    readings.map((e) => e.payload.toString()),
+  );
   assert.ok(b!.bytes > 2000);
   assert.deepEqual(b!.events[0]!.payload, noise.payload);
   store.close();
@@ -69,13 +87,22 @@ test('a version 1 buffer (one row per commit, route in every event) is migrated 
   v1.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
     CREATE TABLE commits (id INTEGER PRIMARY KEY AUTOINCREMENT, first_seq INTEGER NOT NULL, event_count INTEGER NOT NULL, oldest_ms INTEGER NOT NULL, body BLOB NOT NULL) STRICT;
     INSERT INTO meta VALUES ('schema_version', 1), ('next_seq', 8);`);
-  const body = new Encoder({ useRecords: false, tagUint8Array: false }).encode([['r', 'kt', 'k1', 'd/k1', Buffer.from('a'), 1001], ['r2', 'kt2', 'k2', 'd/k2', Buffer.from('b'), 1002]]);
+  const body = new Encoder({ useRecords: false, tagUint8Array: false }).encode([
+    ['r', 'kt', 'k1', 'd/k1', Buffer.from('a'), 1001],
+    ['r2', 'kt2', 'k2', 'd/k2', Buffer.from('b'), 1002],
+  ]);
   v1.prepare('INSERT INTO commits (first_seq, event_count, oldest_ms, body) VALUES (6, 2, 1001, ?)').run(body);
   v1.close();
   const store = openSqliteStore(path, { synchronous: 'normal' });
-  assert.deepEqual(store.readNext(10, 1e9).flatMap((c) => c.events.map((e) => [e.seq, e.route, e.kafkaTopic, e.key, e.payload.toString()])), [
-    [6, 'r', 'kt', 'k1', 'a'], [7, 'r2', 'kt2', 'k2', 'b'],
-  ]);
+  assert.deepEqual(
+    store
+      .readNext(10, 1e9)
+      .flatMap((c) => c.events.map((e) => [e.seq, e.route, e.kafkaTopic, e.key, e.payload.toString()])),
+    [
+      [6, 'r', 'kt', 'k1', 'a'],
+      [7, 'r2', 'kt2', 'k2', 'b'],
+    ],
+  );
   assert.equal(put(store, [ev('k', 1)]).firstSeq, 8);
   store.close();
 });
@@ -96,17 +123,24 @@ test('delivered rows are deleted in batches, by a later commit or on their own w
   put(store, [ev('a', 2)]);
   const first = store.readNext(1, 1e9)[0]!;
   // vanishing from reads and candidates at once is in the contract; here: what the file holds
-  assert.deepEqual(store.remove([first.id]).map((r) => r.events), [1]);
+  assert.deepEqual(
+    store.remove([first.id]).map((r) => r.events),
+    [1],
+  );
   assert.equal(store.stats().events, 2, 'stats say what the file holds: the row is still there');
   assert.equal(rowsOnDisk(), 2, 'not deleted yet');
   await waitFor('the batched delete', () => rowsOnDisk() === 1, 5000);
   assert.equal(store.stats().events, 1);
   store.remove([store.readNext(1, 1e9)[0]!.id]);
   // a commit after the batching interval carries the pending delete
-  await waitFor('a commit to carry the delete', () => {
-    put(store, [ev('a', 3)]);
-    return rowsOnDisk() <= 2 && store.readNext(100, 1e9).every((c) => c.events[0]!.seq >= 3);
-  }, 5000);
+  await waitFor(
+    'a commit to carry the delete',
+    () => {
+      put(store, [ev('a', 3)]);
+      return rowsOnDisk() <= 2 && store.readNext(100, 1e9).every((c) => c.events[0]!.seq >= 3);
+    },
+    5000,
+  );
   store.close();
 });
 
@@ -134,7 +168,10 @@ test('maintain() checkpoints the WAL and changes no data (the priority floor is 
   const report = store.maintain();
   assert.equal(report.busy, false);
   assert.ok(report.wal_bytes_before > 0, 'the commits were in the WAL');
-  assert.ok(store.maintain().wal_bytes_before < report.wal_bytes_before, 'truncated by the checkpoint (optimize may write a little again)');
+  assert.ok(
+    store.maintain().wal_bytes_before < report.wal_bytes_before,
+    'truncated by the checkpoint (optimize may write a little again)',
+  );
   assert.equal(store.stats().events, 3, 'maintenance changes no data');
   store.close();
 });
@@ -172,7 +209,11 @@ test('committed publishes are recognised as re-sends, also after reopening; a ne
   assert.equal(store.isResend(a), false);
   store.commit([{ route: 'r', priority: 0, events: [ev('dev-1', 1)] }], [], { publishes: [a] });
   assert.equal(store.isResend(a), true);
-  assert.equal(store.isResend({ ...a, digest: publishDigest('d/dev-1', Buffer.from('{"n":2}')) }), false, 'same packet id, other payload');
+  assert.equal(
+    store.isResend({ ...a, digest: publishDigest('d/dev-1', Buffer.from('{"n":2}')) }),
+    false,
+    'same packet id, other payload',
+  );
   assert.equal(store.isResend({ ...a, clientId: 'dev-2' }), false, 'another client');
   store.close();
   store = openSqliteStore(path, { synchronous: 'full' });
@@ -182,7 +223,10 @@ test('committed publishes are recognised as re-sends, also after reopening; a ne
   store.commit([{ route: 'r', priority: 0, events: [ev('dev-1', 3)] }], [], { publishes: [b] });
   assert.deepEqual([store.isResend(a), store.isResend(b)], [false, true]);
   // only the newest commits' publishes are kept on disk
-  for (let i = 0; i < 300; i++) store.commit([{ route: 'r', priority: 0, events: [ev('dev-2', i)] }], [], { publishes: [{ clientId: 'dev-2', packetId: i + 1, digest: i }] });
+  for (let i = 0; i < 300; i++)
+    store.commit([{ route: 'r', priority: 0, events: [ev('dev-2', i)] }], [], {
+      publishes: [{ clientId: 'dev-2', packetId: i + 1, digest: i }],
+    });
   store.close();
   store = openSqliteStore(path, { synchronous: 'full' });
   assert.equal(store.isResend(b), false, 'trimmed after 256 commits');

@@ -9,14 +9,36 @@ import { TieredStore } from '../../../src/buffer/tiered.js';
 import { storeContract } from './contract.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-tier-')), 'b.db');
-const ev = (route: string, n: number): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.from(String(n)), receivedAt: 1000 + n });
-const mem = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'memory' as const, events: ns.map((n) => ev(route, n)) });
-const disk = (route: string, ...ns: number[]) => ({ route, priority: 0, durability: 'disk' as const, events: ns.map((n) => ev(route, n)) });
+const ev = (route: string, n: number): RoutedEvent => ({
+  route,
+  kafkaTopic: 't',
+  key: 'k',
+  topic: 'd/k',
+  payload: Buffer.from(String(n)),
+  receivedAt: 1000 + n,
+});
+const mem = (route: string, ...ns: number[]) => ({
+  route,
+  priority: 0,
+  durability: 'memory' as const,
+  events: ns.map((n) => ev(route, n)),
+});
+const disk = (route: string, ...ns: number[]) => ({
+  route,
+  priority: 0,
+  durability: 'disk' as const,
+  events: ns.map((n) => ev(route, n)),
+});
 
-storeContract('TieredStore, memory routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'memory' });
-storeContract('TieredStore, disk routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), { durability: 'disk' });
+storeContract('TieredStore, memory routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), {
+  durability: 'memory',
+});
+storeContract('TieredStore, disk routes', (path) => new TieredStore(openSqliteStore(path, { synchronous: 'full' })), {
+  durability: 'disk',
+});
 
-const payloads = (commits: ReturnType<TieredStore['readNext']>): string[] => commits.flatMap((c) => c.events.map((e) => `${e.seq}:${e.payload.toString()}`));
+const payloads = (commits: ReturnType<TieredStore['readNext']>): string[] =>
+  commits.flatMap((c) => c.events.map((e) => `${e.seq}:${e.payload.toString()}`));
 
 test('memory commits touch no table, and their sequence numbers survive a crash without repeating', () => {
   const path = tempDb();

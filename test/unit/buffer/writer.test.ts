@@ -10,33 +10,62 @@ import { GroupCommitWriter, type CommitReport, type GroupCommitOptions } from '.
 import { waitFor } from '../../support/poll.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'edgehaul-writer-')), 'b.db');
-const ev = (route: string, n: number, bytes = 100): RoutedEvent => ({ route, kafkaTopic: 't', key: 'k', topic: 'd/k', payload: Buffer.alloc(bytes, n % 256), receivedAt: 1000 + n });
+const ev = (route: string, n: number, bytes = 100): RoutedEvent => ({
+  route,
+  kafkaTopic: 't',
+  key: 'k',
+  topic: 'd/k',
+  payload: Buffer.alloc(bytes, n % 256),
+  receivedAt: 1000 + n,
+});
 const EVENT = storedSize(ev('r', 0));
 
-function harness(limits: BufferLimits, options: GroupCommitOptions = { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }) {
+function harness(
+  limits: BufferLimits,
+  options: GroupCommitOptions = { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 },
+) {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
   const commits: CommitReport[] = [];
   const errors: number[] = [];
   const lost: Array<[string, number, string]> = [];
-  const writer = new GroupCommitWriter(store, options, () => limits, () => new Set(), {
-    onCommit: (r) => commits.push(r),
-    onError: (_e, n) => errors.push(n),
-    onFull: (route, n, how) => lost.push([route, n, how]),
-  });
-  const submit = (events: RoutedEvent[]): Promise<Error | null> => new Promise((resolve) => writer.submit(events, resolve));
+  const writer = new GroupCommitWriter(
+    store,
+    options,
+    () => limits,
+    () => new Set(),
+    {
+      onCommit: (r) => commits.push(r),
+      onError: (_e, n) => errors.push(n),
+      onFull: (route, n, how) => lost.push([route, n, how]),
+    },
+  );
+  const submit = (events: RoutedEvent[]): Promise<Error | null> =>
+    new Promise((resolve) => writer.submit(events, resolve));
   const payloads = (s: BufferStore, route: string): number[] =>
-    s.readNext(1e9, 1e12).filter((c) => c.route === route).flatMap((c) => c.events.map((e) => e.payload[0]!));
+    s
+      .readNext(1e9, 1e12)
+      .filter((c) => c.route === route)
+      .flatMap((c) => c.events.map((e) => e.payload[0]!));
   return { store, writer, commits, errors, lost, submit, payloads };
 }
 
-const roomy: BufferLimits = { totalBytes: 1 << 30, routes: new Map([['r', { priority: 0, whenFull: 'block', maxBytes: null }]]) };
-const routeBound = (whenFull: FullPolicy, events: number): BufferLimits => ({ totalBytes: 1 << 30, routes: new Map([['r', { priority: 0, whenFull, maxBytes: events * EVENT + 10 }]]) });
+const roomy: BufferLimits = {
+  totalBytes: 1 << 30,
+  routes: new Map([['r', { priority: 0, whenFull: 'block', maxBytes: null }]]),
+};
+const routeBound = (whenFull: FullPolicy, events: number): BufferLimits => ({
+  totalBytes: 1 << 30,
+  routes: new Map([['r', { priority: 0, whenFull, maxBytes: events * EVENT + 10 }]]),
+});
 
 test('every publish is settled after one transaction', async () => {
   const h = harness(roomy);
   const settled = await Promise.all([1, 2, 3].map((n) => h.submit([ev('r', n)])));
   assert.deepEqual(settled, [null, null, null]);
-  assert.deepEqual(h.commits.map((c) => [c.events, c.messages]), [[3, 3]]);
+  assert.deepEqual(
+    h.commits.map((c) => [c.events, c.messages]),
+    [[3, 3]],
+  );
   h.store.close();
 });
 
@@ -65,7 +94,10 @@ test('drop_oldest evicts exactly the oldest rows it needs, and counts them', asy
   assert.equal(await h.submit([ev('r', 4)]), null);
   assert.equal(await h.submit([ev('r', 5)]), null);
   assert.deepEqual(h.payloads(h.store, 'r'), [3, 4, 5]);
-  assert.deepEqual(h.lost, [['r', 1, 'evicted_oldest'], ['r', 1, 'evicted_oldest']]);
+  assert.deepEqual(h.lost, [
+    ['r', 1, 'evicted_oldest'],
+    ['r', 1, 'evicted_oldest'],
+  ]);
   h.store.close();
 });
 
@@ -73,7 +105,10 @@ test('drop_newest keeps what is stored and counts the new events it drops (they 
   const h = harness(routeBound('drop_newest', 2));
   for (let n = 1; n <= 4; n++) assert.equal(await h.submit([ev('r', n)]), null);
   assert.deepEqual(h.payloads(h.store, 'r'), [1, 2]);
-  assert.deepEqual(h.lost, [['r', 1, 'dropped_newest'], ['r', 1, 'dropped_newest']]);
+  assert.deepEqual(h.lost, [
+    ['r', 1, 'dropped_newest'],
+    ['r', 1, 'dropped_newest'],
+  ]);
   h.store.close();
 });
 
@@ -82,7 +117,12 @@ test('block holds acknowledgements until room is made, then releases them in ord
   assert.equal(await h.submit([ev('r', 1)]), null);
   assert.equal(await h.submit([ev('r', 2)]), null);
   const order: number[] = [];
-  const held = [3, 4].map((n) => h.submit([ev('r', n)]).then((err) => { order.push(n); return err; }));
+  const held = [3, 4].map((n) =>
+    h.submit([ev('r', n)]).then((err) => {
+      order.push(n);
+      return err;
+    }),
+  );
   await waitFor('the writer to hold both', () => h.writer.blockedMessages === 2, 2000);
   assert.deepEqual(order, [], 'nothing acknowledged while full');
   // delivery removes the oldest commit: room for one more
@@ -135,7 +175,11 @@ test('with maxMessages (client mode), the commit does not wait once every connec
   const first = h.submit([ev('r', 1)]);
   assert.equal(h.commits.length, 0);
   const second = h.submit([ev('r', 2)]);
-  assert.equal(h.commits.length, 0, 'not inside submit: a settle callback that submits again must not chain commits without a yield');
+  assert.equal(
+    h.commits.length,
+    0,
+    'not inside submit: a settle callback that submits again must not chain commits without a yield',
+  );
   const timerRan = new Promise<boolean>((resolve) => setImmediate(() => resolve(true)));
   assert.deepEqual(await Promise.all([first, second]), [null, null]);
   assert.equal(h.commits.length, 1);
@@ -148,33 +192,58 @@ test('once min_events wait, the commit does not wait max_wait_ms', async () => {
   const settled = Promise.all([1, 2, 3].map((n) => h.submit([ev('r', n)])));
   assert.equal(h.commits.length, 0, 'not synchronously: the rest of the socket read joins the commit');
   assert.deepEqual(await settled, [null, null, null]);
-  assert.deepEqual(h.commits.map((c) => c.events), [3]);
+  assert.deepEqual(
+    h.commits.map((c) => c.events),
+    [3],
+  );
   h.store.close();
 });
 
 test('a message that only fed transform state or became a dead letter is acknowledged by the commit that stores it, with the checkpoints', async () => {
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  let pendingState: Array<{ route: string; step: number; state: Buffer | null }> = [{ route: 'win', step: 2, state: Buffer.from('open') }];
+  let pendingState: Array<{ route: string; step: number; state: Buffer | null }> = [
+    { route: 'win', step: 2, state: Buffer.from('open') },
+  ];
   const lostAgain: number[] = [];
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, () => roomy, () => new Set(), {
-    onCommit: () => undefined,
-    onError: () => undefined,
-    onFull: () => undefined,
-    checkpoints: () => {
-      const out = pendingState;
-      pendingState = [];
-      return out;
+  const writer = new GroupCommitWriter(
+    store,
+    { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 },
+    () => roomy,
+    () => new Set(),
+    {
+      onCommit: () => undefined,
+      onError: () => undefined,
+      onFull: () => undefined,
+      checkpoints: () => {
+        const out = pendingState;
+        pendingState = [];
+        return out;
+      },
+      checkpointsLost: (s) => lostAgain.push(s.length),
     },
-    checkpointsLost: (s) => lostAgain.push(s.length),
-  });
-  const dead = { at: 5, route: 'r', step: '0:decode', reason: 'decode json: not JSON', topic: 't', clientId: 'c', payload: Buffer.from('x') };
+  );
+  const dead = {
+    at: 5,
+    route: 'r',
+    step: '0:decode',
+    reason: 'decode json: not JSON',
+    topic: 't',
+    clientId: 'c',
+    payload: Buffer.from('x'),
+  };
   const settled = await Promise.all([
     new Promise((resolve) => writer.submit([], resolve)),
     new Promise((resolve) => writer.submit([], resolve, [dead])),
   ]);
   assert.deepEqual(settled, [null, null]);
-  assert.deepEqual(store.loadStates().map((s) => [s.route, s.step, s.state.toString()]), [['win', 2, 'open']]);
-  assert.deepEqual(store.recentDeadLetters(10).map((d) => d.reason), ['decode json: not JSON']);
+  assert.deepEqual(
+    store.loadStates().map((s) => [s.route, s.step, s.state.toString()]),
+    [['win', 2, 'open']],
+  );
+  assert.deepEqual(
+    store.recentDeadLetters(10).map((d) => d.reason),
+    ['decode json: not JSON'],
+  );
 
   // a failed commit hands its checkpoints back and acknowledges nothing
   pendingState = [{ route: 'win', step: 2, state: Buffer.from('closed') }];
@@ -186,15 +255,26 @@ test('a message that only fed transform state or became a dead letter is acknowl
 
 test('the filesystem bound (diskBytes) applies like the total bound, but an event above it is held, not dropped as one that can never fit; holding is reported', async () => {
   const held: Array<[string[], number]> = [];
-  let limits: BufferLimits = { totalBytes: 1 << 30, diskBytes: 2 * EVENT + 10, routes: new Map([['r', { priority: 0, whenFull: 'block', maxBytes: null }]]) };
+  let limits: BufferLimits = {
+    totalBytes: 1 << 30,
+    diskBytes: 2 * EVENT + 10,
+    routes: new Map([['r', { priority: 0, whenFull: 'block', maxBytes: null }]]),
+  };
   const store = openSqliteStore(tempDb(), { synchronous: 'normal' });
-  const writer = new GroupCommitWriter(store, { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 }, () => limits, () => new Set(), {
-    onCommit: () => undefined,
-    onError: () => undefined,
-    onFull: () => assert.fail('nothing is dropped'),
-    onHeld: (routes, messages) => held.push([[...routes], messages]),
-  });
-  const submit = (events: RoutedEvent[]): Promise<Error | null> => new Promise((resolve) => writer.submit(events, resolve));
+  const writer = new GroupCommitWriter(
+    store,
+    { maxWaitMs: 0, maxEvents: 1000, maxBytes: 1 << 20 },
+    () => limits,
+    () => new Set(),
+    {
+      onCommit: () => undefined,
+      onError: () => undefined,
+      onFull: () => assert.fail('nothing is dropped'),
+      onHeld: (routes, messages) => held.push([[...routes], messages]),
+    },
+  );
+  const submit = (events: RoutedEvent[]): Promise<Error | null> =>
+    new Promise((resolve) => writer.submit(events, resolve));
   assert.equal(await submit([ev('r', 1)]), null);
   assert.equal(await submit([ev('r', 2)]), null);
   const third = submit([ev('r', 3)]);

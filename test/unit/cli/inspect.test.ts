@@ -15,7 +15,15 @@ const env = { ...process.env, STATE_DIRECTORY: tmpdir() };
 const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env });
 const cliAsync = promisify(execFile);
 
-interface RouteJson { route: string; priority: number; events: number; bytes: number; commits: number; oldest_age_ms: number | null; in_config: boolean }
+interface RouteJson {
+  route: string;
+  priority: number;
+  events: number;
+  bytes: number;
+  commits: number;
+  oldest_age_ms: number | null;
+  in_config: boolean;
+}
 interface ReportJson {
   buffer: string;
   exists: boolean;
@@ -30,24 +38,33 @@ function setup(): { dir: string; dbPath: string; config: string } {
   const dir = mkdtempSync(join(tmpdir(), 'edgehaul-inspect-'));
   const dbPath = join(dir, 'state', 'buffer.db');
   const config = join(dir, 'edgehaul.yaml');
-  writeFileSync(config, [
-    'buffer:',
-    `  path: ${JSON.stringify(dbPath)}`,
-    'routes:',
-    '  - name: telemetry',
-    '    match: "dev/+/telemetry"',
-    '    topic: plant.telemetry',
-    '  - name: alarms',
-    '    match: "dev/+/alarm"',
-    '    topic: plant.alarms',
-    '    priority: 10',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'buffer:',
+      `  path: ${JSON.stringify(dbPath)}`,
+      'routes:',
+      '  - name: telemetry',
+      '    match: "dev/+/telemetry"',
+      '    topic: plant.telemetry',
+      '  - name: alarms',
+      '    match: "dev/+/alarm"',
+      '    topic: plant.alarms',
+      '    priority: 10',
+      '',
+    ].join('\n'),
+  );
   return { dir, dbPath, config };
 }
 
-const event = (route: string, receivedAt: number): RoutedEvent =>
-  ({ route, kafkaTopic: `plant.${route}`, key: 'dev-1', topic: `dev/dev-1/${route}`, payload: Buffer.from('{"v":1}'), receivedAt });
+const event = (route: string, receivedAt: number): RoutedEvent => ({
+  route,
+  kafkaTopic: `plant.${route}`,
+  key: 'dev-1',
+  topic: `dev/dev-1/${route}`,
+  payload: Buffer.from('{"v":1}'),
+  receivedAt,
+});
 
 /** One group commit: 2 telemetry events and 1 alarm, as the writer would store them. */
 const groups = (receivedAt: number): CommitGroup[] => [
@@ -75,9 +92,13 @@ test('inspect --json gives per-route events, commits, priority and bytes; the te
   assert.deepEqual([...routes.keys()], ['alarms', 'telemetry'], 'highest priority first');
   assert.deepEqual(
     [...routes.values()].map((r) => [r.route, r.events, r.commits, r.priority, r.in_config]),
-    [['alarms', 3, 3, 10, true], ['telemetry', 10, 4, 0, true]],
+    [
+      ['alarms', 3, 3, 10, true],
+      ['telemetry', 10, 4, 0, true],
+    ],
   );
-  for (const [name, r] of routes) assert.equal(r.bytes, usage.get(name)!.bytes, `${name}: bytes as the store counts them`);
+  for (const [name, r] of routes)
+    assert.equal(r.bytes, usage.get(name)!.bytes, `${name}: bytes as the store counts them`);
   assert.ok(routes.get('alarms')!.oldest_age_ms! >= 2 * 3600_000);
   assert.deepEqual([report.total.events, report.total.commits], [13, 7]);
   assert.equal(report.next_seq, 14, 'sequence numbers start at 1; 13 handed out');
@@ -121,8 +142,14 @@ test('inspect reads next to a writer that keeps committing: every run sees one c
   } finally {
     clearInterval(writer);
   }
-  assert.ok(seen.every((n, i) => n >= 1 && (i === 0 || n >= seen[i - 1]!)), `commits seen: ${seen.join(', ')}`);
-  assert.ok(seen.at(-1)! > 1, `the reader sees the writer's later commits (seen ${seen.join(', ')}; ${commits} committed)`);
+  assert.ok(
+    seen.every((n, i) => n >= 1 && (i === 0 || n >= seen[i - 1]!)),
+    `commits seen: ${seen.join(', ')}`,
+  );
+  assert.ok(
+    seen.at(-1)! > 1,
+    `the reader sees the writer's later commits (seen ${seen.join(', ')}; ${commits} committed)`,
+  );
   assert.ok(existsSync(`${dbPath}-wal`));
 
   // the reader left the writer able to go on, and sees exactly what it committed
@@ -141,8 +168,21 @@ test('inspect on a missing buffer: says so and exits 0 with empty figures; no fi
   const report = JSON.parse(json.stdout) as ReportJson;
   assert.equal(report.exists, false);
   assert.equal(report.next_seq, null);
-  assert.deepEqual(report.routes.map((r) => [r.route, r.events, r.commits, r.priority]), [['alarms', 0, 0, 10], ['telemetry', 0, 0, 0]]);
-  assert.deepEqual(report.total, { events: 0, bytes: 0, commits: 0, oldest_received_at: null, oldest_age_ms: null, oldest_age: null });
+  assert.deepEqual(
+    report.routes.map((r) => [r.route, r.events, r.commits, r.priority]),
+    [
+      ['alarms', 0, 0, 10],
+      ['telemetry', 0, 0, 0],
+    ],
+  );
+  assert.deepEqual(report.total, {
+    events: 0,
+    bytes: 0,
+    commits: 0,
+    oldest_received_at: null,
+    oldest_age_ms: null,
+    oldest_age: null,
+  });
   const text = cli(['inspect', '--config', config]);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /does not exist yet/);
@@ -171,22 +211,63 @@ test('inspect lists the dead letters: count and the 10 most recent, payload as t
   store.commit(groups(Date.now()));
   for (let i = 1; i <= 12; i++) {
     const payload = i === 12 ? Buffer.from('{"temp": "hot"}') : Buffer.from([0xff, 0, i]);
-    store.commit([], [], { deadLetters: [{ at: 1_700_000_000_000 + i, route: 'telemetry', step: '1:validate', reason: `rejected ${i}`, topic: 'dev/dev-1/telemetry', clientId: 'dev-1', payload }] });
+    store.commit([], [], {
+      deadLetters: [
+        {
+          at: 1_700_000_000_000 + i,
+          route: 'telemetry',
+          step: '1:validate',
+          reason: `rejected ${i}`,
+          topic: 'dev/dev-1/telemetry',
+          clientId: 'dev-1',
+          payload,
+        },
+      ],
+    });
   }
   store.close();
 
   const report = JSON.parse(cli(['inspect', '--config', config, '--json']).stdout) as ReportJson;
   assert.equal(report.dead_letters.table, true);
   assert.equal(report.dead_letters.count, 12);
-  assert.deepEqual(report.dead_letters.columns, ['id', 'at', 'route', 'step', 'reason', 'topic', 'client_id', 'payload']);
-  assert.deepEqual(report.dead_letters.recent!.map((r) => r.id), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3]);
-  assert.deepEqual(report.dead_letters.recent![0], { id: 12, at: 1_700_000_000_012, route: 'telemetry', step: '1:validate', reason: 'rejected 12', topic: 'dev/dev-1/telemetry', client_id: 'dev-1', payload: { blob_bytes: 15, text: '{"temp": "hot"}' } });
-  assert.deepEqual(report.dead_letters.recent![1]!.payload, { blob_bytes: 3, base64: Buffer.from([0xff, 0, 11]).toString('base64') });
+  assert.deepEqual(report.dead_letters.columns, [
+    'id',
+    'at',
+    'route',
+    'step',
+    'reason',
+    'topic',
+    'client_id',
+    'payload',
+  ]);
+  assert.deepEqual(
+    report.dead_letters.recent!.map((r) => r.id),
+    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3],
+  );
+  assert.deepEqual(report.dead_letters.recent![0], {
+    id: 12,
+    at: 1_700_000_000_012,
+    route: 'telemetry',
+    step: '1:validate',
+    reason: 'rejected 12',
+    topic: 'dev/dev-1/telemetry',
+    client_id: 'dev-1',
+    payload: { blob_bytes: 15, text: '{"temp": "hot"}' },
+  });
+  assert.deepEqual(report.dead_letters.recent![1]!.payload, {
+    blob_bytes: 3,
+    base64: Buffer.from([0xff, 0, 11]).toString('base64'),
+  });
 
   const text = cli(['inspect', '--config', config]);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /dead letters: 12, most recent 10:/);
-  assert.ok(text.stdout.includes('id=12 at=2023-11-14T22:13:20.012Z route=telemetry step=1:validate reason="rejected 12" topic=dev/dev-1/telemetry client_id=dev-1 payload="{\\"temp\\": \\"hot\\"}"'), text.stdout);
+  assert.ok(
+    text.stdout.includes(
+      'id=12 at=2023-11-14T22:13:20.012Z route=telemetry step=1:validate reason="rejected 12" topic=dev/dev-1/telemetry client_id=dev-1 payload="{\\"temp\\": \\"hot\\"}"',
+    ),
+    text.stdout,
+  );
   assert.match(text.stdout, /id=11 .* payload=<3 bytes>/);
 });
 
@@ -194,14 +275,33 @@ test('the dead-letter table keeps only the newest `keep` rows', () => {
   const { dbPath } = setup();
   const store = openSqliteStore(dbPath, { synchronous: 'normal' });
   for (let i = 1; i <= 30; i++) {
-    store.commit([], [], { keepDeadLetters: 5, deadLetters: [{ at: i, route: 'r', step: '0:decode', reason: `r${i}`, topic: 't', clientId: 'c', payload: Buffer.alloc(10_000, 1) }] });
+    store.commit([], [], {
+      keepDeadLetters: 5,
+      deadLetters: [
+        {
+          at: i,
+          route: 'r',
+          step: '0:decode',
+          reason: `r${i}`,
+          topic: 't',
+          clientId: 'c',
+          payload: Buffer.alloc(10_000, 1),
+        },
+      ],
+    });
   }
   const recent = store.recentDeadLetters(100);
-  assert.deepEqual(recent.map((d) => d.reason), ['r30', 'r29', 'r28', 'r27', 'r26']);
+  assert.deepEqual(
+    recent.map((d) => d.reason),
+    ['r30', 'r29', 'r28', 'r27', 'r26'],
+  );
   assert.equal(recent[0]!.payload.length, 4096, 'payloads are cut to 4 KiB in the table');
   store.close();
 });
 
 test('formatAge is short and human', () => {
-  assert.deepEqual([0, 42_000, 12 * 60_000 + 5_000, 3 * 3600_000 + 12 * 60_000, 2 * 86_400_000 + 4 * 3600_000, -5].map(formatAge), ['0s', '42s', '12m5s', '3h12m', '2d4h', '0s']);
+  assert.deepEqual(
+    [0, 42_000, 12 * 60_000 + 5_000, 3 * 3600_000 + 12 * 60_000, 2 * 86_400_000 + 4 * 3600_000, -5].map(formatAge),
+    ['0s', '42s', '12m5s', '3h12m', '2d4h', '0s'],
+  );
 });

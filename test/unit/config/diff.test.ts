@@ -27,10 +27,28 @@ test('every setting of the default config is classified in the apply table, not 
 });
 
 test('listener, buffer file and identity need a restart; routes, kafka, limits, commits, TTLs and log level are live', () => {
-  for (const key of ['ingest.embedded.port', 'ingest.embedded.host', 'ingest.mode', 'ingest.client.url', 'buffer.path', 'buffer.synchronous', 'gateway.id']) {
+  for (const key of [
+    'ingest.embedded.port',
+    'ingest.embedded.host',
+    'ingest.mode',
+    'ingest.client.url',
+    'buffer.path',
+    'buffer.synchronous',
+    'gateway.id',
+  ]) {
     assert.equal(applyMode(key), 'restart', key);
   }
-  for (const key of ['routes', 'kafka.linger_ms', 'kafka.brokers', 'ingest.max_payload_bytes', 'buffer.commit.max_wait_ms', 'buffer.ttl_secs', 'log.level', 'log.stats_interval_secs', 'reload.watch']) {
+  for (const key of [
+    'routes',
+    'kafka.linger_ms',
+    'kafka.brokers',
+    'ingest.max_payload_bytes',
+    'buffer.commit.max_wait_ms',
+    'buffer.ttl_secs',
+    'log.level',
+    'log.stats_interval_secs',
+    'reload.watch',
+  ]) {
     assert.equal(applyMode(key), 'live', key);
   }
   assert.equal(applyMode('something.new'), 'restart', 'an unknown key is never claimed to be live');
@@ -48,12 +66,14 @@ test('an equal config is no change', () => {
 });
 
 test('changes are named by leaf key; arrays change as a whole', () => {
-  const next = withYaml([
-    'kafka:\n  linger_ms: 5\n  brokers: ["a:1", "b:2"]',
-    'ingest:\n  embedded:\n    port: 1999',
-    'log:\n  level: debug',
-    'routes:\n  - name: r\n    match: "x/#"\n    topic: t',
-  ].join('\n') + '\n');
+  const next = withYaml(
+    [
+      'kafka:\n  linger_ms: 5\n  brokers: ["a:1", "b:2"]',
+      'ingest:\n  embedded:\n    port: 1999',
+      'log:\n  level: debug',
+      'routes:\n  - name: r\n    match: "x/#"\n    topic: t',
+    ].join('\n') + '\n',
+  );
   const diff = diffConfig(base, next);
   assert.deepEqual(diff.changes.map((c) => [c.key, c.live]).sort(), [
     ['ingest.embedded.port', false],
@@ -73,14 +93,22 @@ test('the effective config takes live changes and keeps the running value of res
   assert.equal(effective.buffer.path, base.buffer.path);
   assert.equal(effective.kafka.linger_ms, 7);
   // a second reload of the same file still reports the pending restart-only keys
-  assert.deepEqual(diffConfig(effective, next).changes.map((c) => c.key).sort(), ['buffer.path', 'ingest.embedded.port']);
+  assert.deepEqual(
+    diffConfig(effective, next)
+      .changes.map((c) => c.key)
+      .sort(),
+    ['buffer.path', 'ingest.embedded.port'],
+  );
 });
 
 test('a secret change is reported by key name only', () => {
   const a = withYaml('ingest:\n  client:\n    password:\n      value: old-secret\n');
   const b = withYaml('ingest:\n  client:\n    password:\n      value: new-secret\n');
   const diff = diffConfig(a, b);
-  assert.deepEqual(diff.changes.map((c) => c.key), ['ingest.client.password.value']);
+  assert.deepEqual(
+    diff.changes.map((c) => c.key),
+    ['ingest.client.password.value'],
+  );
   assert.doesNotMatch(JSON.stringify(diff.changes), /secret/);
 });
 

@@ -21,7 +21,13 @@ test('the shipped config is valid and equals the built-in defaults (but for anon
   // the one documented difference: the built-in default refuses anonymous clients
   assert.equal(defaults.ingest.embedded.auth.allow_anonymous, false);
   assert.equal(shipped.ingest.embedded.auth.allow_anonymous, true);
-  assert.deepEqual(shipped, { ...defaults, ingest: { ...defaults.ingest, embedded: { ...defaults.ingest.embedded, auth: { ...defaults.ingest.embedded.auth, allow_anonymous: true } } } });
+  assert.deepEqual(shipped, {
+    ...defaults,
+    ingest: {
+      ...defaults.ingest,
+      embedded: { ...defaults.ingest.embedded, auth: { ...defaults.ingest.embedded.auth, allow_anonymous: true } },
+    },
+  });
   assert.equal(shipped.ingest.embedded.port, 1883);
   assert.equal(shipped.buffer.synchronous, 'full');
 });
@@ -41,26 +47,36 @@ test('a wrong type names the key path and line', () => {
 });
 
 test('route errors name the route', () => {
-  const yaml = 'routes:\n  - name: a\n    match: x/#\n    topic: t\n  - name: b\n    match: "dev/+id/#"\n    topic: t\n    key: "{device}"\n';
+  const yaml =
+    'routes:\n  - name: a\n    match: x/#\n    topic: t\n  - name: b\n    match: "dev/+id/#"\n    topic: t\n    key: "{device}"\n';
   const [p] = problems(yaml);
   assert.equal(p!.key, 'routes[1]');
   assert.equal(p!.line, 5);
   assert.match(p!.message, /route "b": key uses \{device\}/);
   assert.match(problems('routes:\n  - { name: a, match: "a/#/b", topic: t }\n')[0]!.message, /route "a".*last level/);
   assert.match(problems('routes:\n  - { name: a, match: "#", topic: "no spaces" }\n')[0]!.key, /routes\[0\]\.topic/);
-  assert.match(problems('routes:\n  - { name: a, match: "#", topic: t }\n  - { name: a, match: "#", topic: u }\n')[0]!.message, /duplicate route name/);
+  assert.match(
+    problems('routes:\n  - { name: a, match: "#", topic: t }\n  - { name: a, match: "#", topic: u }\n')[0]!.message,
+    /duplicate route name/,
+  );
 });
 
 test('YAML syntax errors carry the line', () => {
   const [p] = problems('a: 1\nb: [\n');
   assert.equal(typeof p!.line, 'number');
-  assert.throws(() => parseConfig('a: 1\na: 2\n', 'dup.yaml'), (err: unknown) => err instanceof ConfigError && err.code === 'EH_ERR_CONFIG_YAML');
+  assert.throws(
+    () => parseConfig('a: 1\na: 2\n', 'dup.yaml'),
+    (err: unknown) => err instanceof ConfigError && err.code === 'EH_ERR_CONFIG_YAML',
+  );
 });
 
 test('secrets come from env or files, and a missing one is a clear error', () => {
   assert.equal(readSecret({ env: 'EH_TEST_PW' }, { EH_TEST_PW: 's3cret' }), 's3cret');
   assert.throws(() => readSecret({ env: 'EH_TEST_NOPE' }, {}), /EH_TEST_NOPE is not set/);
-  assert.throws(() => readSecret({ file: 'nope' }, { CREDENTIALS_DIRECTORY: '/nonexistent' }), /cannot be read: ENOENT/);
+  assert.throws(
+    () => readSecret({ file: 'nope' }, { CREDENTIALS_DIRECTORY: '/nonexistent' }),
+    /cannot be read: ENOENT/,
+  );
   assert.match(problems('ingest:\n  client:\n    password: { env: A, file: b }\n')[0]!.message, /exactly one/);
 });
 
@@ -71,9 +87,15 @@ test('relative buffer paths resolve against STATE_DIRECTORY', () => {
 
 test('client mode: shared subscriptions and topics-with-connections are rejected', () => {
   assert.match(problems('ingest:\n  client:\n    topics: ["$share/g/devices/#"]\n')[0]!.message, /out of order/);
-  assert.match(problems('ingest:\n  client:\n    topics: ["a/#"]\n    connections: [["b/#"]]\n')[0]!.message, /either topics/);
+  assert.match(
+    problems('ingest:\n  client:\n    topics: ["a/#"]\n    connections: [["b/#"]]\n')[0]!.message,
+    /either topics/,
+  );
   assert.match(problems('ingest:\n  client:\n    connections: [["a/#/b"]]\n')[0]!.message, /last level/);
-  const ok = parseConfig('ingest:\n  mode: client\n  client:\n    connections: [["site/a/#"], ["site/b/#"]]\n', 't.yaml');
+  const ok = parseConfig(
+    'ingest:\n  mode: client\n  client:\n    connections: [["site/a/#"], ["site/b/#"]]\n',
+    't.yaml',
+  );
   assert.equal(ok.ingest.client.connections.length, 2);
 });
 
@@ -103,6 +125,9 @@ ${extra}`;
   const [typed] = problems(steps('      - map:\n          compute:\n            x: "1 + \'a\'"\n'));
   assert.match(typed!, /^9: routes\[0\]\.steps\[1\]\.map\.compute\.x: route "telemetry" step 2: .*int \+ string/);
   const unknown = problems(steps('      - explode: {}\n'));
-  assert.ok(unknown.some((p) => /^7: routes\[0\]\.steps\[1\]: unknown key "explode"/.test(p)), unknown.join('\n'));
+  assert.ok(
+    unknown.some((p) => /^7: routes\[0\]\.steps\[1\]: unknown key "explode"/.test(p)),
+    unknown.join('\n'),
+  );
   assert.deepEqual(problems(steps('      - filter: "temp > 20"\n')), [], 'a good one passes');
 });

@@ -8,7 +8,9 @@ import { ROOT } from '../../support/kafka.js';
 /** Leaf settings of the built-in defaults, as dotted paths (lists are leaves; routes have a table of their own). */
 function leaves(value: unknown, prefix = ''): string[] {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || prefix === 'routes') return [prefix];
-  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => leaves(v, prefix === '' ? k : `${prefix}.${k}`));
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+    leaves(v, prefix === '' ? k : `${prefix}.${k}`),
+  );
 }
 
 /**
@@ -38,5 +40,9 @@ test('docs/configuration.md documents every setting of the schema (checked again
   const reference = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
   const keys = documented(reference);
   const missing = leaves(configSchema.parse({})).filter((path) => !keys.has(path));
-  assert.deepEqual(missing, [], `settings missing from the config reference (docs/configuration.md): ${missing.join(', ')}`);
+  assert.deepEqual(
+    missing,
+    [],
+    `settings missing from the config reference (docs/configuration.md): ${missing.join(', ')}`,
+  );
 });

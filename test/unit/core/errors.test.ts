@@ -8,7 +8,9 @@ import { ROOT } from '../../support/kafka.js';
 /** README, CONTRIBUTING and every page of the manual under docs/. */
 function manual(): Map<string, string> {
   const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []));
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : [],
+    );
   const files = [join(ROOT, 'README.md'), join(ROOT, 'CONTRIBUTING.md'), ...walk(join(ROOT, 'docs'))];
   return new Map(files.map((f) => [relative(ROOT, f), readFileSync(f, 'utf8')]));
 }
@@ -21,9 +23,17 @@ test('every error code is documented in docs/operations.md, and no page of the m
   const table = operations.slice(start);
   const documented = new Set([...table.matchAll(/^\| `(EH_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]!));
   const defined = new Set(Object.keys(ERROR_CODES));
-  assert.deepEqual([...defined].filter((c) => !documented.has(c)), [], 'defined but not in the error table of docs/operations.md');
+  assert.deepEqual(
+    [...defined].filter((c) => !documented.has(c)),
+    [],
+    'defined but not in the error table of docs/operations.md',
+  );
   for (const [page, text] of pages) {
     const mentioned = new Set([...text.matchAll(/EH_ERR_[A-Z_]+/g)].map((m) => m[0]));
-    assert.deepEqual([...mentioned].filter((c) => !defined.has(c)), [], `in ${page} but not defined`);
+    assert.deepEqual(
+      [...mentioned].filter((c) => !defined.has(c)),
+      [],
+      `in ${page} but not defined`,
+    );
   }
 });

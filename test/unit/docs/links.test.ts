@@ -7,7 +7,9 @@ import { ROOT } from '../../support/kafka.js';
 /** The manual: README, CONTRIBUTING and every page under docs/. */
 function pages(): string[] {
   const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []));
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : [],
+    );
   return [join(ROOT, 'README.md'), join(ROOT, 'CONTRIBUTING.md'), ...walk(join(ROOT, 'docs'))].sort();
 }
 
@@ -33,7 +35,10 @@ function anchors(markdown: string): Set<string> {
     const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (m === null) continue;
     const text = m[1]!.replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*]/g, '');
-    const base = text.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/ /g, '-');
+    const base = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     out.add(n === 0 ? base : `${base}-${n}`);
@@ -55,8 +60,20 @@ function links(markdown: string): string[] {
 }
 
 test('GitHub anchors: markup and punctuation dropped, repeats numbered', () => {
-  const a = anchors('# A title\n## Durability: what an acknowledgement means\n## `edgehaul status`\n## /healthz\n```\n# not a heading\n```\n## A title\n## deadband (report by exception)\n');
-  assert.deepEqual([...a], ['a-title', 'durability-what-an-acknowledgement-means', 'edgehaul-status', 'healthz', 'a-title-1', 'deadband-report-by-exception']);
+  const a = anchors(
+    '# A title\n## Durability: what an acknowledgement means\n## `edgehaul status`\n## /healthz\n```\n# not a heading\n```\n## A title\n## deadband (report by exception)\n',
+  );
+  assert.deepEqual(
+    [...a],
+    [
+      'a-title',
+      'durability-what-an-acknowledgement-means',
+      'edgehaul-status',
+      'healthz',
+      'a-title-1',
+      'deadband-report-by-exception',
+    ],
+  );
 });
 
 test('every relative link and anchor in README.md, CONTRIBUTING.md and docs/ resolves', () => {
@@ -73,7 +90,12 @@ test('every relative link and anchor in README.md, CONTRIBUTING.md and docs/ res
         broken.push(`${where} (no such file)`);
         continue;
       }
-      if (anchor !== undefined && anchor !== '' && file.endsWith('.md') && !anchors(readFileSync(file, 'utf8')).has(anchor)) {
+      if (
+        anchor !== undefined &&
+        anchor !== '' &&
+        file.endsWith('.md') &&
+        !anchors(readFileSync(file, 'utf8')).has(anchor)
+      ) {
         broken.push(`${where} (no such heading)`);
       }
     }

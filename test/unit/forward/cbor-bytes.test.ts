@@ -61,13 +61,36 @@ test('itemEnd refuses items that are ill-formed or decode differently elsewhere'
 });
 
 test('the writer fills exactly the size the *Size functions give, and says when it does not', () => {
-  const ints = [0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, -1, -24, -25, -(2 ** 32), -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER];
+  const ints = [
+    0,
+    23,
+    24,
+    255,
+    256,
+    65_535,
+    65_536,
+    2 ** 32 - 1,
+    2 ** 32,
+    -1,
+    -24,
+    -25,
+    -(2 ** 32),
+    -(2 ** 32) - 1,
+    Number.MAX_SAFE_INTEGER,
+  ];
   const texts = ['', 'a', 'é✓', 'x'.repeat(300)];
-  const w = new CborWriter(headSize(ints.length + texts.length) + ints.reduce((n, i) => n + intSize(i), 0) + texts.reduce((n, t) => n + textSize(t), 0));
+  const w = new CborWriter(
+    headSize(ints.length + texts.length) +
+      ints.reduce((n, i) => n + intSize(i), 0) +
+      texts.reduce((n, t) => n + textSize(t), 0),
+  );
   w.head(MAJOR_ARRAY, ints.length + texts.length);
   for (const i of ints) w.int(i);
   for (const t of texts) w.text(t);
-  assert.ok(w.done().equals(encoder.encode(wideIntegers([...ints, ...texts]))), 'as cbor-x writes them, integers as integers');
+  assert.ok(
+    w.done().equals(encoder.encode(wideIntegers([...ints, ...texts]))),
+    'as cbor-x writes them, integers as integers',
+  );
   const short = new CborWriter(3);
   short.int(1);
   assert.throws(() => short.done(), /wrote 1 of 3 bytes/);

@@ -12,9 +12,25 @@ import type { Confirmation, OutRecord, RecordSink } from '../../../src/forward/s
 import { Stats } from '../../../src/ops/stats.js';
 import { waitFor } from '../../support/poll.js';
 
-const ev = (key: string, n: number): RoutedEvent => ({ route: 'r', kafkaTopic: 't', key, topic: `d/${key}`, payload: Buffer.from(String(n)), receivedAt: 1000 + n });
+const ev = (key: string, n: number): RoutedEvent => ({
+  route: 'r',
+  kafkaTopic: 't',
+  key,
+  topic: `d/${key}`,
+  payload: Buffer.from(String(n)),
+  receivedAt: 1000 + n,
+});
 const silent = pino({ level: 'silent' });
-const options = { gatewayId: 'gw', maxEventsPerRecord: 2, maxEventsPerSend: 100, maxSendBytes: 1 << 20, maxBytesPerSec: 0, lingerMs: 0, retryInitialMs: 5, retryMaxMs: 20 };
+const options = {
+  gatewayId: 'gw',
+  maxEventsPerRecord: 2,
+  maxEventsPerSend: 100,
+  maxSendBytes: 1 << 20,
+  maxBytesPerSec: 0,
+  lingerMs: 0,
+  retryInitialMs: 5,
+  retryMaxMs: 20,
+};
 
 /** A sink that fails the first `failures` sends, then records what it accepts. */
 class FakeSink implements RecordSink {
@@ -64,7 +80,10 @@ test('events leave the buffer only after the sink accepted them, retried after f
 class PartialSink implements RecordSink {
   accepted: OutRecord[] = [];
   sends = 0;
-  constructor(private readonly partialSends: number, private readonly unconfirmed: (r: OutRecord, i: number) => boolean) {}
+  constructor(
+    private readonly partialSends: number,
+    private readonly unconfirmed: (r: OutRecord, i: number) => boolean,
+  ) {}
   async connect(): Promise<void> {}
   async send(records: readonly OutRecord[]): Promise<Array<Confirmation | null>> {
     this.sends++;
@@ -99,7 +118,11 @@ test('a send that resolves without a confirmation for every record keeps the row
   assert.ok(line !== undefined, 'logged with its code');
   assert.equal(line.records, 1);
   const delivered = sink.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString())));
-  assert.deepEqual([...new Set(delivered)].sort(), [1, 2, 3, 4], 'every event delivered (the retry duplicates a and c, with the same sequence numbers)');
+  assert.deepEqual(
+    [...new Set(delivered)].sort(),
+    [1, 2, 3, 4],
+    'every event delivered (the retry duplicates a and c, with the same sequence numbers)',
+  );
   assert.equal(await fwd.stop(Date.now() + 1000), 0);
   store.close();
 });
@@ -108,10 +131,21 @@ test('checkConfirmations: a missing or malformed confirmation is a failure; a co
   const r = (key: string): OutRecord => ({ topic: 't', key, value: Buffer.alloc(1), headers: {} });
   const ok = (offset: string): Confirmation => ({ partition: 1, offset });
   assert.equal(checkConfirmations([r('a'), r('b')], [ok('0'), ok('7')]), null);
-  assert.deepEqual(checkConfirmations([r('a'), r('b')], [ok('0')]), { records: 1, reordered: 0 }, 'fewer confirmations than records');
+  assert.deepEqual(
+    checkConfirmations([r('a'), r('b')], [ok('0')]),
+    { records: 1, reordered: 0 },
+    'fewer confirmations than records',
+  );
   assert.deepEqual(checkConfirmations([r('a')], [{ partition: -1, offset: '3' }]), { records: 1, reordered: 0 });
-  assert.deepEqual(checkConfirmations([r('a')], [ok('-1')]), { records: 1, reordered: 0 }, 'an offset of -1 is no evidence of a write');
-  assert.deepEqual(checkConfirmations([r('a'), r('b'), r('a')], [null, ok('1'), ok('2')]), { records: 1, reordered: 1 });
+  assert.deepEqual(
+    checkConfirmations([r('a')], [ok('-1')]),
+    { records: 1, reordered: 0 },
+    'an offset of -1 is no evidence of a write',
+  );
+  assert.deepEqual(checkConfirmations([r('a'), r('b'), r('a')], [null, ok('1'), ok('2')]), {
+    records: 1,
+    reordered: 1,
+  });
 });
 
 test('higher-priority commits are sent before an older lower-priority backlog', async () => {
@@ -124,17 +158,27 @@ test('higher-priority commits are sent before an older lower-priority backlog', 
   const fwd = new Forwarder(store, sink, { ...options, maxEventsPerSend: 1 }, new Stats(), silent);
   fwd.start();
   await waitFor('delivery', () => store.stats().events === 0, 5000);
-  assert.deepEqual(sink.accepted.map((r) => decodeBatch(r.value).route), ['alarms', 'r', 'r']);
+  assert.deepEqual(
+    sink.accepted.map((r) => decodeBatch(r.value).route),
+    ['alarms', 'r', 'r'],
+  );
   await fwd.stop(Date.now() + 1000);
   store.close();
 });
 
 test('an upload cap holds the forwarder to about max_bytes_per_sec', async () => {
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
-  for (let i = 0; i < 6; i++) store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: Buffer.alloc(10_000, i) }] }]);
+  for (let i = 0; i < 6; i++)
+    store.commit([{ route: 'r', priority: 0, events: [{ ...ev('a', i), payload: Buffer.alloc(10_000, i) }] }]);
   const sink = new FakeSink(0);
   // 20 kB/s with a 20 kB burst: six 10 kB records need at least (60 - 20) / 20 = 2 s
-  const fwd = new Forwarder(store, sink, { ...options, maxEventsPerSend: 1, maxSendBytes: 20_000, maxBytesPerSec: 20_000 }, new Stats(), silent);
+  const fwd = new Forwarder(
+    store,
+    sink,
+    { ...options, maxEventsPerSend: 1, maxSendBytes: 20_000, maxBytesPerSec: 20_000 },
+    new Stats(),
+    silent,
+  );
   const started = Date.now();
   fwd.start();
   await waitFor('delivery', () => store.stats().events === 0, 10_000);
@@ -147,7 +191,13 @@ test('an upload cap holds the forwarder to about max_bytes_per_sec', async () =>
 test('stop() with the sink down returns by the deadline and keeps the events', async () => {
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
   const sink = new FakeSink(Number.POSITIVE_INFINITY);
-  const fwd = new Forwarder(store, sink, { ...options, retryInitialMs: 10_000, retryMaxMs: 10_000 }, new Stats(), silent);
+  const fwd = new Forwarder(
+    store,
+    sink,
+    { ...options, retryInitialMs: 10_000, retryMaxMs: 10_000 },
+    new Stats(),
+    silent,
+  );
   fwd.start();
   store.commit([{ route: 'r', priority: 0, events: [ev('a', 1)] }]);
   fwd.notify();
@@ -160,17 +210,38 @@ test('stop() with the sink down returns by the deadline and keeps the events', a
 
 test('records and requests stay under max_send_bytes, in order, so Kafka never refuses a batch as too large', () => {
   const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
-  const fwd = new Forwarder(store, new FakeSink(0), { ...options, maxEventsPerRecord: 1000, maxSendBytes: 20_000 }, new Stats(), silent);
-  const events = Array.from({ length: 100 }, (_, i) => ({ ...ev(i % 2 === 0 ? 'a' : 'b', i), seq: i + 1, payload: Buffer.alloc(900, i) }));
+  const fwd = new Forwarder(
+    store,
+    new FakeSink(0),
+    { ...options, maxEventsPerRecord: 1000, maxSendBytes: 20_000 },
+    new Stats(),
+    silent,
+  );
+  const events = Array.from({ length: 100 }, (_, i) => ({
+    ...ev(i % 2 === 0 ? 'a' : 'b', i),
+    seq: i + 1,
+    payload: Buffer.alloc(900, i),
+  }));
   const records = fwd.toRecords([{ id: 1, route: 'r', priority: 0, events, bytes: 0 }]);
   const requests = fwd.toRequests(records);
   for (const r of records) assert.ok(r.value.length <= 20_000, `record of ${r.value.length} B`);
   for (const q of requests) assert.ok(q.reduce((n, r) => n + r.value.length, 0) <= 20_000);
   const seqs = requests.flat().flatMap((r) => decodeBatch(r.value).events.map((e) => e.seq));
-  assert.deepEqual([...seqs].sort((x, y) => x - y), events.map((e) => e.seq), 'every event once');
+  assert.deepEqual(
+    [...seqs].sort((x, y) => x - y),
+    events.map((e) => e.seq),
+    'every event once',
+  );
   for (const key of ['a', 'b']) {
-    const ofKey = requests.flat().filter((r) => r.key === key).flatMap((r) => decodeBatch(r.value).events.map((e) => e.seq));
-    assert.deepEqual(ofKey, [...ofKey].sort((x, y) => x - y), `key ${key} in order`);
+    const ofKey = requests
+      .flat()
+      .filter((r) => r.key === key)
+      .flatMap((r) => decodeBatch(r.value).events.map((e) => e.seq));
+    assert.deepEqual(
+      ofKey,
+      [...ofKey].sort((x, y) => x - y),
+      `key ${key} in order`,
+    );
   }
   store.close();
 });
@@ -208,14 +279,20 @@ test('pause (a Kafka reconfiguration) lets the batch in flight finish and leaves
   first.release();
   await paused;
   assert.ok(first.closed, 'the old sink is closed');
-  assert.deepEqual(first.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))), [1]);
+  assert.deepEqual(
+    first.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))),
+    [1],
+  );
   await waitFor('the acknowledged batch to leave the buffer file', () => store.stats().events === 3, 5000);
 
   const second = new FakeSink(0);
   const next = new Forwarder(store, second, options, new Stats(), silent);
   next.start();
   await waitFor('delivery', () => store.stats().events === 0, 5000);
-  assert.deepEqual(second.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))), [2, 3, 4]);
+  assert.deepEqual(
+    second.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => Number(e.payload.toString()))),
+    [2, 3, 4],
+  );
   await next.stop(Date.now() + 1000);
   store.close();
 });

@@ -5,8 +5,16 @@ import { evaluateHealth, healthHttpStatus, HEALTH_REASONS, type HealthInput } fr
 const NOW = 10_000_000;
 const rules = { bufferRatio: 0.8, diskMinFreeBytes: 1000, lossWindowMs: 300_000 };
 const healthy: HealthInput = {
-  now: NOW, upstreamConnected: true, buffer: { events: 0, bytes: 0 }, maxBytes: 10_000, lastLossAt: 0, blockedMessages: 0,
-  storeDamagedAt: 0, lastCommitAt: NOW - 10, lastCommitErrorAt: 0, diskFreeBytes: 1_000_000,
+  now: NOW,
+  upstreamConnected: true,
+  buffer: { events: 0, bytes: 0 },
+  maxBytes: 10_000,
+  lastLossAt: 0,
+  blockedMessages: 0,
+  storeDamagedAt: 0,
+  lastCommitAt: NOW - 10,
+  lastCommitErrorAt: 0,
+  diskFreeBytes: 1_000_000,
 };
 const check = (patch: Partial<HealthInput>) => evaluateHealth({ ...healthy, ...patch }, rules);
 
@@ -45,7 +53,11 @@ test('failing: acknowledgements held, or the store not writable since its last f
   assert.deepEqual(check({ blockedMessages: 2 }).codes, ['acks_held']);
   assert.equal(check({ blockedMessages: 2 }).status, 'failing');
   assert.equal(check({ lastCommitErrorAt: NOW - 5, lastCommitAt: NOW - 10 }).status, 'failing');
-  assert.equal(check({ lastCommitErrorAt: NOW - 10, lastCommitAt: NOW - 5 }).status, 'ok', 'a commit succeeded since: writable again');
+  assert.equal(
+    check({ lastCommitErrorAt: NOW - 10, lastCommitAt: NOW - 5 }).status,
+    'ok',
+    'a commit succeeded since: writable again',
+  );
   const both = check({ blockedMessages: 1, upstreamConnected: false, buffer: { events: 1, bytes: 1 } });
   assert.equal(both.status, 'failing', 'failing wins over degraded');
   assert.deepEqual(both.codes, ['acks_held', 'upstream_down']);

@@ -17,7 +17,10 @@ test('defaultRouteInterface: the up default route with the lowest metric; null w
     'usb0\t00000000\t0100000A\t0002\t0\t0\t0\t00000000\t0\t0\t0',
   ].join('\n');
   assert.equal(defaultRouteInterface(table), 'eth0');
-  assert.equal(defaultRouteInterface([HEADER, 'eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0'].join('\n')), null);
+  assert.equal(
+    defaultRouteInterface([HEADER, 'eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0'].join('\n')),
+    null,
+  );
   assert.equal(defaultRouteInterface(`${HEADER}\n`), null);
 });
 
@@ -26,7 +29,10 @@ test('readNetworkCounters reads /proc/net/route and /sys/class/net without netli
   t.after(() => rmSync(root, { recursive: true, force: true }));
   assert.equal(await readNetworkCounters(root), null, 'no /proc/net/route: unknown');
   mkdirSync(join(root, 'proc/net'), { recursive: true });
-  writeFileSync(join(root, 'proc/net/route'), `${HEADER}\neth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`);
+  writeFileSync(
+    join(root, 'proc/net/route'),
+    `${HEADER}\neth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`,
+  );
   assert.equal(await readNetworkCounters(root), null, 'no counters for the interface: unknown');
   mkdirSync(join(root, 'sys/class/net/eth0/statistics'), { recursive: true });
   writeFileSync(join(root, 'sys/class/net/eth0/statistics/rx_bytes'), '123456789012\n');

@@ -43,7 +43,13 @@ test('hours are read in the window time zone, daylight saving time included', ()
 });
 
 test('cron windows: open during every second of a matching minute, in their time zone; several windows add up', () => {
-  const w = compileUploadWindows([{ cron: '* 2 * * 1-5', timezone: 'America/New_York' }, { cron: '* 12 * * 6,0', timezone: 'UTC' }], '');
+  const w = compileUploadWindows(
+    [
+      { cron: '* 2 * * 1-5', timezone: 'America/New_York' },
+      { cron: '* 12 * * 6,0', timezone: 'UTC' },
+    ],
+    '',
+  );
   try {
     // Monday 2026-01-12 02:xx in New York = 07:xx UTC
     assert.equal(w.isOpen(at('2026-01-12T07:00:00Z')), true);
@@ -88,7 +94,10 @@ test('invalid windows, cron expressions and time zones are config errors with th
   assert.equal(p.line, 3);
   assert.match(p.message, /cron expression/);
   assert.match(problem('kafka:\n  upload_windows:\n    - hours: "1:00-5:00"\n').message, /HH:MM-HH:MM/);
-  assert.match(problem('kafka:\n  upload_windows:\n    - { hours: "01:00-05:00", cron: "* * * * *" }\n').message, /exactly one of hours or cron/);
+  assert.match(
+    problem('kafka:\n  upload_windows:\n    - { hours: "01:00-05:00", cron: "* * * * *" }\n').message,
+    /exactly one of hours or cron/,
+  );
   assert.match(problem('kafka:\n  upload_windows:\n    - { hours: "03:00-03:00" }\n').message, /empty/);
   p = problem('schedules:\n  timezone: UTC\n  store_maintenance: "every night"\n');
   assert.equal(p.key, 'schedules.store_maintenance');
@@ -97,6 +106,9 @@ test('invalid windows, cron expressions and time zones are config errors with th
   assert.equal(problem('telemetry:\n  enabled: true\n  cron: "61 * * * *"\n').key, 'telemetry.cron');
   assert.match(problem('routes:\n  - { name: edgehaul.health, match: "#", topic: t }\n').message, /internal route/);
   // valid ones pass
-  const ok = parseConfig('schedules: { timezone: Europe/Berlin, ttl_sweep: "*/5 * * * * *" }\nkafka:\n  upload_windows: [{ hours: "22:00-06:00" }, { cron: "* 1-4 * * *", timezone: UTC }]\n', 'ok.yaml');
+  const ok = parseConfig(
+    'schedules: { timezone: Europe/Berlin, ttl_sweep: "*/5 * * * * *" }\nkafka:\n  upload_windows: [{ hours: "22:00-06:00" }, { cron: "* 1-4 * * *", timezone: UTC }]\n',
+    'ok.yaml',
+  );
   assert.equal(ok.kafka.upload_windows.length, 2);
 });

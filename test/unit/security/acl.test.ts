@@ -54,7 +54,7 @@ test('rules by username and client id pattern allow publish and subscribe; every
   assert.ok(!regexChars.forSubject({ username: null, clientId: 'axbc' }).canPublish('t'), '. is literal in a glob');
 });
 
-test('without rules everything but $SYS and the gateway\'s own $edgehaul/ is allowed', () => {
+test("without rules everything but $SYS and the gateway's own $edgehaul/ is allowed", () => {
   const open = compileAcl([]).forSubject({ username: null, clientId: 'c' });
   assert.ok(open.canPublish('any/topic'));
   assert.ok(open.canSubscribe('#'));

@@ -27,20 +27,45 @@ test('hashes with unbounded or malformed parameters are refused by check-config'
   assert.equal(parseHash(`bcrypt$10$${salt}$${hash}`), null);
   assert.equal(parseHash('hunter2'), null, 'a plain password is not a hash');
   assert.throws(
-    () => parseConfig('ingest:\n  embedded:\n    auth:\n      users:\n        - { username: a, password_hash: hunter2 }\n', 't.yaml'),
+    () =>
+      parseConfig(
+        'ingest:\n  embedded:\n    auth:\n      users:\n        - { username: a, password_hash: hunter2 }\n',
+        't.yaml',
+      ),
     /line 5: ingest\.embedded\.auth\.users\[0\]\.password_hash: not a password hash/,
   );
-  const ok = parseConfig(`ingest:\n  embedded:\n    auth:\n      users:\n        - { username: a, password_hash: "scrypt$16384$8$1$${salt}$${hash}" }\n`, 't.yaml');
+  const ok = parseConfig(
+    `ingest:\n  embedded:\n    auth:\n      users:\n        - { username: a, password_hash: "scrypt$16384$8$1$${salt}$${hash}" }\n`,
+    't.yaml',
+  );
   assert.equal(ok.ingest.embedded.auth.users.length, 1);
 });
 
 test('security settings are checked together: TLS needs cert and key, one listener at least, no duplicate users', () => {
-  assert.throws(() => parseConfig('ingest:\n  embedded:\n    tls: { enabled: true }\n', 't.yaml'), /needs cert and key/);
+  assert.throws(
+    () => parseConfig('ingest:\n  embedded:\n    tls: { enabled: true }\n', 't.yaml'),
+    /needs cert and key/,
+  );
   assert.throws(() => parseConfig('ingest:\n  embedded:\n    plain_tcp: false\n', 't.yaml'), /no listener left/);
-  assert.throws(() => parseConfig('ingest:\n  embedded:\n    auth:\n      users: [{ username: a }, { username: a }]\n', 't.yaml'), /duplicate user "a"/);
-  assert.throws(() => parseConfig('ingest:\n  embedded:\n    auth:\n      acl: [{ publish: ["a/#/b"] }]\n', 't.yaml'), /"#" only last/);
-  assert.throws(() => parseConfig('kafka:\n  sasl: { mechanism: scram-sha-1, username: u, password: { env: P } }\n', 't.yaml'), /kafka\.sasl\.mechanism/);
-  assert.throws(() => parseConfig('kafka:\n  tls: { enabled: true, cert: { file: c.pem } }\n', 't.yaml'), /both cert and key/);
-  const ok = parseConfig('kafka:\n  tls: { enabled: true }\n  sasl: { mechanism: scram-sha-512, username: u, password: { env: P } }\n', 't.yaml');
+  assert.throws(
+    () => parseConfig('ingest:\n  embedded:\n    auth:\n      users: [{ username: a }, { username: a }]\n', 't.yaml'),
+    /duplicate user "a"/,
+  );
+  assert.throws(
+    () => parseConfig('ingest:\n  embedded:\n    auth:\n      acl: [{ publish: ["a/#/b"] }]\n', 't.yaml'),
+    /"#" only last/,
+  );
+  assert.throws(
+    () => parseConfig('kafka:\n  sasl: { mechanism: scram-sha-1, username: u, password: { env: P } }\n', 't.yaml'),
+    /kafka\.sasl\.mechanism/,
+  );
+  assert.throws(
+    () => parseConfig('kafka:\n  tls: { enabled: true, cert: { file: c.pem } }\n', 't.yaml'),
+    /both cert and key/,
+  );
+  const ok = parseConfig(
+    'kafka:\n  tls: { enabled: true }\n  sasl: { mechanism: scram-sha-512, username: u, password: { env: P } }\n',
+    't.yaml',
+  );
   assert.equal(ok.kafka.sasl?.mechanism, 'scram-sha-512');
 });

@@ -16,10 +16,22 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-export async function listenOn(server: Server, host: string, port: number, transport: Transport, log: Logger): Promise<AddressInfo> {
+export async function listenOn(
+  server: Server,
+  host: string,
+  port: number,
+  transport: Transport,
+  log: Logger,
+): Promise<AddressInfo> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new EdgehaulError('EH_ERR_INGEST_LISTEN', `cannot listen on ${host}:${port} (${transport}): ${err.code ?? err.message}`, { cause: err }));
+      reject(
+        new EdgehaulError(
+          'EH_ERR_INGEST_LISTEN',
+          `cannot listen on ${host}:${port} (${transport}): ${err.code ?? err.message}`,
+          { cause: err },
+        ),
+      );
     });
     server.listen(port, host, () => resolve());
   });
@@ -29,4 +41,5 @@ export async function listenOn(server: Server, host: string, port: number, trans
   return bound;
 }
 
-export const closeServer = (s: Server) => (): Promise<void> => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()));
+export const closeServer = (s: Server) => (): Promise<void> =>
+  new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()));

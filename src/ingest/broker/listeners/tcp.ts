@@ -4,7 +4,9 @@ import { closeServer, listenOn, type Accept, type Listener } from './listener.js
 
 /** Plain MQTT over TCP (mqtt://). */
 export function tcpListener(host: string, port: number, accept: Accept, log: Logger): Listener {
-  const server = createServer((socket) => accept(socket, undefined, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`));
+  const server = createServer((socket) =>
+    accept(socket, undefined, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`),
+  );
   return {
     server,
     close: closeServer(server),

@@ -21,19 +21,32 @@ export interface TlsCounters {
 }
 
 /** MQTT over TLS (mqtts://), with client certificates when a CA is configured. */
-export function tlsListener(tls: TlsSettings, accept: Accept, log: Logger, stats: TlsCounters | undefined, warn: Warn): Listener {
+export function tlsListener(
+  tls: TlsSettings,
+  accept: Accept,
+  log: Logger,
+  stats: TlsCounters | undefined,
+  warn: Warn,
+): Listener {
   const ca = readPem(tls.ca);
-  const server = createTlsServer({
-    cert: readPem(tls.cert),
-    key: readPem(tls.key),
-    ...(ca !== undefined ? { ca } : {}),
-    requestCert: ca !== undefined,
-    rejectUnauthorized: tls.require_client_cert,
-    minVersion: 'TLSv1.2',
-  }, (socket) => accept(socket, undefined, 'tls', `${socket.remoteAddress}:${socket.remotePort}`));
+  const server = createTlsServer(
+    {
+      cert: readPem(tls.cert),
+      key: readPem(tls.key),
+      ...(ca !== undefined ? { ca } : {}),
+      requestCert: ca !== undefined,
+      rejectUnauthorized: tls.require_client_cert,
+      minVersion: 'TLSv1.2',
+    },
+    (socket) => accept(socket, undefined, 'tls', `${socket.remoteAddress}:${socket.remotePort}`),
+  );
   server.on('tlsClientError', (err, socket) => {
     if (stats !== undefined) stats.tls_errors_total++;
-    warn(`tls:${err.message}`, { code: 'EH_ERR_INGEST_TLS', remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'tls handshake failed');
+    warn(
+      `tls:${err.message}`,
+      { code: 'EH_ERR_INGEST_TLS', remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message },
+      'tls handshake failed',
+    );
   });
   return {
     server,

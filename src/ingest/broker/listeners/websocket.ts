@@ -12,11 +12,20 @@ export interface WebSocketSettings {
 }
 
 /** MQTT over WebSocket (ws://) on one path; any other HTTP request gets 426. `maxPacket` 0 = no limit. */
-export function websocketListener(websocket: WebSocketSettings, maxPacket: number, accept: Accept, log: Logger): Listener {
+export function websocketListener(
+  websocket: WebSocketSettings,
+  maxPacket: number,
+  accept: Accept,
+  log: Logger,
+): Listener {
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
   });
-  const wss = new WebSocketServer({ server: http, path: websocket.path, maxPayload: maxPacket > 0 ? maxPacket + 16 : undefined });
+  const wss = new WebSocketServer({
+    server: http,
+    path: websocket.path,
+    maxPayload: maxPacket > 0 ? maxPacket + 16 : undefined,
+  });
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     // ws reports protocol errors on the socket; without a listener they would be unhandled

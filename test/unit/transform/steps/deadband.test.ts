@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { DROPPED } from '../../../../src/transform/step.js';
 import { assertConfigError, step, working, T0 } from './fixtures.js';
 
-const forwarded = (s: ReturnType<typeof step>, value: unknown, now: number, key = 'd1'): boolean => s.run(working({ value, key }), now) !== DROPPED;
+const forwarded = (s: ReturnType<typeof step>, value: unknown, now: number, key = 'd1'): boolean =>
+  s.run(working({ value, key }), now) !== DROPPED;
 
 describe('deadband step', () => {
   it('forwards the first value, then only moves beyond the band from the last forwarded value', () => {
@@ -73,13 +74,23 @@ describe('deadband step', () => {
 
   it('property: never forwards a change inside the band; always forwards after max silence', () => {
     const readings = fc.array(
-      fc.record({ key: fc.constantFrom('a', 'b', 'c'), delta: fc.double({ min: -3, max: 3, noNaN: true }), gapMs: fc.integer({ min: 0, max: 40_000 }) }),
+      fc.record({
+        key: fc.constantFrom('a', 'b', 'c'),
+        delta: fc.double({ min: -3, max: 3, noNaN: true }),
+        gapMs: fc.integer({ min: 0, max: 40_000 }),
+      }),
       { maxLength: 200 },
     );
-    const config = fc.record({ abs: fc.double({ min: 0, max: 2, noNaN: true }), percent: fc.double({ min: 0, max: 20, noNaN: true }), silenceSecs: fc.integer({ min: 1, max: 120 }) });
+    const config = fc.record({
+      abs: fc.double({ min: 0, max: 2, noNaN: true }),
+      percent: fc.double({ min: 0, max: 20, noNaN: true }),
+      silenceSecs: fc.integer({ min: 1, max: 120 }),
+    });
     fc.assert(
       fc.property(config, readings, (cfg, rs) => {
-        const s = step({ deadband: { field: 'v', abs: cfg.abs, percent: cfg.percent, max_silence_secs: cfg.silenceSecs } });
+        const s = step({
+          deadband: { field: 'v', abs: cfg.abs, percent: cfg.percent, max_silence_secs: cfg.silenceSecs },
+        });
         const level = new Map<string, number>();
         const last = new Map<string, { v: number; at: number }>();
         let now = T0;

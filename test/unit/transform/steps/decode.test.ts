@@ -7,11 +7,16 @@ import { StepFailure } from '../../../../src/transform/step.js';
 import { assertConfigError, assertFails, runValue, step, working } from './fixtures.js';
 
 const require = createRequire(import.meta.url);
-const sparkplug = (require('sparkplug-payload') as { get(ns: string): { encodePayload(p: unknown): Uint8Array } }).get('spBv1.0');
+const sparkplug = (require('sparkplug-payload') as { get(ns: string): { encodePayload(p: unknown): Uint8Array } }).get(
+  'spBv1.0',
+);
 
 describe('decode step', () => {
   it('json: an object payload becomes the value', () => {
-    assert.deepEqual(runValue(step({ decode: 'json' }), working({ payload: '{"temp":21.5,"id":"a"}' })), { temp: 21.5, id: 'a' });
+    assert.deepEqual(runValue(step({ decode: 'json' }), working({ payload: '{"temp":21.5,"id":"a"}' })), {
+      temp: 21.5,
+      id: 'a',
+    });
   });
 
   it('json: bad JSON, empty payload and invalid UTF-8 fail with the reason', () => {
@@ -22,7 +27,10 @@ describe('decode step', () => {
   });
 
   it('json: a "__proto__" key stays a field and does not change the prototype', () => {
-    const v = runValue(step({ decode: 'json' }), working({ payload: '{"__proto__":{"polluted":1},"a":1}' })) as Record<string, unknown>;
+    const v = runValue(step({ decode: 'json' }), working({ payload: '{"__proto__":{"polluted":1},"a":1}' })) as Record<
+      string,
+      unknown
+    >;
     assert.equal(Object.getPrototypeOf(v), Object.prototype);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
@@ -35,13 +43,18 @@ describe('decode step', () => {
 
   it('number: a plain reading becomes { value } or the configured field', () => {
     assert.deepEqual(runValue(step({ decode: 'number' }), working({ payload: ' 21.5\n' })), { value: 21.5 });
-    assert.deepEqual(runValue(step({ decode: { format: 'number', field: 'temp' } }), working({ payload: '-4e2' })), { temp: -400 });
+    assert.deepEqual(runValue(step({ decode: { format: 'number', field: 'temp' } }), working({ payload: '-4e2' })), {
+      temp: -400,
+    });
     const s = step({ decode: 'number' });
-    for (const bad of ['', 'abc', '0x10', '1,5', 'Infinity', '1e999', '12 13']) assertFails(s, working({ payload: bad }), /^decode number: /);
+    for (const bad of ['', 'abc', '0x10', '1,5', 'Infinity', '1e999', '12 13'])
+      assertFails(s, working({ payload: bad }), /^decode number: /);
   });
 
   it('text: UTF-8 text, invalid UTF-8 fails', () => {
-    assert.deepEqual(runValue(step({ decode: { format: 'text', field: 'line' } }), working({ payload: 'héllo' })), { line: 'héllo' });
+    assert.deepEqual(runValue(step({ decode: { format: 'text', field: 'line' } }), working({ payload: 'héllo' })), {
+      line: 'héllo',
+    });
     assertFails(step({ decode: 'text' }), working({ payload: Buffer.from([0xc3]) }), /^decode text: /);
   });
 
@@ -62,7 +75,11 @@ describe('decode step', () => {
         ],
       }),
     );
-    const v = runValue(step({ decode: 'sparkplug_b' }), working({ payload })) as { timestamp: number; seq: number; metrics: Array<Record<string, unknown>> };
+    const v = runValue(step({ decode: 'sparkplug_b' }), working({ payload })) as {
+      timestamp: number;
+      seq: number;
+      metrics: Array<Record<string, unknown>>;
+    };
     assert.equal(v.timestamp, 1_700_000_000_000);
     assert.equal(v.seq, 3);
     assert.deepEqual(v.metrics[0], { name: 'temp', type: 'Double', value: 21.5, timestamp: 1_700_000_000_001 });
@@ -101,7 +118,10 @@ describe('decode step', () => {
             if (format !== 'raw') assert.notEqual(ev.value, undefined, `${format} gives a value`);
           } catch (err) {
             assert.ok(err instanceof StepFailure, `${format} threw ${String(err)}`);
-            assert.ok(err.reason.startsWith(`decode ${format}: `) && err.reason.length > `decode ${format}: `.length, err.reason);
+            assert.ok(
+              err.reason.startsWith(`decode ${format}: `) && err.reason.length > `decode ${format}: `.length,
+              err.reason,
+            );
           }
         }
       }),

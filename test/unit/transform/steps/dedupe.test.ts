@@ -6,7 +6,8 @@ import { assertConfigError, assertFails, step, working, T0 } from './fixtures.js
 describe('dedupe step', () => {
   it('drops a repeated id within the window, per key', () => {
     const s = step({ dedupe: { id: 'msg_id', window_secs: 60 } });
-    const run = (id: unknown, now: number, key = 'd1'): boolean => s.run(working({ value: { msg_id: id }, key }), now) !== DROPPED;
+    const run = (id: unknown, now: number, key = 'd1'): boolean =>
+      s.run(working({ value: { msg_id: id }, key }), now) !== DROPPED;
     assert.equal(run(1, T0), true);
     assert.equal(run(1, T0 + 59_999), false);
     assert.equal(run('1', T0 + 1), true, 'the string "1" is another id than the number 1');
@@ -31,9 +32,20 @@ describe('dedupe step', () => {
   });
 
   it('an event without the id fails, or passes with missing_id: pass', () => {
-    assertFails(step({ dedupe: { id: 'id', window_secs: 1 } }), working({ value: {} }), /^dedupe: id field id is missing$/);
-    assertFails(step({ dedupe: { id: 'id', window_secs: 1 } }), working({ value: { id: {} } }), /^dedupe: id field id is an object$/);
-    assert.notEqual(step({ dedupe: { id: 'id', window_secs: 1, missing_id: 'pass' } }).run(working({ value: {} }), T0), DROPPED);
+    assertFails(
+      step({ dedupe: { id: 'id', window_secs: 1 } }),
+      working({ value: {} }),
+      /^dedupe: id field id is missing$/,
+    );
+    assertFails(
+      step({ dedupe: { id: 'id', window_secs: 1 } }),
+      working({ value: { id: {} } }),
+      /^dedupe: id field id is an object$/,
+    );
+    assert.notEqual(
+      step({ dedupe: { id: 'id', window_secs: 1, missing_id: 'pass' } }).run(working({ value: {} }), T0),
+      DROPPED,
+    );
   });
 
   it('rejects configs with both or neither of id and content', () => {

@@ -4,12 +4,33 @@ import { assertConfigError, assertFails, runValue, step, working, T0 } from './f
 
 describe('enrich step', () => {
   it('adds gateway id, site, tags, captures and the receive time on a copy', () => {
-    const s = step({ enrich: { gateway: true, site: 'plant-7', tags: { line: '3', shift: 2 }, captures: ['device'], received_at: true } });
+    const s = step({
+      enrich: {
+        gateway: true,
+        site: 'plant-7',
+        tags: { line: '3', shift: 2 },
+        captures: ['device'],
+        received_at: true,
+      },
+    });
     const value = { temp: 1 };
-    assert.deepEqual(runValue(s, working({ value })), { temp: 1, gateway: 'gw-test', site: 'plant-7', line: '3', shift: 2, device: 'd1', received_at: T0 });
+    assert.deepEqual(runValue(s, working({ value })), {
+      temp: 1,
+      gateway: 'gw-test',
+      site: 'plant-7',
+      line: '3',
+      shift: 2,
+      device: 'd1',
+      received_at: T0,
+    });
     assert.deepEqual(value, { temp: 1 });
     const iso = step({ enrich: { received_at: 'iso', gateway: 'gw', captures: true } });
-    assert.deepEqual(runValue(iso, working({ value: {} })), { gw: 'gw-test', site: 's1', device: 'd1', received_at: new Date(T0).toISOString() });
+    assert.deepEqual(runValue(iso, working({ value: {} })), {
+      gw: 'gw-test',
+      site: 's1',
+      device: 'd1',
+      received_at: new Date(T0).toISOString(),
+    });
   });
 
   it('device_time: keeps a sane device timestamp as the event time', () => {

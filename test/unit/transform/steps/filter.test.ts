@@ -19,7 +19,9 @@ describe('filter step', () => {
   });
 
   it('sees vars, received_at, event_time and the whole value as event', () => {
-    const s = step({ filter: 'vars.device == "d1" && received_at > 0 && event_time == received_at && has(event.temp)' });
+    const s = step({
+      filter: 'vars.device == "d1" && received_at > 0 && event_time == received_at && has(event.temp)',
+    });
     assert.notEqual(s.run(working({ value: { temp: 1 } }), T0), DROPPED);
     assert.equal(s.run(working({ value: { hum: 1 } }), T0), DROPPED);
     assert.equal(s.run(working({ value: { temp: 1 }, vars: { device: 'd2' } }), T0), DROPPED);

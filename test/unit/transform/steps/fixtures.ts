@@ -1,6 +1,12 @@
 /** Shared helpers for the step tests (not a test file itself). */
 import assert from 'node:assert/strict';
-import { StepConfigError, StepFailure, type Step, type StepContext, type Working } from '../../../../src/transform/step.js';
+import {
+  StepConfigError,
+  StepFailure,
+  type Step,
+  type StepContext,
+  type Working,
+} from '../../../../src/transform/step.js';
 import { compileStep, type StepConfig } from '../../../../src/transform/steps/index.js';
 
 export const CTX: StepContext = { gatewayId: 'gw-test', route: 'r1' };

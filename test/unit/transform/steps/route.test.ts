@@ -16,12 +16,19 @@ describe('route step', () => {
     const s = step({ route: { priority: 'temp > 80 ? 10 : 0' } });
     assert.equal((s.run(working({ value: { temp: 90 } }), T0) as Working).priority, 10);
     assert.equal((s.run(working({ value: { temp: 20 } }), T0) as Working).priority, 0);
-    assert.equal((step({ route: { priority: 'level * 1000' } }).run(working({ value: { level: 7.5 } }), T0) as Working).priority, 1000);
+    assert.equal(
+      (step({ route: { priority: 'level * 1000' } }).run(working({ value: { level: 7.5 } }), T0) as Working).priority,
+      1000,
+    );
     assertFails(s, working({ value: {} }), /^route priority: Unknown variable: temp$/);
   });
 
   it('fails when a rendered topic is not a valid Kafka topic', () => {
-    assertFails(step({ route: { topic: 'a.{kind}' } }), working({ value: { kind: 'x/y' } }), /^route: topic "a.x\/y" is not a valid Kafka topic name$/);
+    assertFails(
+      step({ route: { topic: 'a.{kind}' } }),
+      working({ value: { kind: 'x/y' } }),
+      /^route: topic "a.x\/y" is not a valid Kafka topic name$/,
+    );
   });
 
   it('rejects bad topics, templates and priority expressions with their path', () => {

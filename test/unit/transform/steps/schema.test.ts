@@ -15,14 +15,40 @@ describe('step schema', () => {
       { decode: 'json' },
       { validate: { fields: { temp: { type: 'number', min: -50, max: 150, required: true } } } },
       { filter: "temp > -40 && status != 'test'" },
-      { map: { rename: { t: 'temp' }, remove: ['debug'], set: { unit: 'C' }, compute: { temp_f: 'temp * 9 / 5 + 32' }, convert: { pressure: { from: 'psi', to: 'kPa' } } } },
-      { enrich: { gateway: true, site: 'plant-7', tags: { line: '3' }, received_at: true, device_time: { field: 'ts', max_skew_secs: 300 } } },
+      {
+        map: {
+          rename: { t: 'temp' },
+          remove: ['debug'],
+          set: { unit: 'C' },
+          compute: { temp_f: 'temp * 9 / 5 + 32' },
+          convert: { pressure: { from: 'psi', to: 'kPa' } },
+        },
+      },
+      {
+        enrich: {
+          gateway: true,
+          site: 'plant-7',
+          tags: { line: '3' },
+          received_at: true,
+          device_time: { field: 'ts', max_skew_secs: 300 },
+        },
+      },
       { deadband: { field: 'temp', abs: 0.5, percent: 2, max_silence_secs: 300, by: '{device}' } },
       { dedupe: { id: 'msg_id', window_secs: 60, by: '{device}' } },
-      { window: { secs: 60, by: '{device}', fields: ['temp', 'hum'], aggregates: ['count', 'min', 'max', 'mean', 'sum', 'last'] } },
+      {
+        window: {
+          secs: 60,
+          by: '{device}',
+          fields: ['temp', 'hum'],
+          aggregates: ['count', 'min', 'max', 'mean', 'sum', 'last'],
+        },
+      },
       { route: { topic: 'alarms.{site}', key: '{device}', priority: 10 } },
     ]);
-    assert.deepEqual(parsed.map((s) => Object.keys(s)[0]), [...STEP_KINDS]);
+    assert.deepEqual(
+      parsed.map((s) => Object.keys(s)[0]),
+      [...STEP_KINDS],
+    );
     for (const s of parsed) assert.equal(compileStep(s, CTX).kind, Object.keys(s)[0]);
   });
 

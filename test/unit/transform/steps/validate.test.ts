@@ -28,7 +28,11 @@ describe('validate step', () => {
     assertFails(s, working({ value: { temp: 151 } }), /^validate temp: 151 is above max 150$/);
     assertFails(s, working({ value: { temp: -51 } }), /^validate temp: -51 is below min -50$/);
     assertFails(s, working({ value: { temp: 1, id: 'Dev 1' } }), /^validate id: does not match pattern/);
-    assertFails(s, working({ value: { temp: 1, state: 'dim' } }), /^validate state: "dim" is not one of \["on","off"\]$/);
+    assertFails(
+      s,
+      working({ value: { temp: 1, state: 'dim' } }),
+      /^validate state: "dim" is not one of \["on","off"\]$/,
+    );
     assertFails(s, working({ value: { temp: 1, n: 1.5 } }), /^validate n: expected integer/);
     assertFails(s, working({ value: { temp: 1, tags: [1, 2, 3] } }), /^validate tags: length 3 is above max_length 2$/);
     assertFails(s, working({ value: { temp: 1, id: null } }), /^validate id: is null$/);
@@ -42,9 +46,21 @@ describe('validate step', () => {
 
   it('rejects contradictory or unknown rules with their path', () => {
     assertConfigError({ validate: { fields: { t: { type: 'float' } } } }, ['validate', 'fields', 't', 'type']);
-    assertConfigError({ validate: { fields: { t: { type: 'number', min: 5, max: 1 } } } }, ['validate', 'fields', 't'], /above max/);
-    assertConfigError({ validate: { fields: { t: { type: 'string', min: 1 } } } }, ['validate', 'fields', 't'], /number or integer/);
-    assertConfigError({ validate: { fields: { t: { type: 'string', pattern: '(' } } } }, ['validate', 'fields', 't', 'pattern'], /bad pattern/);
+    assertConfigError(
+      { validate: { fields: { t: { type: 'number', min: 5, max: 1 } } } },
+      ['validate', 'fields', 't'],
+      /above max/,
+    );
+    assertConfigError(
+      { validate: { fields: { t: { type: 'string', min: 1 } } } },
+      ['validate', 'fields', 't'],
+      /number or integer/,
+    );
+    assertConfigError(
+      { validate: { fields: { t: { type: 'string', pattern: '(' } } } },
+      ['validate', 'fields', 't', 'pattern'],
+      /bad pattern/,
+    );
     assertConfigError({ validate: { fields: { t: { type: 'number', minimum: 1 } } } }, ['validate', 'fields', 't']);
   });
 });

@@ -21,7 +21,10 @@ describe('window step', () => {
   it('absorbs events and emits aggregates when the period ends, without a further event', () => {
     const s = step({ window: { secs: 60, fields: ['temp', 'hum'], aggregates: ALL, keep: ['site'] } });
     assert.equal(s.nextDue!(), null);
-    assert.equal(s.run(working({ value: { temp: 20, hum: 40, site: 'a' }, eventTime: START + 1000 }), START + 1000), DROPPED);
+    assert.equal(
+      s.run(working({ value: { temp: 20, hum: 40, site: 'a' }, eventTime: START + 1000 }), START + 1000),
+      DROPPED,
+    );
     assert.equal(s.run(working({ value: { temp: 22, site: 'b' }, eventTime: START + 2000 }), START + 2000), DROPPED);
     assert.equal(s.run(working({ value: { temp: 21 }, eventTime: START + 3000 }), START + 3000), DROPPED);
     assert.equal(s.nextDue!(), START + 60_000);
@@ -48,21 +51,38 @@ describe('window step', () => {
     assert.deepEqual(s.tick!(START + 120_000), [], 'an empty period emits nothing');
   });
 
-  it('per key; an event in a later period closes the key\'s open window for the next tick', () => {
+  it("per key; an event in a later period closes the key's open window for the next tick", () => {
     const s = step({ window: { secs: 10, by: '{device}', fields: ['v'], aggregates: ['sum'] } });
     s.run(working({ value: { v: 1 }, vars: { device: 'a' } }), START);
     s.run(working({ value: { v: 2 }, vars: { device: 'b' } }), START + 5000);
     s.run(working({ value: { v: 3 }, vars: { device: 'a' } }), START + 12_000);
     assert.equal(s.nextDue!(), START + 10_000, 'a closed window is due');
     const out = s.tick!(START + 12_000).map((w) => w.value as Agg);
-    assert.deepEqual(out.map((v) => [v.key, v.fields.v]), [['a', { sum: 1 }], ['b', { sum: 2 }]]);
-    assert.deepEqual(s.tick!(START + 20_000).map((w) => (w.value as Agg).fields.v), [{ sum: 3 }]);
+    assert.deepEqual(
+      out.map((v) => [v.key, v.fields.v]),
+      [
+        ['a', { sum: 1 }],
+        ['b', { sum: 2 }],
+      ],
+    );
+    assert.deepEqual(
+      s.tick!(START + 20_000).map((w) => (w.value as Agg).fields.v),
+      [{ sum: 3 }],
+    );
   });
 
   it('a field without samples: count 0, sum 0, others null', () => {
     const s = step({ window: { secs: 1, fields: ['v'], aggregates: ALL } });
     s.run(working({ value: { v: 'n/a' } }), START);
-    assert.deepEqual((s.tick!(START + 1000)[0]!.value as Agg).fields.v, { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null });
+    assert.deepEqual((s.tick!(START + 1000)[0]!.value as Agg).fields.v, {
+      count: 0,
+      min: null,
+      max: null,
+      mean: null,
+      sum: 0,
+      first: null,
+      last: null,
+    });
   });
 
   it('beyond max_keys the oldest window is closed early and flagged', () => {
@@ -87,9 +107,18 @@ describe('window step', () => {
     b.restore!(snap);
     b.run(working({ value: { v: 2 }, key: 'k1' }), START + 62_000);
     const first = b.tick!(START + 62_000).map((w) => w.value as Agg);
-    assert.deepEqual(first.map((v) => [v.key, v.fields.v]), [['k1', { count: 1, sum: 5 }], ['k2', { count: 1, sum: 7 }]]);
+    assert.deepEqual(
+      first.map((v) => [v.key, v.fields.v]),
+      [
+        ['k1', { count: 1, sum: 5 }],
+        ['k2', { count: 1, sum: 7 }],
+      ],
+    );
     const second = b.tick!(START + 120_000).map((w) => w.value as Agg);
-    assert.deepEqual(second.map((v) => [v.key, v.fields.v]), [['k1', { count: 2, sum: 3 }]]);
+    assert.deepEqual(
+      second.map((v) => [v.key, v.fields.v]),
+      [['k1', { count: 2, sum: 3 }]],
+    );
     const snapAfterTick = b.checkpoint!();
     assert.notEqual(snapAfterTick, null, 'emitting windows changes the state');
     const d = step(config);
@@ -142,7 +171,10 @@ describe('window step', () => {
           // the step counts -0 as 0 (its CBOR checkpoints cannot carry -0)
           if (e.v !== null) r.vs.push(e.v === 0 ? 0 : e.v);
           ref.set(id, r);
-          assert.equal(s.run(working({ value: e.v === null ? { other: 1 } : { v: e.v }, vars: { k: e.key } }), now), DROPPED);
+          assert.equal(
+            s.run(working({ value: e.v === null ? { other: 1 } : { v: e.v }, vars: { k: e.key } }), now),
+            DROPPED,
+          );
           lastSnap = s.checkpoint!() ?? lastSnap;
           if (e.tickAfter) collect(s.tick!(now));
         });
@@ -158,9 +190,18 @@ describe('window step', () => {
           assert.equal(w.window_end, r.start + periodMs);
           const n = r.vs.length;
           const sum = r.vs.reduce((a, b) => a + b, 0);
-          const expected = n === 0
-            ? { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null }
-            : { count: n, min: Math.min(...r.vs), max: Math.max(...r.vs), mean: sum / n, sum, first: r.vs[0], last: r.vs[n - 1] };
+          const expected =
+            n === 0
+              ? { count: 0, min: null, max: null, mean: null, sum: 0, first: null, last: null }
+              : {
+                  count: n,
+                  min: Math.min(...r.vs),
+                  max: Math.max(...r.vs),
+                  mean: sum / n,
+                  sum,
+                  first: r.vs[0],
+                  last: r.vs[n - 1],
+                };
           assert.deepEqual(w.fields.v, expected, id);
         }
       }),
