@@ -194,6 +194,11 @@ export interface SqliteBufferStore extends BufferStore {
    * SEQ_RESERVE numbers, and a crash can never lead to a number handed out twice.
    */
   allocate(count: number): number;
+  /**
+   * Publishes whose events went to memory routes only: recognised as re-sends
+   * from now on, in memory (their events do not outlive the process either).
+   */
+  rememberPublishes(publishes: readonly PublishId[]): void;
   /** Stores rows that already have their sequence numbers; returns their row ids in order. */
   insertSequenced(rows: readonly SequencedRow[]): number[];
   /** Scheduled upkeep: WAL checkpoint (TRUNCATE) and PRAGMA optimize. */

@@ -75,10 +75,12 @@ export class TieredStore implements BufferStore {
     const diskEvict = evict.filter((id) => id > 0);
     const hasExtras =
       extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
-    const result =
-      diskGroups.length > 0 || diskEvict.length > 0 || hasExtras
-        ? this.disk.commit(diskGroups, diskEvict, extras)
-        : { evicted: [], ranges: [] };
+    const toDisk = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras;
+    const result = toDisk ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [] };
+    // no disk commit to carry them: the publishes are remembered in memory, like their events
+    if (!toDisk && extras?.publishes !== undefined && extras.publishes.length > 0) {
+      this.disk.rememberPublishes(extras.publishes);
+    }
     const ranges = [...result.ranges];
     for (const g of memoryGroups) {
       const firstSeq = this.disk.allocate(g.events.length);

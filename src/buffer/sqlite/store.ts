@@ -283,6 +283,10 @@ class SqliteStore implements SqliteBufferStore {
     return this.publishes.has(id);
   }
 
+  rememberPublishes(publishes: readonly PublishId[]): void {
+    this.publishes.remember(publishes);
+  }
+
   recentDeadLetters(limit: number): DeadLetterRecord[] {
     return this.extras.recentDeadLetters(limit);
   }

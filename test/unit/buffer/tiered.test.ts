@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RoutedEvent } from '../../../src/core/event.js';
-import { openSqliteStore, SEQ_RESERVE } from '../../../src/buffer/store.js';
+import { openSqliteStore, publishDigest, SEQ_RESERVE } from '../../../src/buffer/store.js';
 import { TieredStore } from '../../../src/buffer/tiered.js';
 import { storeContract } from './contract.js';
 
@@ -106,5 +106,22 @@ test('the full policy sees memory rows: eviction candidates include them after d
   const rows = store.oldestRows({ route: 'm' }, 10, new Set());
   assert.equal(rows.length, 2);
   assert.ok(rows[0]!.id > 0 && rows[1]!.id < 0);
+  store.close();
+});
+
+test('a publish committed only to memory routes is recognised as a re-send while the daemon runs, without a disk write', () => {
+  const path = tempDb();
+  const store = new TieredStore(openSqliteStore(path, { synchronous: 'full' }));
+  const id = { clientId: 'dev-1', packetId: 7, digest: publishDigest('d/k', Buffer.from('1')) };
+  assert.equal(store.isResend(id), false);
+  store.commit([mem('m', 0)]); // the first sequence numbers: one write of the reserved block (allocate)
+  const walBefore = statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+  store.commit([mem('m', 1)], [], { publishes: [id] });
+  assert.equal(store.isResend(id), true, 'a DUP re-send of it would otherwise become a second event');
+  assert.equal(
+    statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0,
+    walBefore,
+    'memory routes write nothing to flash',
+  );
   store.close();
 });
