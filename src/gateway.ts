@@ -19,6 +19,7 @@ import { createBrokerIngest } from './ingest/broker.js';
 import { createClientIngest } from './ingest/client.js';
 import type { Ingest } from './ingest/ingest.js';
 import { Observer, type GatewayView } from './ops/observer.js';
+import type { ApplyReport } from './ops/reload.js';
 import { Scheduler } from './ops/schedule.js';
 import { Stats } from './ops/stats.js';
 import { effectiveRoutes } from './ops/telemetry.js';
@@ -27,11 +28,7 @@ import { tlsClientOptions } from './security/tls.js';
 import { WindowClock } from './transform/clock.js';
 import { DEAD_LETTER_ROUTE, Pipeline } from './transform/pipeline.js';
 
-/** What a config change did: the live keys applied, and those that wait for a restart. */
-export interface ApplyReport {
-  readonly applied: readonly string[];
-  readonly restartRequired: readonly string[];
-}
+export type { ApplyReport } from './ops/reload.js';
 
 export interface ShutdownReport {
   /** events still in the buffer, to be sent after the next start */

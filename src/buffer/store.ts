@@ -1,4 +1,4 @@
-import type { RoutedEvent, SequencedEvent } from '../core/event.js';
+import type { DeadLetterRecord, RoutedEvent, SequencedEvent, StateRecord } from '../core/event.js';
 
 /**
  * What the buffer stores and how it is asked: the BufferStore interface and
@@ -76,25 +76,8 @@ export interface RowInfo {
   readonly bytes: number;
 }
 
-/** An input a transform step could not process, kept for `edgehaul inspect`. */
-export interface DeadLetterRecord {
-  readonly at: number;
-  readonly route: string;
-  /** `<index>:<kind>` of the step that failed, e.g. `0:decode` */
-  readonly step: string;
-  readonly reason: string;
-  readonly topic: string;
-  readonly clientId: string;
-  /** The payload as received, cut to DEAD_LETTER_PAYLOAD_BYTES here (the Kafka copy is whole). */
-  readonly payload: Buffer;
-}
-
-/** A transform step's checkpoint (open windows); null state removes it. */
-export interface StateRecord {
-  readonly route: string;
-  readonly step: number;
-  readonly state: Buffer | null;
-}
+// declared in core/ (transform/ writes them, the buffer stores them); re-exported for the buffer's users
+export type { DeadLetterRecord, StateRecord } from '../core/event.js';
 
 /** Written in the same transaction as a commit's rows. */
 export interface CommitExtras {

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
+import { readSecret } from '../core/secret.js';
 import { compileTopicPattern } from '../core/topic.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
@@ -172,27 +173,8 @@ export function machineGatewayId(): string {
   );
 }
 
-/** Reads a secret without ever logging its value. */
-export function readSecret(secret: Secret, env: NodeJS.ProcessEnv = process.env): string {
-  if (secret.value !== undefined) return secret.value;
-  if (secret.env !== undefined) {
-    const v = env[secret.env];
-    if (v === undefined)
-      throw new EdgehaulError('EH_ERR_CONFIG_SECRET', `environment variable ${secret.env} is not set`);
-    return v;
-  }
-  const file = secret.file!;
-  const credDir = env.CREDENTIALS_DIRECTORY;
-  const path = isAbsolute(file) || credDir === undefined ? file : resolve(credDir, file);
-  try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-  } catch (err) {
-    throw new EdgehaulError(
-      'EH_ERR_CONFIG_SECRET',
-      `secret file ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-    );
-  }
-}
+/** Reads a secret without ever logging its value (declared in core/, where the stages read it). */
+export { readSecret } from '../core/secret.js';
 
 /** The secrets the daemon reads with this config (only those of the parts it uses), each with its key. */
 export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }> {

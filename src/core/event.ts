@@ -45,3 +45,23 @@ export type SettleCallback = (err: Error | null) => void;
 
 /** The one entry point ingest calls; the pipeline settles each message exactly once. */
 export type MessageSink = (message: InboundMessage, settle: SettleCallback) => void;
+
+/** An input a transform step could not process, kept for `edgehaul inspect` (transform/ makes it, buffer/ stores it). */
+export interface DeadLetterRecord {
+  readonly at: number;
+  readonly route: string;
+  /** `<index>:<kind>` of the step that failed, e.g. `0:decode` */
+  readonly step: string;
+  readonly reason: string;
+  readonly topic: string;
+  readonly clientId: string;
+  /** The payload as received, cut to the buffer's DEAD_LETTER_PAYLOAD_BYTES (the Kafka copy is whole). */
+  readonly payload: Buffer;
+}
+
+/** A transform step's checkpoint (open windows); null state removes it. */
+export interface StateRecord {
+  readonly route: string;
+  readonly step: number;
+  readonly state: Buffer | null;
+}

@@ -2,7 +2,6 @@ import { TokenBucket } from 'limiter';
 import type { SequencedEvent } from '../core/event.js';
 import type { BufferStore, StoredCommit } from '../buffer/store.js';
 import { LogThrottle, type Logger } from '../core/log.js';
-import type { Stats } from '../ops/stats.js';
 import { batchHeaders, encodeBatch } from './format.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
@@ -22,6 +21,19 @@ export interface ForwarderOptions {
    * Consulted whenever rows are selected; call notify() when it changes.
    */
   readonly minPriority?: () => number | null;
+}
+
+/** The counters the forwarder writes (ops/Stats satisfies this; the gateway passes it in). */
+export interface ForwarderCounters {
+  /** read: the sink's connection state, set by the Kafka sink */
+  readonly upstream_connected: boolean;
+  send_errors_total: number;
+  upstream_unconfirmed_records_total: number;
+  upstream_unconfirmed_at: number;
+  upstream_reordered_records_total: number;
+  sent_bytes_total: number;
+  sent_records_total: number;
+  sent_events_total: number;
 }
 
 /**
@@ -47,7 +59,7 @@ export class Forwarder {
     private readonly store: BufferStore,
     private readonly sink: RecordSink,
     private readonly options: ForwarderOptions,
-    private readonly stats: Stats,
+    private readonly stats: ForwarderCounters,
     private readonly log: Logger,
     /** Called after delivered commits left the buffer: room was made. */
     private readonly onDelivered: () => void = () => undefined,

@@ -7,10 +7,8 @@ import type {
   ProducerTopicConfig,
 } from '@confluentinc/kafka-javascript';
 import type * as RdKafka from '@confluentinc/kafka-javascript';
-import type { Config } from '../config/schema.js';
-import { readSecret } from '../config/load.js';
 import { LogThrottle, type Logger } from '../core/log.js';
-import type { Stats } from '../ops/stats.js';
+import { readSecret, type Secret, type TlsClientSettings } from '../core/secret.js';
 import { readPem } from '../security/tls.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
@@ -18,8 +16,33 @@ import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 const rdkafka = createRequire(import.meta.url)('@confluentinc/kafka-javascript') as typeof RdKafka;
 const CODES = rdkafka.CODES.ERRORS;
 
+/** What the Kafka sink reads of the `kafka` config section (config/schema.ts's type satisfies it). */
+export interface KafkaSinkConfig {
+  readonly brokers: readonly string[];
+  readonly client_id: string;
+  readonly compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+  readonly connection_timeout_ms: number;
+  readonly request_timeout_ms: number;
+  readonly delivery_timeout_ms: number;
+  readonly max_send_bytes: number;
+  readonly tls: TlsClientSettings;
+  readonly sasl?:
+    | {
+        readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+        readonly username: string;
+        readonly password: Secret;
+      }
+    | undefined;
+}
+
+/** The counters the Kafka sink writes (ops/Stats satisfies this; the gateway passes it in). */
+export interface KafkaSinkCounters {
+  upstream_auth_failures_total: number;
+  upstream_auth_failed: boolean;
+}
+
 /** librdkafka's settings for our producer, from the config (secrets resolved here, never logged). */
-export function producerConfig(kafka: Config['kafka']): ProducerGlobalConfig & ProducerTopicConfig {
+export function producerConfig(kafka: KafkaSinkConfig): ProducerGlobalConfig & ProducerTopicConfig {
   const tls = kafka.tls;
   const sasl = kafka.sasl;
   const protocol = `${sasl !== undefined ? 'sasl_' : ''}${tls.enabled ? 'ssl' : 'plaintext'}`;
@@ -81,10 +104,10 @@ type Pending = {
  * confirms it.
  */
 export function createKafkaSink(
-  kafkaConfig: Config['kafka'],
+  kafkaConfig: KafkaSinkConfig,
   log: Logger,
   onConnected: (up: boolean) => void,
-  stats?: Stats,
+  stats?: KafkaSinkCounters,
 ): RecordSink {
   const kafkaLog = log.child({ component: 'kafka' });
   const throttle = new LogThrottle(30_000);

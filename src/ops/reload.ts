@@ -1,11 +1,22 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { diffConfig } from '../config/diff.js';
+import { diffConfig, type ConfigDiff } from '../config/diff.js';
 import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { ApplyReport, Gateway } from '../gateway.js';
 import type { Logger } from '../core/log.js';
 import type { SystemdNotifier } from './notify.js';
+
+/** What a config change did: the live keys applied, and those that wait for a restart. */
+export interface ApplyReport {
+  readonly applied: readonly string[];
+  readonly restartRequired: readonly string[];
+}
+
+/** What the reloader needs of the gateway: the running config and a way to apply a diff (the Gateway satisfies it). */
+export interface ReloadTarget {
+  readonly config: Readonly<Config>;
+  apply(diff: ConfigDiff): Promise<ApplyReport>;
+}
 
 export type ReloadTrigger = 'SIGHUP' | 'watch';
 
@@ -28,7 +39,7 @@ export class ConfigReloader {
 
   constructor(
     private readonly file: string,
-    private readonly gateway: Gateway,
+    private readonly gateway: ReloadTarget,
     private readonly log: Logger,
     private readonly notifier: SystemdNotifier,
   ) {}

@@ -1,5 +1,4 @@
-import { readSecret } from '../config/load.js';
-import type { Secret, TlsClientConfig } from '../config/schema.js';
+import { readSecret, type Secret, type TlsClientSettings } from '../core/secret.js';
 
 /** PEM text of a configured secret (file, env or systemd credential), or undefined when not configured. */
 export function readPem(secret: Secret | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -16,7 +15,7 @@ export interface TlsClientOptions {
 
 /** Node TLS client options for mqtt.js; undefined when TLS is off. */
 export function tlsClientOptions(
-  cfg: TlsClientConfig,
+  cfg: TlsClientSettings,
   env: NodeJS.ProcessEnv = process.env,
 ): TlsClientOptions | undefined {
   if (!cfg.enabled) return undefined;

@@ -1,6 +1,6 @@
 import { Encoder } from 'cbor-x';
 import type { InboundMessage, RoutedEvent } from '../core/event.js';
-import type { DeadLetterRecord, StateRecord } from '../buffer/store.js';
+import type { DeadLetterRecord, StateRecord } from '../core/event.js';
 import { compileMatcher, type RouteInput, type RouteMatch } from './router.js';
 import { DROPPED, StepConfigError, StepFailure, type Step, type StepContext, type Working } from './step.js';
 import { compileStep as defaultCompileStep, type StepConfig } from './steps/index.js';

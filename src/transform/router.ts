@@ -1,10 +1,25 @@
 import type { InboundMessage, RoutedEvent } from '../core/event.js';
-import type { RouteConfig } from '../config/schema.js';
-
-/** A route as routing needs it: steps may be left out. */
-export type RouteInput = Omit<RouteConfig, 'steps'> & { readonly steps?: RouteConfig['steps'] };
 import { compileTopicPattern, type TopicPattern } from '../core/topic.js';
+import type { StepConfig } from './steps/index.js';
 import { compileTemplate, templateFields, type Template } from './template.js';
+
+/**
+ * A route as routing and the pipeline read it (a `routes[]` entry of the config satisfies it);
+ * steps may be left out.
+ */
+export interface RouteInput {
+  readonly name: string;
+  /** MQTT topic filters; `+name` and `#name` capture levels into fields */
+  readonly match: string | readonly string[];
+  /** Kafka topic */
+  readonly topic: string;
+  /** partition key template */
+  readonly key: string;
+  readonly priority: number;
+  readonly steps?: readonly StepConfig[] | undefined;
+  /** the route's other settings (buffer policy, durability): carried along, not read here */
+  readonly [setting: string]: unknown;
+}
 
 /** Fields every route may use in templates besides its topic captures. */
 export const BUILTIN_FIELDS = ['client_id', 'topic'] as const;
@@ -54,7 +69,7 @@ export function compileMatcher(
 ): Matcher {
   const extraFields = options.extraFields ?? [];
   const compiled: CompiledRoute[] = routes.map((r) => {
-    const sources = Array.isArray(r.match) ? r.match : [r.match];
+    const sources: readonly string[] = typeof r.match === 'string' ? [r.match] : r.match;
     const patterns = sources.map((s) => {
       try {
         return compileTopicPattern(s);

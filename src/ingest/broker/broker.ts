@@ -1,28 +1,40 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type Client } from 'aedes';
-import type { EmbeddedConfig } from '../../config/schema.js';
 import type { MessageSink } from '../../core/event.js';
 import { LogThrottle, type Logger } from '../../core/log.js';
-import type { Stats } from '../../ops/stats.js';
 import type { Ingest } from '../ingest.js';
-import { BrokerAuth } from './auth.js';
+import { BrokerAuth, type AuthCounters, type AuthSettings } from './auth.js';
 import type { ClientWithParser, Connection, Warn } from './connection.js';
 import type { Listener } from './listeners/listener.js';
 import { tcpListener } from './listeners/tcp.js';
-import { tlsListener } from './listeners/tls.js';
-import { websocketListener } from './listeners/websocket.js';
-import { checkPublishes, limitPacketSize } from './packet-limit.js';
-import { PublishRateLimit } from './rate-limit.js';
+import { tlsListener, type TlsCounters, type TlsSettings } from './listeners/tls.js';
+import { websocketListener, type WebSocketSettings } from './listeners/websocket.js';
+import { checkPublishes, limitPacketSize, type PacketCounters } from './packet-limit.js';
+import { PublishRateLimit, type RateCounters, type RateSettings } from './rate-limit.js';
+
+/** What the broker reads of ingest.embedded (config/schema.ts's EmbeddedConfig satisfies it). */
+export interface EmbeddedSettings extends AuthSettings, RateSettings {
+  readonly max_packet_bytes: number;
+  readonly max_connections: number;
+  readonly plain_tcp: boolean;
+  readonly tls: TlsSettings & { readonly enabled: boolean };
+  readonly websocket: WebSocketSettings & { readonly enabled: boolean };
+}
+
+/** The counters the broker and its doors write (ops/Stats satisfies this; the gateway passes it in). */
+export interface BrokerCounters extends AuthCounters, RateCounters, PacketCounters, TlsCounters {
+  connection_errors_total: number;
+}
 
 export interface BrokerOptions {
   readonly host: string;
   readonly port: number;
   /** Security and limits; absent (unit tests, benchmarks of the bare path): anonymous, no limits. */
-  readonly embedded?: EmbeddedConfig;
+  readonly embedded?: EmbeddedSettings;
   /** For the packet-size default: ingest.max_payload_bytes. */
   readonly maxPayloadBytes?: number;
-  readonly stats?: Stats;
+  readonly stats?: BrokerCounters;
 }
 
 /** Room for the fixed header, topic (at most 65,535 bytes) and packet id around a payload. */

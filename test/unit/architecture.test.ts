@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix, relative, sep } from 'node:path';
+import { test } from 'node:test';
+import ts from 'typescript';
+import { ROOT } from '../support/kafka.js';
+
+/**
+ * Imports point one way: stages -> core, never up (CONTRIBUTING.md, docs/architecture.md).
+ * The stages in flow order; security/ is a library the stages use and is held to the same rule.
+ */
+const STAGES = ['ingest', 'transform', 'buffer', 'forward'] as const;
+const UPPER = ['ops', 'config', 'cli'];
+
+/** Every module specifier a source imports: import, export-from, import type, dynamic import(). */
+export function importsOf(fileName: string, source: string): string[] {
+  const info = ts.preProcessFile(source, true, true);
+  return info.importedFiles.map((f) => f.fileName);
+}
+
+/** The area of a path relative to src/ (posix): 'ingest', 'core', 'gateway.ts', ... */
+function areaOf(path: string): string {
+  return path.split('/')[0]!;
+}
+
+/** The rule broken by `from` importing `to` (both relative to src/, posix), or null. */
+export function violation(from: string, to: string): string | null {
+  const a = areaOf(from);
+  const b = areaOf(to);
+  if (a === b) return null;
+  if (a === 'core') return 'core/ imports only core/';
+  if (a === 'ops' && b === 'gateway.ts') return 'ops/ imports gateway.ts';
+  const stage = (STAGES as readonly string[]).indexOf(a);
+  if (stage < 0 && a !== 'security') return null;
+  if (UPPER.includes(b) || b === 'gateway.ts' || b === 'index.ts')
+    return `${a}/ imports ${b}${b.endsWith('.ts') ? '' : '/'}`;
+  const target = (STAGES as readonly string[]).indexOf(b);
+  if (stage >= 0 && target > stage) return `${a}/ imports the later stage ${b}/`;
+  if (a === 'security' && target >= 0) return `security/ imports the stage ${b}/`;
+  return null;
+}
+
+/** The violations in a set of sources keyed by path relative to src/ (posix). */
+export function check(sources: ReadonlyMap<string, string>): string[] {
+  const found: string[] = [];
+  for (const [file, text] of sources) {
+    for (const spec of importsOf(file, text)) {
+      if (!spec.startsWith('.')) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), spec)).replace(/\.js$/, '.ts');
+      if (target.startsWith('..')) {
+        found.push(`${file} -> ${spec} (outside src/)`);
+        continue;
+      }
+      const why = violation(file, target);
+      if (why !== null) found.push(`${file} -> ${spec} (${why})`);
+    }
+  }
+  return found.sort();
+}
+
+function sources(): Map<string, string> {
+  const src = join(ROOT, 'src');
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+    );
+  return new Map(walk(src).map((f) => [relative(src, f).split(sep).join('/'), readFileSync(f, 'utf8')]));
+}
+
+test('the checker sees every kind of import and flags a known violation', () => {
+  const fake = new Map([
+    [
+      'forward/x.ts',
+      [
+        "import type { Stats } from '../ops/stats.js';",
+        "export { load } from '../config/load.js';",
+        "const g = await import('../gateway.js');",
+        "import { Record } from '../core/event.js';",
+        "import { y } from './y.js';",
+        "import { z } from '../ingest/z.js';",
+      ].join('\n'),
+    ],
+    ['core/a.ts', "import { b } from '../buffer/store.js';\nimport { c } from './c.js';"],
+    ['transform/p.ts', "import type { S } from '../buffer/store.js';"],
+    ['security/t.ts', "import { readSecret } from '../config/load.js';"],
+    ['ops/r.ts', "import { Gateway } from '../gateway.js';\nimport { K } from '../forward/kafka.js';"],
+  ]);
+  assert.deepEqual(check(fake), [
+    'core/a.ts -> ../buffer/store.js (core/ imports only core/)',
+    'forward/x.ts -> ../config/load.js (forward/ imports config/)',
+    'forward/x.ts -> ../gateway.js (forward/ imports gateway.ts)',
+    'forward/x.ts -> ../ops/stats.js (forward/ imports ops/)',
+    'ops/r.ts -> ../gateway.js (ops/ imports gateway.ts)',
+    'security/t.ts -> ../config/load.js (security/ imports config/)',
+    'transform/p.ts -> ../buffer/store.js (transform/ imports the later stage buffer/)',
+  ]);
+});
+
+test('the sources under src/ are found and parsed', () => {
+  const all = sources();
+  assert.ok(all.size > 50, `only ${all.size} sources under src/`);
+  for (const stage of [...STAGES, 'core', 'security'])
+    assert.ok(
+      [...all.keys()].some((f) => f.startsWith(`${stage}/`)),
+      `no source in src/${stage}/`,
+    );
+  const imports = [...all].reduce((n, [f, t]) => n + importsOf(f, t).length, 0);
+  assert.ok(imports > 100, `only ${imports} imports found`);
+});
+
+test('imports point one way: stages and security -> core, core -> nothing, no stage imports a later one, ops/ not the gateway', () => {
+  const found = check(sources());
+  assert.deepEqual(found, [], `imports against the flow:\n${found.join('\n')}`);
+});
