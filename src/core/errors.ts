@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   EH_ERR_BUFFER_FULL: 'the buffer reached its bound; the route policy dropped or held events',
   EH_ERR_BUFFER_EXPIRED: 'events older than their route TTL were dropped',
   EH_ERR_STORE_WRITE: 'a buffer commit failed; the affected publishes were not acknowledged',
+  EH_ERR_STORE_READ:
+    'the forwarder could not read or delete buffered events (an I/O error, a damaged page); they stay buffered and it retries with backoff',
   EH_ERR_INGEST_LISTEN: 'the MQTT listener cannot bind its address',
   EH_ERR_INGEST_OVERSIZE: 'a payload exceeded ingest max_payload_bytes and was dropped',
   EH_ERR_INGEST_UNROUTED: 'a publish matched no route and was dropped',

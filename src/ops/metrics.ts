@@ -45,6 +45,7 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   sent_records_total: { help: 'Kafka records (CBOR batches) delivered' },
   sent_bytes_total: { help: 'record value bytes delivered to Kafka' },
   send_errors_total: { help: 'failed sends to Kafka (kept and retried)' },
+  store_read_errors_total: { help: 'failed reads or deletes of buffered events by the forwarder (kept and retried)' },
   upstream_unconfirmed_records_total: {
     help: 'records Kafka did not confirm with a partition and an offset (kept and sent again)',
   },

@@ -18,6 +18,7 @@ export class Stats {
   sent_records_total = 0;
   sent_bytes_total = 0;
   send_errors_total = 0;
+  store_read_errors_total = 0;
   /** records a send returned without a confirmation (partition and offset) from Kafka: kept and sent again */
   upstream_unconfirmed_records_total = 0;
   /** confirmed records written after an unconfirmed one of the same key (per-key order broken upstream) */
