@@ -6,12 +6,11 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { diffConfig } from '../../src/config/diff.js';
-import { deepFreeze, parseConfig, type LoadedConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import { deepFreeze, parseConfig, resolveSecrets, type ResolvedConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/log.js';
 import { decodeBatch } from '../../src/forward/format.js';
 import type { Confirmation, OutRecord, RecordSink } from '../../src/forward/sink.js';
-import { Gateway, type RecordSinkFactory } from '../../src/gateway.js';
+import { Gateway, type RecordSinkFactory, type ResolvedKafkaConfig } from '../../src/gateway.js';
 import { waitFor } from '../support/poll.js';
 
 /**
@@ -22,7 +21,7 @@ import { waitFor } from '../support/poll.js';
 
 interface FakeSink extends RecordSink {
   readonly generation: number;
-  readonly kafka: Config['kafka'];
+  readonly kafka: ResolvedKafkaConfig;
   readonly records: OutRecord[];
   closed: boolean;
 }
@@ -65,14 +64,18 @@ function fakeSinks(
   return { factory, made };
 }
 
-function loaded(dir: string, yaml: string): LoadedConfig {
+/** The config as the daemon loads it, secrets read (from `env` for `{ env }` ones). */
+function loaded(dir: string, yaml: string, env: NodeJS.ProcessEnv = {}): ResolvedConfig {
   const config = parseConfig(yaml, 'gateway-test.yaml');
-  return Object.freeze({
-    config: deepFreeze(config),
-    file: join(dir, 'edgehaul.yaml'),
-    gatewayId: 'gw-test',
-    bufferPath: join(dir, 'buffer.db'),
-  });
+  return resolveSecrets(
+    {
+      config: deepFreeze(config),
+      file: join(dir, 'edgehaul.yaml'),
+      gatewayId: 'gw-test',
+      bufferPath: join(dir, 'buffer.db'),
+    },
+    env,
+  );
 }
 
 const BASE = `
@@ -120,15 +123,15 @@ routes:
   assert.deepEqual(sentEvents(made[0]!.records), ['ta:a/1:one']);
 
   const address = gateway.address;
-  const next = parseConfig(
+  const next = loaded(
+    dir,
     `${BASE.replace('linger_ms: 0', 'linger_ms: 1').replace('port: 0, auth', 'port: 1, auth')}
 routes:
   - { name: a, match: "a/#", topic: ta }
   - { name: b, match: "b/#", topic: tb }
 `,
-    'gateway-test.yaml',
   );
-  const report = await gateway.apply(diffConfig(gateway.config, next));
+  const report = await gateway.apply(diffConfig(gateway.config, next.config), next.secrets);
 
   assert.deepEqual([...report.applied].sort(), ['kafka.linger_ms', 'routes']);
   assert.deepEqual(report.restartRequired, ['ingest.embedded.port']);
