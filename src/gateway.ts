@@ -8,7 +8,7 @@ import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import { GroupCommitWriter } from './buffer/writer.js';
 import { changed, diffConfig, effectiveConfig, effectiveSecrets, type ConfigDiff } from './config/diff.js';
 import { deepFreeze, type ResolvedConfig } from './config/load.js';
-import { withPem } from './config/secrets.js';
+import { withPem } from './config/resolved.js';
 import type { Config } from './config/schema.js';
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import { LogThrottle, type Logger } from './core/log.js';

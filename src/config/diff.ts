@@ -1,5 +1,5 @@
 import type { Config } from './schema.js';
-import { Secrets } from './secrets.js';
+import { Secrets } from './resolved.js';
 
 /**
  * Which settings a running gateway can change, in one place. A key takes the

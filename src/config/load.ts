@@ -8,7 +8,8 @@ import { compileTopicPattern } from '../core/topic.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
 import { configSchema, type Config } from './schema.js';
-import { readSecret, Secrets, usedSecrets } from './secrets.js';
+import { Secrets } from './resolved.js';
+import { readSecret, usedSecrets } from './secrets.js';
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `routes[1].topic`. */
@@ -177,8 +178,6 @@ export function machineGatewayId(): string {
       .slice(0, 128) || 'gateway'
   );
 }
-
-export { readSecret, Secrets, usedSecrets, type Secret } from './secrets.js';
 
 /**
  * Reads every secret the config uses, once, into a Secrets map beside the config (the config
