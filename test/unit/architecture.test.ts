@@ -66,8 +66,22 @@ export function check(sources: ReadonlyMap<string, string>): string[] {
   return found.sort();
 }
 
-function sources(): Map<string, string> {
-  const src = join(ROOT, 'src');
+/** Imports from files under test/ (paths relative to the checkout, posix) into scripts/: tests never import scripts. */
+export function testsImportingScripts(sources: ReadonlyMap<string, string>): string[] {
+  const found: string[] = [];
+  for (const [file, text] of sources) {
+    if (!file.startsWith('test/')) continue;
+    for (const spec of importsOf(file, text)) {
+      if (!spec.startsWith('.')) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), spec));
+      if (target.startsWith('scripts/')) found.push(`${file} -> ${spec}`);
+    }
+  }
+  return found.sort();
+}
+
+function sources(dir = 'src'): Map<string, string> {
+  const src = join(ROOT, dir);
   const walk = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
@@ -131,4 +145,23 @@ test('the sources under src/ are found and parsed', () => {
 test('imports point one way: stages and security -> core, core -> nothing, no stage imports a later one, ops/ not the gateway, only config/ reads secrets', () => {
   const found = check(sources());
   assert.deepEqual(found, [], `imports against the flow:\n${found.join('\n')}`);
+});
+
+test('nothing under test/ imports scripts/: the benchmark and the tools use test/support, never the other way', () => {
+  const fake = new Map([
+    [
+      'test/unit/x.test.ts',
+      "import { best } from '../../scripts/bench/step-rules.js';\nimport { p } from '../support/poll.js';",
+    ],
+    ['test/support/y.ts', "export { main } from '../../scripts/vectors.js';"],
+    ['scripts/bench/test/z.test.ts', "import { best } from '../step-rules.js';"],
+  ]);
+  assert.deepEqual(testsImportingScripts(fake), [
+    'test/support/y.ts -> ../../scripts/vectors.js',
+    'test/unit/x.test.ts -> ../../scripts/bench/step-rules.js',
+  ]);
+  const tests = new Map([...sources('test')].map(([f, t]) => [`test/${f}`, t]));
+  assert.ok(tests.size > 50, `only ${tests.size} sources under test/`);
+  const found = testsImportingScripts(tests);
+  assert.deepEqual(found, [], `tests importing scripts/:\n${found.join('\n')}`);
 });
