@@ -1,5 +1,6 @@
 /**
- * `npm test`: every compiled test file under dist/test, one `node --test`
+ * `npm test`: every compiled test file under dist/test (and the benchmark's own
+ * unit tests, dist/scripts/bench/test, with the unit tests), one `node --test`
  * per file, one after the other (shell-free file lists, so the same command
  * works on Node 20, 22 and 24). Each file's output is shown as it runs; at the
  * end come the totals and, for every file that failed, how its process ended
@@ -39,7 +40,11 @@ function testFiles(dir: string): string[] {
     .sort();
 }
 
-const unit = which === 'integration' ? [] : testFiles(join(root, 'dist/test/unit'));
+// the benchmark's rules and charts are tested beside the benchmark: tests under test/ never import scripts/
+const unit =
+  which === 'integration'
+    ? []
+    : [...testFiles(join(root, 'dist/test/unit')), ...testFiles(join(root, 'dist/scripts/bench/test'))];
 const integration = which === 'unit' ? [] : testFiles(join(root, 'dist/test/integration'));
 const files = [...unit, ...integration];
 if (files.length === 0) {

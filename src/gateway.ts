@@ -6,14 +6,14 @@ import { DiskRoom } from './buffer/room.js';
 import { publishDigest } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
 import { GroupCommitWriter } from './buffer/writer.js';
-import { changed, diffConfig, effectiveConfig, type ConfigDiff } from './config/diff.js';
-import type { LoadedConfig } from './config/load.js';
-import { deepFreeze, readSecret } from './config/load.js';
+import { changed, diffConfig, effectiveConfig, effectiveSecrets, type ConfigDiff } from './config/diff.js';
+import { deepFreeze, type ResolvedConfig } from './config/load.js';
+import { withPem } from './config/resolved.js';
 import type { Config } from './config/schema.js';
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import { LogThrottle, type Logger } from './core/log.js';
 import { Forwarder } from './forward/forwarder.js';
-import { createKafkaSink } from './forward/kafka.js';
+import { createKafkaSink, type KafkaSinkConfig } from './forward/kafka.js';
 import type { RecordSink } from './forward/sink.js';
 import { createBrokerIngest } from './ingest/broker.js';
 import { createClientIngest } from './ingest/client.js';
@@ -36,8 +36,13 @@ export interface ShutdownReport {
   readonly timedOut: boolean;
 }
 
+type Secrets = ResolvedConfig['secrets'];
+
+/** The `kafka` config section with its secrets' values in place of their specs: what the Kafka sink is made from. */
+export type ResolvedKafkaConfig = Omit<Config['kafka'], 'tls' | 'sasl'> & Pick<KafkaSinkConfig, 'tls' | 'sasl'>;
+
 /** Makes the upstream for a Kafka config; the seam a test uses to run without Kafka. */
-export type RecordSinkFactory = (kafka: Config['kafka'], onConnected: (up: boolean) => void) => RecordSink;
+export type RecordSinkFactory = (kafka: ResolvedKafkaConfig, onConnected: (up: boolean) => void) => RecordSink;
 
 const NOTHING_LEASED: ReadonlySet<number> = new Set();
 
@@ -74,7 +79,7 @@ export class Gateway {
   private readonly throttle = new LogThrottle(10_000);
 
   constructor(
-    private loaded: LoadedConfig,
+    private loaded: ResolvedConfig,
     private readonly log: Logger,
     private readonly createRecordSink: RecordSinkFactory = (kafka, onConnected) =>
       createKafkaSink(kafka, log, onConnected, this.stats),
@@ -171,7 +176,7 @@ export class Gateway {
 
     await this.observer.sampleDisk();
 
-    await this.apply(diffConfig(null, config));
+    await this.apply(diffConfig(null, config), this.loaded.secrets);
 
     this.ingest = this.createIngest(this.handleMessage);
     await this.ingest.start();
@@ -183,20 +188,23 @@ export class Gateway {
    * Applies a config change: at boot the diff from nothing, on reload the diff
    * from the running config. Live settings take effect between messages;
    * settings that need a restart keep their running values and are reported.
+   * `secrets` are those the new config uses, read when it was loaded: the
+   * stages rebuilt here get their values (no stage reads a secret itself).
    * One change at a time.
    */
-  apply(diff: ConfigDiff): Promise<ApplyReport> {
-    const run = this.applying.then(() => this.applyNow(diff));
+  apply(diff: ConfigDiff, secrets: Secrets): Promise<ApplyReport> {
+    const run = this.applying.then(() => this.applyNow(diff, secrets));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async applyNow(diff: ConfigDiff): Promise<ApplyReport> {
+  private async applyNow(diff: ConfigDiff, next: Secrets): Promise<ApplyReport> {
     const config = deepFreeze(effectiveConfig(diff));
+    const secrets = diff.from === null ? next : effectiveSecrets(this.loaded.secrets, next);
     const has = (key: string): boolean => changed(diff, key);
     const restartRequired = diff.changes.filter((c) => !c.live).map((c) => c.key);
     const previousFilters = this.pipeline.filters;
-    this.loaded = Object.freeze({ ...this.loaded, config });
+    this.loaded = Object.freeze({ ...this.loaded, config, secrets });
 
     if (has('log')) {
       this.log.level = config.log.level;
@@ -223,7 +231,7 @@ export class Gateway {
     if (has('telemetry') || has('schedules') || has('routes') || has('buffer.ttl_secs')) this.applySchedules(config);
     if (has('routes')) this.windowClock.configure(config.routes.some((r) => r.steps.some((st) => 'window' in st)));
     // last: it waits for the batch in flight
-    if (has('kafka')) await this.replaceForwarder(config);
+    if (has('kafka')) await this.replaceForwarder(config, secrets);
     return { applied: diff.changes.filter((c) => c.live).map((c) => c.key), restartRequired };
   }
 
@@ -333,11 +341,13 @@ export class Gateway {
    * so the new one starts at the oldest row still buffered: nothing lost,
    * nothing sent twice, nothing reordered. Commits go on meanwhile.
    */
-  private async replaceForwarder(config: Config): Promise<void> {
+  private async replaceForwarder(config: Config, secrets: Secrets): Promise<void> {
+    // before the old forwarder stops: a fault here leaves it running
+    const kafka = resolvedKafka(config.kafka, secrets);
     const old = this.forwarder;
     if (old !== null) await old.pause();
     const generation = ++this.sinkGeneration;
-    const sink = this.createRecordSink(config.kafka, (up) => {
+    const sink = this.createRecordSink(kafka, (up) => {
       if (generation !== this.sinkGeneration) return; // a replaced producer closing
       if (up !== this.stats.upstream_connected)
         this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
@@ -504,14 +514,17 @@ export class Gateway {
   };
 
   private createIngest(handler: MessageSink): Ingest {
-    const { config, gatewayId } = this.loaded;
+    const { config, gatewayId, secrets } = this.loaded;
     const ingestLog = this.log.child({ stage: 'ingest' });
     if (config.ingest.mode === 'embedded') {
       return createBrokerIngest(
         {
           host: config.ingest.embedded.host,
           port: config.ingest.embedded.port,
-          embedded: config.ingest.embedded,
+          embedded: {
+            ...config.ingest.embedded,
+            tls: withPem(config.ingest.embedded.tls, secrets, 'ingest.embedded.tls'),
+          },
           maxPayloadBytes: config.ingest.max_payload_bytes,
           stats: this.stats,
         },
@@ -525,8 +538,8 @@ export class Gateway {
         url: c.url,
         clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
         username: c.username,
-        password: c.password !== undefined ? readSecret(c.password) : undefined,
-        tls: tlsClientOptions(c.tls),
+        password: c.password !== undefined ? secrets.require('ingest.client.password') : undefined,
+        tls: tlsClientOptions(withPem(c.tls, secrets, 'ingest.client.tls')),
         connections:
           c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
         qos: c.qos,
@@ -584,6 +597,16 @@ export function bufferLimits(config: Config): BufferLimits {
     durability: 'disk',
   });
   return { totalBytes: config.buffer.max_bytes, routes };
+}
+
+/** The Kafka section with the values of its secrets (TLS PEM texts, SASL password) in place of their specs. */
+function resolvedKafka(kafka: Config['kafka'], secrets: Secrets): ResolvedKafkaConfig {
+  const { sasl, tls, ...rest } = kafka;
+  return {
+    ...rest,
+    tls: withPem(tls, secrets, 'kafka.tls'),
+    sasl: sasl === undefined ? undefined : { ...sasl, password: secrets.require('kafka.sasl.password') },
+  };
 }
 
 /** Below the lowest priority a route may have (-1000). */

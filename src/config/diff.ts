@@ -1,4 +1,5 @@
 import type { Config } from './schema.js';
+import { Secrets } from './resolved.js';
 
 /**
  * Which settings a running gateway can change, in one place. A key takes the
@@ -107,6 +108,18 @@ export function effectiveConfig(diff: ConfigDiff): Config {
     setIn(next, c.path, structuredClone(getIn(diff.from, c.path)));
   }
   return next;
+}
+
+/**
+ * The secrets the gateway runs with after a reload, as effectiveConfig: the new values for
+ * settings applied live (a new Kafka producer uses them), the running values for those that wait
+ * for a restart (a listener's certificate is read again at the next start).
+ */
+export function effectiveSecrets(running: Secrets, next: Secrets): Secrets {
+  const values: Array<[string, string]> = [];
+  for (const key of next.keys()) if (applyMode(key) === 'live') values.push([key, next.require(key)]);
+  for (const key of running.keys()) if (applyMode(key) !== 'live') values.push([key, running.require(key)]);
+  return new Secrets(values);
 }
 
 function getIn(value: unknown, path: readonly string[]): unknown {

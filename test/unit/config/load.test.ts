@@ -1,8 +1,20 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, parseConfig, readSecret, resolveStatePath } from '../../../src/config/load.js';
+import { inspect } from 'node:util';
+import { effectiveSecrets } from '../../../src/config/diff.js';
+import {
+  ConfigError,
+  deepFreeze,
+  parseConfig,
+  resolveSecrets,
+  resolveStatePath,
+  type LoadedConfig,
+} from '../../../src/config/load.js';
+import { Secrets } from '../../../src/config/resolved.js';
+import { readSecret } from '../../../src/config/secrets.js';
 import { ROOT } from '../../support/kafka.js';
 
 function problems(yaml: string): ConfigError['problems'] {
@@ -78,6 +90,100 @@ test('secrets come from env or files, and a missing one is a clear error', () =>
     /cannot be read: ENOENT/,
   );
   assert.match(problems('ingest:\n  client:\n    password: { env: A, file: b }\n')[0]!.message, /exactly one/);
+});
+
+function loadedFrom(yaml: string): LoadedConfig {
+  return { config: deepFreeze(parseConfig(yaml, 't.yaml')), file: 't.yaml', gatewayId: 'gw', bufferPath: 'b.db' };
+}
+
+const WITH_SECRETS = `
+ingest:
+  mode: client
+  client: { password: { env: EH_TEST_MQTT_PW }, tls: { enabled: true, ca: { file: ca.pem } } }
+kafka:
+  tls: { enabled: false, ca: { file: unused.pem } }
+  sasl: { mechanism: plain, username: gw, password: { value: inline-kafka-pw } }
+`;
+
+test('resolveSecrets reads each used secret once into a map beside the config, which stays as written', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-secrets-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ca.pem'), 'ca-pem-text\n');
+  const loaded = loadedFrom(WITH_SECRETS);
+  const resolved = resolveSecrets(loaded, { EH_TEST_MQTT_PW: 'env-mqtt-pw', CREDENTIALS_DIRECTORY: dir });
+  assert.deepEqual(resolved.secrets.keys().sort(), [
+    'ingest.client.password',
+    'ingest.client.tls.ca',
+    'kafka.sasl.password',
+  ]);
+  assert.equal(resolved.secrets.get('ingest.client.password'), 'env-mqtt-pw');
+  assert.equal(resolved.secrets.get('ingest.client.tls.ca'), 'ca-pem-text');
+  assert.equal(resolved.secrets.get('kafka.sasl.password'), 'inline-kafka-pw');
+  // kafka.tls is off: its file is neither read nor required
+  assert.equal(resolved.secrets.get('kafka.tls.ca'), undefined);
+  assert.equal(resolved.config, loaded.config, 'the config as written, secret specs and all');
+  assert.deepEqual(resolved.config.ingest.client.password, { env: 'EH_TEST_MQTT_PW' });
+
+  // check-config by hand: { env } secrets are the service's, skipped; the others still checked
+  const byHand = resolveSecrets(loaded, { CREDENTIALS_DIRECTORY: dir }, { envToo: false });
+  assert.deepEqual(byHand.secrets.keys().sort(), ['ingest.client.tls.ca', 'kafka.sasl.password']);
+
+  // every missing one listed by key, naming the variable or the file, never a value
+  let err: unknown;
+  try {
+    resolveSecrets(loaded, { CREDENTIALS_DIRECTORY: join(dir, 'elsewhere') });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError && err.code === 'EH_ERR_CONFIG_SECRET', String(err));
+  assert.deepEqual(
+    err.problems.map((p) => p.key),
+    ['ingest.client.password', 'ingest.client.tls.ca'],
+  );
+  assert.match(err.message, /EH_TEST_MQTT_PW is not set/);
+  assert.match(err.message, /elsewhere\/ca\.pem cannot be read: ENOENT/);
+});
+
+test('resolved secrets print as their keys only: JSON, util.inspect, String, a spread', () => {
+  const secrets = new Secrets([
+    ['kafka.sasl.password', 'inline-kafka-pw'],
+    ['kafka.tls.key', 'PEM-KEY-TEXT'],
+  ]);
+  const resolved = { ...loadedFrom(''), secrets };
+  for (const shown of [
+    JSON.stringify(resolved),
+    JSON.stringify({ ...secrets }),
+    inspect(resolved, { depth: 10, showHidden: true }),
+    String(secrets),
+    `${secrets.keys().join()}`,
+  ]) {
+    assert.doesNotMatch(shown, /inline-kafka-pw|PEM-KEY-TEXT/, shown);
+  }
+  assert.match(JSON.stringify(resolved), /"kafka\.sasl\.password":"\[redacted\]"/);
+  assert.match(inspect(secrets), /kafka\.sasl\.password, kafka\.tls\.key/);
+  assert.equal(secrets.require('kafka.tls.key'), 'PEM-KEY-TEXT');
+  assert.throws(
+    () => secrets.require('kafka.tls.ca'),
+    (e: Error & { code?: string }) => e.code === 'EH_ERR_CONFIG_SECRET' && !/PEM-KEY/.test(e.message),
+  );
+});
+
+test('after a reload the live settings run with the new secrets, restart-only ones keep the running ones', () => {
+  const running = new Secrets([
+    ['kafka.sasl.password', 'old-kafka'],
+    ['ingest.embedded.tls.key', 'old-listener-key'],
+  ]);
+  const next = new Secrets([
+    ['kafka.sasl.password', 'new-kafka'],
+    ['kafka.tls.ca', 'new-ca'],
+    ['ingest.embedded.tls.key', 'new-listener-key'],
+    ['ingest.client.password', 'new-client'],
+  ]);
+  const effective = effectiveSecrets(running, next);
+  assert.deepEqual(effective.keys().sort(), ['ingest.embedded.tls.key', 'kafka.sasl.password', 'kafka.tls.ca']);
+  assert.equal(effective.get('kafka.sasl.password'), 'new-kafka');
+  assert.equal(effective.get('kafka.tls.ca'), 'new-ca');
+  assert.equal(effective.get('ingest.embedded.tls.key'), 'old-listener-key');
 });
 
 test('relative buffer paths resolve against STATE_DIRECTORY', () => {
