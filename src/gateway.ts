@@ -500,6 +500,7 @@ export class Gateway {
     }
     // every route's steps took it out on purpose (filter, deadband, dedupe): nothing to make durable
     if (out.events.length === 0 && out.deadLetters.length === 0 && !out.stateful) return acked(null);
+    this.observer.deadLetters(out.deadLetters);
     this.writer!.submit(out.events, acked, out.deadLetters, publish);
   };
 

@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
 import { readSecret } from '../core/secret.js';
 import { compileTopicPattern } from '../core/topic.js';
+import { isLoopbackHost } from '../security/basic-auth.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
 import { configSchema, type Config, type Secret } from './schema.js';
@@ -31,7 +32,12 @@ export class ConfigError extends EdgehaulError {
   readonly problems: readonly ConfigProblem[];
 
   constructor(
-    code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET',
+    code:
+      | 'EH_ERR_CONFIG_READ'
+      | 'EH_ERR_CONFIG_YAML'
+      | 'EH_ERR_CONFIG_INVALID'
+      | 'EH_ERR_CONFIG_SECRET'
+      | 'EH_ERR_CONFIG_HTTP_OPEN',
     file: string,
     problems: readonly ConfigProblem[],
   ) {
@@ -116,6 +122,16 @@ export function parseConfig(text: string, file: string): Config {
     }
   });
   if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_INVALID', file, problems);
+  if (cfg.http.enabled && !isLoopbackHost(cfg.http.host) && cfg.http.auth.users.length === 0) {
+    // its own code: the rest of the config is fine, and what to do is specific
+    throw new ConfigError('EH_ERR_CONFIG_HTTP_OPEN', file, [
+      {
+        key: 'http.host',
+        line: lineOf(['http', 'host']),
+        message: `"${cfg.http.host}" is beyond loopback: give http.auth.users (logins for the status page, /status and /metrics), or bind 127.0.0.1 and reach it over an SSH tunnel`,
+      },
+    ]);
+  }
   return cfg;
 }
 
@@ -198,6 +214,7 @@ export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }>
     tls('ingest.client.tls', cfg.ingest.client.tls);
   }
   tls('kafka.tls', cfg.kafka.tls);
+  if (cfg.http.enabled) tls('http.tls', cfg.http.tls);
   add('kafka.sasl.password', cfg.kafka.sasl?.password);
   return out;
 }
