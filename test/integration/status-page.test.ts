@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -277,6 +278,23 @@ test(
     assert.equal(await page.textContent('[data-field="gateway_id"]'), 'gw-test');
     assert.equal(await page.textContent('#error'), '');
     assert.deepEqual(problems, []);
+
+    // edgehaul status: the login from the environment, the test CA as Node's extra CA
+    const cli = (env: Record<string, string>): Promise<{ code: number; out: string }> =>
+      new Promise((resolve) => {
+        execFile(
+          process.execPath,
+          [join(ROOT, 'dist/src/cli/main.js'), 'status', '--url', base],
+          { env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, ...env }, timeout: 20_000 },
+          (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number(err.code), out: stdout + stderr }),
+        );
+      });
+    const without = await cli({});
+    assert.equal(without.code, 1, without.out);
+    assert.match(without.out, /asks for a login .*EH_ERR_HTTP_AUTH/);
+    const withLogin = await cli({ EDGEHAUL_HTTP_USER: 'tech', EDGEHAUL_HTTP_PASSWORD: password });
+    assert.equal(withLogin.code, 0, withLogin.out);
+    assert.match(withLogin.out, /^edgehaul gw-test /);
 
     // refused logins are logged with a code, the password never
     const logged = JSON.stringify(daemon.lines);
