@@ -102,7 +102,9 @@ function render(s) {
   $('buffer-fill').textContent = b.max_bytes > 0 ? ((100 * b.bytes) / b.max_bytes).toFixed(1) + '%' : '-';
   const eta = b.drain_eta_secs;
   $('drain-eta').dataset.value = eta === null || eta === undefined ? '' : String(eta);
-  $('drain-eta').textContent = b.events === 0 ? 'empty' : eta === null || eta === undefined ? 'not draining' : duration(eta);
+  const live = s.upstream.connected && s.rates.out_events_per_sec > 0;
+  $('drain-eta').textContent =
+    b.events === 0 ? 'empty' : typeof eta === 'number' ? duration(eta) : live ? 'keeping up, not shrinking' : 'not draining';
 
   const up = s.upstream;
   $('kafka-state').textContent = up.connected ? 'connected' : 'NOT connected';
