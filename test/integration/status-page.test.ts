@@ -120,7 +120,7 @@ test(
         // 300 readings and the dead letter's copy for the dead-letter topic
         return sent === 301;
       },
-      20_000,
+      30_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message} (sent_events_total ${String(sent)})`);
     });
