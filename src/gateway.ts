@@ -25,7 +25,7 @@ import { Stats } from './ops/stats.js';
 import { effectiveRoutes } from './ops/telemetry.js';
 import { UploadGate } from './ops/upload-gate.js';
 import { tlsClientOptions } from './security/tls.js';
-import { WindowClock } from './transform/clock.js';
+import { WindowClock, type GeneratedEventWriter } from './transform/clock.js';
 import { DEAD_LETTER_ROUTE, Pipeline } from './transform/pipeline.js';
 
 export type { ApplyReport } from './ops/reload.js';
@@ -99,9 +99,16 @@ export class Gateway {
         },
       },
     );
+    // closing windows can make dead letters too: the status page lists them like those of a message
+    const windowWriter: GeneratedEventWriter = {
+      submit: (events, settle, deadLetters) => {
+        if (deadLetters !== undefined) this.observer.deadLetters(deadLetters);
+        this.writer!.submit(events, settle, deadLetters);
+      },
+    };
     this.windowClock = new WindowClock(
       () => this.pipeline,
-      () => this.writer,
+      () => (this.writer === null ? null : windowWriter),
       {
         windowEvents: (events) => {
           this.stats.transform_window_events_total += events;
