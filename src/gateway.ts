@@ -25,7 +25,7 @@ import { Stats } from './ops/stats.js';
 import { effectiveRoutes } from './ops/telemetry.js';
 import { UploadGate } from './ops/upload-gate.js';
 import { tlsClientOptions } from './security/tls.js';
-import { WindowClock } from './transform/clock.js';
+import { WindowClock, type GeneratedEventWriter } from './transform/clock.js';
 import { DEAD_LETTER_ROUTE, Pipeline } from './transform/pipeline.js';
 
 export type { ApplyReport } from './ops/reload.js';
@@ -104,9 +104,16 @@ export class Gateway {
         },
       },
     );
+    // closing windows can make dead letters too: the status page lists them like those of a message
+    const windowWriter: GeneratedEventWriter = {
+      submit: (events, settle, deadLetters) => {
+        if (deadLetters !== undefined) this.observer.deadLetters(deadLetters);
+        this.writer!.submit(events, settle, deadLetters);
+      },
+    };
     this.windowClock = new WindowClock(
       () => this.pipeline,
-      () => this.writer,
+      () => (this.writer === null ? null : windowWriter),
       {
         windowEvents: (events) => {
           this.stats.transform_window_events_total += events;
@@ -510,6 +517,7 @@ export class Gateway {
     }
     // every route's steps took it out on purpose (filter, deadband, dedupe): nothing to make durable
     if (out.events.length === 0 && out.deadLetters.length === 0 && !out.stateful) return acked(null);
+    this.observer.deadLetters(out.deadLetters);
     this.writer!.submit(out.events, acked, out.deadLetters, publish);
   };
 
@@ -577,6 +585,11 @@ export class Gateway {
         return gateway().writer !== null && !gateway().stopping;
       },
       handleMessage: (message, settle) => this.handleMessage(message, settle),
+      httpTls: () => {
+        const { config, secrets } = this.loaded;
+        if (!config.http.tls.enabled) return null;
+        return { cert: secrets.require('http.tls.cert'), key: secrets.require('http.tls.key') };
+      },
     };
   }
 }

@@ -5,6 +5,7 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
 import { compileTopicPattern } from '../core/topic.js';
+import { isLoopbackHost } from '../security/basic-auth.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
 import { configSchema, type Config } from './schema.js';
@@ -37,7 +38,12 @@ export class ConfigError extends EdgehaulError {
   readonly problems: readonly ConfigProblem[];
 
   constructor(
-    code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET',
+    code:
+      | 'EH_ERR_CONFIG_READ'
+      | 'EH_ERR_CONFIG_YAML'
+      | 'EH_ERR_CONFIG_INVALID'
+      | 'EH_ERR_CONFIG_SECRET'
+      | 'EH_ERR_CONFIG_HTTP_OPEN',
     file: string,
     problems: readonly ConfigProblem[],
   ) {
@@ -122,6 +128,16 @@ export function parseConfig(text: string, file: string): Config {
     }
   });
   if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_INVALID', file, problems);
+  if (cfg.http.enabled && !isLoopbackHost(cfg.http.host) && cfg.http.auth.users.length === 0) {
+    // its own code: the rest of the config is fine, and what to do is specific
+    throw new ConfigError('EH_ERR_CONFIG_HTTP_OPEN', file, [
+      {
+        key: 'http.host',
+        line: lineOf(['http', 'host']),
+        message: `"${cfg.http.host}" is beyond loopback: give http.auth.users (logins for the status page, /status and /metrics), or bind 127.0.0.1 and reach it over an SSH tunnel`,
+      },
+    ]);
+  }
   return cfg;
 }
 

@@ -49,6 +49,19 @@ export const brokerUserSchema = z.strictObject({
   subscribe: z.array(topicFilter).optional(),
 });
 
+/** A login of the HTTP endpoint (status page, /status, /metrics, /healthz). */
+export const httpUserSchema = z.strictObject({
+  username: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((u) => !u.includes(':'), { message: 'HTTP Basic user names cannot hold ":"' }),
+  password_hash: z.string().superRefine((v, ctx) => {
+    const problem = describeHashProblem(v);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+});
+
 export const aclRuleSchema = z.strictObject({
   /** exact username, or `*`: any authenticated user; absent: anyone (anonymous too) */
   username: z.string().min(1).optional(),
@@ -367,14 +380,28 @@ export const configSchema = z
         timeout_secs: z.number().min(1).max(600).default(15),
       })
       .prefault({}),
-    /** The local HTTP endpoint: /metrics (Prometheus), /healthz, /status (edgehaul status). */
+    /** The local HTTP endpoint: the status page (/), /metrics (Prometheus), /healthz, /status (edgehaul status). */
     http: z
       .strictObject({
         enabled: z.boolean().default(true),
-        /** Loopback by default: the endpoint has no authentication. */
+        /** Loopback by default (no login). Any other address needs auth.users: every path then asks for a login. */
         host: z.string().min(1).default('127.0.0.1'),
         /** 0 picks a free port (tests); the bound address is logged ("http listening"). */
         port: port.default(9464),
+        auth: z
+          .strictObject({
+            /** HTTP Basic logins: the same scrypt hashes as the broker's users (`edgehaul hash-password`). */
+            users: z.array(httpUserSchema).default([]),
+          })
+          .prefault({}),
+        /** HTTPS with PEM cert and key, as ingest.embedded.tls. */
+        tls: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            cert: pemSchema.optional(),
+            key: pemSchema.optional(),
+          })
+          .prefault({}),
       })
       .prefault({}),
     health: z
@@ -476,6 +503,19 @@ export const configSchema = z
           message: `duplicate user "${u.username}"`,
         });
       names.add(u.username);
+    });
+    if (cfg.http.tls.enabled && (cfg.http.tls.cert === undefined || cfg.http.tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['http', 'tls'], message: 'HTTPS needs cert and key' });
+    }
+    const httpNames = new Set<string>();
+    cfg.http.auth.users.forEach((u, i) => {
+      if (httpNames.has(u.username))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['http', 'auth', 'users', i, 'username'],
+          message: `duplicate user "${u.username}"`,
+        });
+      httpNames.add(u.username);
     });
     for (const which of ['ingest', 'kafka'] as const) {
       const tls = which === 'ingest' ? cfg.ingest.client.tls : cfg.kafka.tls;

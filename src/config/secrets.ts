@@ -64,6 +64,7 @@ export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }>
     tls('ingest.client.tls', cfg.ingest.client.tls);
   }
   tls('kafka.tls', cfg.kafka.tls);
+  if (cfg.http.enabled) tls('http.tls', cfg.http.tls);
   add('kafka.sasl.password', cfg.kafka.sasl?.password);
   return out;
 }

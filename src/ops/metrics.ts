@@ -95,6 +95,9 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   connection_errors_total: {
     help: 'connections closed for a client error (malformed packets, protocol violations, resets)',
   },
+  http_auth_failures_total: {
+    help: 'logins to the HTTP endpoint refused (no or malformed credentials, wrong password, too many at once)',
+  },
   upstream_auth_failures_total: { help: 'Kafka refused our SASL credentials' },
   upstream_auth_failed: { help: '1 while the last Kafka connect failed on authentication' },
   transform_window_events_total: { help: 'window aggregates emitted' },

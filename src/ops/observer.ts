@@ -5,7 +5,11 @@ import { Interval } from '../core/interval.js';
 import { LogThrottle, type Logger } from '../core/log.js';
 import { BacklogMeter, processWriteBytes } from './backlog.js';
 import { evaluateHealth, type Health } from './health.js';
+import type { DeadLetterRecord } from '../core/event.js';
+import { BasicAuth, isLoopbackHost } from '../security/basic-auth.js';
+import { RateHistory } from './history.js';
 import { OpsServer } from './http.js';
+import { RecentDeadLetters } from './recent-dead-letters.js';
 import { commitDurationHistogram, createMetricsRegistry, type OpsSnapshot } from './metrics.js';
 import { LOSS_REASONS, type Stats } from './stats.js';
 import { VERSION, type StatusReport } from './status.js';
@@ -32,6 +36,8 @@ export interface GatewayView {
   readonly accepting: boolean;
   /** the input handler, as a device's PUBLISH goes through it */
   readonly handleMessage: MessageSink;
+  /** the HTTP endpoint's certificate chain and key (PEM, read at config load); null without http.tls */
+  httpTls(): { cert: string; key: string } | null;
 }
 
 /** What one group commit reported. */
@@ -42,6 +48,8 @@ export interface CommitObservation {
 
 /** How often the in/out rates of `edgehaul status` are sampled. */
 const RATE_INTERVAL_MS = 10_000;
+/** Dead letters /status lists (newest first). */
+const DEAD_LETTERS_SHOWN = 20;
 /** How often free disk space is sampled for the (synchronous) health rules. */
 const DISK_INTERVAL_MS = 10_000;
 
@@ -69,6 +77,10 @@ export class Observer {
     at: 0,
   };
   private readonly backlog = new BacklogMeter();
+  /** the last hour of rates, for the status page's chart */
+  private readonly history = new RateHistory(RATE_INTERVAL_MS / 1000);
+  /** the last dead letters, with payload previews, for the status page */
+  private readonly recentDeadLetters = new RecentDeadLetters(DEAD_LETTERS_SHOWN);
   private readonly statsTimer = new Interval(() => this.logStats());
   private readonly telemetryTimer = new Interval(
     () =>
@@ -119,12 +131,43 @@ export class Observer {
       const registry = createMetricsRegistry(this.stats, () => this.snapshot(), { gatewayId, version: VERSION }, [
         this.commitSeconds,
       ]);
+      const httpLog = this.log.child({ stage: 'http' });
+      const login = !isLoopbackHost(config.http.host);
+      const tls = config.http.tls;
       this.http = new OpsServer(
-        { registry, health: () => this.health(), status: () => this.status() },
-        this.log.child({ stage: 'http' }),
+        {
+          registry,
+          health: () => this.health(),
+          status: () => this.status(),
+          history: () => this.history.report(),
+        },
+        httpLog,
+        {
+          // config validation refuses a host beyond loopback without users
+          auth: login ? new BasicAuth(config.http.auth.users) : null,
+          tls: this.view.httpTls(),
+          refused: (result, remote) => {
+            this.stats.http_auth_failures_total++;
+            if (result.why === 'missing') return; // a browser's first request before it asks the person: counted, not logged
+            this.throttle.run(`http-auth:${result.why}`, (suppressed) =>
+              httpLog.warn(
+                { code: 'EH_ERR_HTTP_AUTH', why: result.why, username: result.username, remote, suppressed },
+                'http login refused',
+              ),
+            );
+          },
+        },
       );
       this.httpBound = await this.http.listen(config.http.host, config.http.port);
-      this.log.info({ http: this.httpBound, paths: ['/metrics', '/healthz', '/status'] }, 'http listening');
+      this.log.info(
+        {
+          http: this.httpBound,
+          tls: tls.enabled,
+          login,
+          paths: ['/', '/status', '/status/history', '/metrics', '/healthz'],
+        },
+        'http listening',
+      );
     }
   }
 
@@ -136,6 +179,11 @@ export class Observer {
   /** The health record on an interval; null: none (off, or a cron job sends it). */
   setTelemetryInterval(ms: number | null): void {
     this.telemetryTimer.every(ms);
+  }
+
+  /** Dead letters the pipeline made (kept in memory for the status page). */
+  deadLetters(records: readonly DeadLetterRecord[]): void {
+    if (records.length > 0) this.recentDeadLetters.add(records);
   }
 
   /** A group commit held. */
@@ -224,6 +272,7 @@ export class Observer {
         max_bytes: config.buffer.max_bytes,
         oldest_age_secs: oldest,
         file_bytes: fileBytes,
+        drain_eta_secs: drainEtaSecs(buffer?.events ?? 0, this.rates),
         routes: Object.fromEntries(
           [...usage].map(([route, u]) => [
             route,
@@ -246,7 +295,11 @@ export class Observer {
         unrouted_messages: this.stats.dropped_unrouted_total,
         oversize_messages: this.stats.dropped_oversize_total,
       },
-      dead_letters: { total: byReason.dead_letter ?? 0, stored: this.deadLettersStored() },
+      dead_letters: {
+        total: byReason.dead_letter ?? 0,
+        stored: this.deadLettersStored(),
+        recent: this.recentDeadLetters.list(),
+      },
       system,
       stats: this.stats.snapshot(),
     };
@@ -402,6 +455,14 @@ export class Observer {
       intervalSecs: prev === 0 ? 0 : Math.round((now - prev) / 1000),
       at: now,
     };
+    if (prev !== 0)
+      this.history.add({
+        at: now,
+        interval_secs: this.rates.intervalSecs,
+        in_events_per_sec: r.receive_rate,
+        out_events_per_sec: r.send_rate,
+        buffer_bytes: buffer.bytes,
+      });
   }
 
   private deadLettersStored(): number | null {
@@ -415,4 +476,11 @@ export class Observer {
 
 function ageSecs(receivedAt: number | null, now: number): number | null {
   return receivedAt === null ? null : Math.max(0, Math.round((now - receivedAt) / 100) / 10);
+}
+
+/** Seconds until the buffer is empty at the last interval's rates; 0 when empty; null when it is not shrinking. */
+export function drainEtaSecs(events: number, rates: { in: number; out: number; intervalSecs: number }): number | null {
+  if (events === 0) return 0;
+  if (rates.intervalSecs === 0 || rates.out <= rates.in) return null;
+  return Math.round(events / (rates.out - rates.in));
 }

@@ -55,6 +55,8 @@ export class Stats {
   tls_errors_total = 0;
   /** connections closed for a client error: malformed packets, protocol violations, resets */
   connection_errors_total = 0;
+  /** logins to the HTTP endpoint refused (no credentials, malformed, wrong, or too many at once): answered 401 (503 when busy) */
+  http_auth_failures_total = 0;
   /** Kafka refused our SASL credentials */
   upstream_auth_failures_total = 0;
   /** the last Kafka connect failed on authentication (cleared by a successful connect) */

@@ -1,6 +1,7 @@
 import { formatBytes as bytes } from '../core/format.js';
 import { readFileSync } from 'node:fs';
 import type { Health } from './health.js';
+import type { DeadLetterView } from './recent-dead-letters.js';
 import type { SystemSample } from './system.js';
 
 /** The package version (dist/src/ops/status.js -> package.json). */
@@ -35,6 +36,8 @@ export interface StatusReport {
     readonly max_bytes: number;
     readonly oldest_age_secs: number | null;
     readonly file_bytes: number | null;
+    /** seconds until empty at the last interval's rates; 0: empty; null: not shrinking (or not measured yet) */
+    readonly drain_eta_secs: number | null;
     readonly routes: Record<
       string,
       { readonly events: number; readonly bytes: number; readonly oldest_age_secs: number | null }
@@ -53,8 +56,12 @@ export interface StatusReport {
     readonly unrouted_messages: number;
     readonly oversize_messages: number;
   };
-  /** total: events sent to the dead-letter store since start; stored: held there now (null until the store exists) */
-  readonly dead_letters: { readonly total: number; readonly stored: number | null };
+  /** total: events sent to the dead-letter store since start; stored: held there now (null until the store exists); recent: the last few, newest first */
+  readonly dead_letters: {
+    readonly total: number;
+    readonly stored: number | null;
+    readonly recent: readonly DeadLetterView[];
+  };
   readonly system: SystemSample;
   /** every counter of the gateway, as in the stats log line */
   readonly stats: Record<string, unknown>;

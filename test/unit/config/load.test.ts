@@ -237,3 +237,28 @@ ${extra}`;
   );
   assert.deepEqual(problems(steps('      - filter: "temp > 20"\n')), [], 'a good one passes');
 });
+
+test('http.host beyond loopback without http.auth.users: EH_ERR_CONFIG_HTTP_OPEN, naming the key and line', () => {
+  const yaml = 'http:\n  host: 0.0.0.0\n';
+  assert.throws(
+    () => parseConfig(yaml, 'open.yaml'),
+    (err: ConfigError) =>
+      err.code === 'EH_ERR_CONFIG_HTTP_OPEN' && err.problems[0]?.key === 'http.host' && err.problems[0]?.line === 2,
+  );
+  assert.equal(parseConfig('http:\n  host: 127.0.0.2\n', 'lo.yaml').http.host, '127.0.0.2');
+  assert.equal(parseConfig('http:\n  enabled: false\n  host: 0.0.0.0\n', 'off.yaml').http.enabled, false);
+  const hash = 'scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
+  const withUser = parseConfig(
+    `http:\n  host: 0.0.0.0\n  auth:\n    users:\n      - { username: tech, password_hash: "${hash}" }\n`,
+    'u.yaml',
+  );
+  assert.equal(withUser.http.auth.users.length, 1);
+  assert.throws(
+    () => parseConfig('http:\n  tls:\n    enabled: true\n', 'tls.yaml'),
+    (err: ConfigError) => err.code === 'EH_ERR_CONFIG_INVALID' && /cert and key/.test(err.message),
+  );
+  assert.throws(
+    () => parseConfig(`http:\n  auth:\n    users:\n      - { username: "a:b", password_hash: "${hash}" }\n`, 'c.yaml'),
+    (err: ConfigError) => err.code === 'EH_ERR_CONFIG_INVALID' && /cannot hold ":"/.test(err.message),
+  );
+});
