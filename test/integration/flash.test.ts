@@ -39,7 +39,7 @@ test("this machine's temp dir: its block device is found and counts our writes (
     if (major === 0) {
       // tmpfs or overlay: the device is unknown, which is an answer
       assert.equal(found.device, null);
-      assert.match(found.reason!, /not a block device/);
+      assert.match(found.reason, /not a block device/);
       return;
     }
     assert.ok(found.device !== null, found.reason);
@@ -68,7 +68,7 @@ test('a tmpfs (when the machine has /dev/shm) has no block device: unknown, not 
   }
   const found = await blockDeviceOfPath('/dev/shm');
   assert.equal(found.device, null);
-  assert.match(found.reason!, /not a block device|no \/sys\/dev\/block/);
+  assert.match(found.reason, /not a block device|no \/sys\/dev\/block/);
 });
 
 test(
@@ -139,7 +139,7 @@ test(
     if (expected.device !== null)
       assert.ok(
         samples.some(
-          (s) => s.name === 'edgehaul_flash_device_written_bytes' && s.labels.device === expected.device!.disk,
+          (s) => s.name === 'edgehaul_flash_device_written_bytes' && s.labels.device === expected.device.disk,
         ),
       );
 
