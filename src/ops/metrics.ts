@@ -348,13 +348,13 @@ export function createMetricsRegistry(
     new Gauge({
       name,
       help,
-      labelNames: ['device'],
+      labelNames: ['disk'],
       registers: [registry],
       async collect() {
         const f = (await snap()).flash ?? null;
         this.reset();
         const v = f === null ? null : pick(f);
-        if (f?.device != null && v !== null) this.set({ device: f.device.name }, v);
+        if (f?.device != null && v !== null) this.set({ disk: f.device.name }, v);
       },
     });
   };

@@ -138,9 +138,7 @@ test(
     assert.ok(Number.isNaN(metric('edgehaul_flash_life_days_left')), 'NaN: not known yet');
     if (expected.device !== null)
       assert.ok(
-        samples.some(
-          (s) => s.name === 'edgehaul_flash_device_written_bytes' && s.labels.device === expected.device.disk,
-        ),
+        samples.some((s) => s.name === 'edgehaul_flash_device_written_bytes' && s.labels.disk === expected.device.disk),
       );
 
     const cli = await run(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'status', '--url', daemon.httpUrl]);
