@@ -5,11 +5,14 @@ import type { BufferLimits, RouteLimits } from './buffer/policy.js';
 import { DiskRoom } from './buffer/room.js';
 import { publishDigest } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
+import { FlashPacer } from './buffer/pacer.js';
+import type { SqliteBufferStore } from './buffer/store.js';
 import { GroupCommitWriter } from './buffer/writer.js';
 import { changed, diffConfig, effectiveConfig, effectiveSecrets, type ConfigDiff } from './config/diff.js';
 import { deepFreeze, type ResolvedConfig } from './config/load.js';
 import { withPem } from './config/resolved.js';
 import type { Config } from './config/schema.js';
+import { processWriteBytes } from './core/blockdev.js';
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import { LogThrottle, type Logger } from './core/log.js';
 import { Forwarder } from './forward/forwarder.js';
@@ -63,6 +66,10 @@ export class Gateway {
   /** what the buffer's filesystem can still take */
   private room: DiskRoom | null = null;
   private writer: GroupCommitWriter | null = null;
+  /** the SQLite store under the tiered one: its delete delay follows the flash budget */
+  private disk: SqliteBufferStore | null = null;
+  /** paces group commits to buffer.flash_budget_bytes_per_day; null without a budget */
+  private pacer: FlashPacer | null = null;
   private housekeeping: BufferHousekeeping | null = null;
   private forwarder: Forwarder | null = null;
   private ingest: Ingest | null = null;
@@ -151,6 +158,7 @@ export class Gateway {
     );
     const store = new TieredStore(opened.store);
     this.store = store;
+    this.disk = opened.store;
     this.room = new DiskRoom(dirname(bufferPath), () => this.loaded.config.buffer.disk_reserve_bytes, store);
     if (opened.quarantined !== null) this.observer.storeDamaged(opened.quarantined.events ?? 0);
     this.pipeline.restore(opened.store.loadStates());
@@ -218,7 +226,14 @@ export class Gateway {
       this.observer.setStatsInterval(config.log.stats_interval_secs);
     }
     // the writer must exist before routes change: closed windows are committed through it
-    if (has('buffer.commit') || has('dead_letters.keep') || this.writer === null) this.applyCommit(config);
+    if (
+      has('buffer.commit') ||
+      has('buffer.flash_budget_bytes_per_day') ||
+      has('buffer.flash_budget_max_wait_ms') ||
+      has('dead_letters.keep') ||
+      this.writer === null
+    )
+      this.applyCommit(config);
     if (has('routes') && diff.from !== null) {
       this.applyRoutes(config);
       const c = config.ingest.client;
@@ -256,7 +271,15 @@ export class Gateway {
 
   /** Creates the group-commit writer at boot; on reload hands it the new commit settings. */
   private applyCommit(config: Config): void {
+    const b = config.buffer;
+    const budget = { bytesPerDay: b.flash_budget_bytes_per_day, maxWaitMs: b.flash_budget_max_wait_ms };
+    if (budget.bytesPerDay === 0 || budget.maxWaitMs === 0) this.pacer = null;
+    else if (this.pacer === null) this.pacer = new FlashPacer(budget, processWriteBytes);
+    else this.pacer.reconfigure(budget);
+    // delivered rows' deletes wait for a paced commit to carry them rather than take an fsync of their own
+    this.disk?.setDeleteDelay(this.pacer === null ? 0 : budget.maxWaitMs * 2);
     const options = {
+      pacer: this.pacer,
       maxWaitMs: config.buffer.commit.max_wait_ms,
       maxEvents: config.buffer.commit.max_events,
       minEvents: config.buffer.commit.min_events,

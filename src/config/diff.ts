@@ -22,6 +22,8 @@ export const APPLY: Readonly<Record<string, 'live' | 'restart'>> = Object.freeze
   'buffer.ttl_secs': 'live',
   'buffer.memory': 'live',
   'buffer.commit': 'live',
+  'buffer.flash_budget_bytes_per_day': 'live',
+  'buffer.flash_budget_max_wait_ms': 'live',
   // a new producer takes over after the batch in flight was acknowledged
   kafka: 'live',
   // steps too: unchanged routes keep their state, changed ones close their windows into the buffer

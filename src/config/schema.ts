@@ -255,6 +255,14 @@ export const configSchema = z
             spill_after_ms: durationMs(3_600_000).default(2000),
           })
           .prefault({}),
+        /**
+         * Bytes a day the daemon may write to storage, on average (its /proc/self/io write_bytes): group
+         * commits wait for the budget, so a quiet gateway commits less often and PUBACKs wait longer
+         * instead of the flash wearing. 0: no budget. docs/configuration.md suggests figures per card size.
+         */
+        flash_budget_bytes_per_day: z.number().int().min(0).default(0),
+        /** Under a budget, a message waits at most this long for its commit (and so its PUBACK). */
+        flash_budget_max_wait_ms: durationMs(60_000).default(1000),
         commit: z
           .strictObject({
             /**
@@ -412,6 +420,13 @@ export const configSchema = z
         disk_min_free_bytes: z.number().int().min(0).default(104_857_600),
         /** degraded for this long after any counted loss. */
         loss_window_secs: z.number().int().min(1).max(86_400).default(300),
+        /**
+         * Bytes the buffer's flash device is rated to take (its TBW). The default, 10 TB, is an estimate
+         * for a typical 32 GB consumer SD card (about 300 full writes); use the vendor's figure.
+         */
+        flash_endurance_bytes: z.number().int().min(0).default(10_000_000_000_000),
+        /** degraded (flash_wear) when the device has fewer days of life left at its current write rate; 0: never. */
+        flash_min_days: z.number().min(0).max(36_500).default(30),
       })
       .prefault({}),
     /** Gateway health records (CPU, memory, disk, temperature, network, buffer) sent to Kafka through the normal pipeline. */

@@ -4,6 +4,7 @@ import type { MessageSink } from '../core/event.js';
 import { Interval } from '../core/interval.js';
 import { LogThrottle, type Logger } from '../core/log.js';
 import { BacklogMeter, processWriteBytes } from './backlog.js';
+import { FlashMeter } from './flash.js';
 import { evaluateHealth, type Health } from './health.js';
 import type { DeadLetterRecord } from '../core/event.js';
 import { BasicAuth, isLoopbackHost } from '../security/basic-auth.js';
@@ -44,6 +45,8 @@ export interface GatewayView {
 export interface CommitObservation {
   readonly events: number;
   readonly durationMs: number;
+  /** how long the flash budget held the commit back, ms */
+  readonly pacedMs?: number;
 }
 
 /** How often the in/out rates of `edgehaul status` are sampled. */
@@ -93,7 +96,8 @@ export class Observer {
         );
       }),
   );
-  private readonly diskTimer = new Interval(() => void this.system.sampleDisk());
+  private readonly flash: FlashMeter;
+  private readonly diskTimer = new Interval(() => void this.sampleDisk());
   private readonly rateTimer = new Interval(() => this.sampleRates());
   private readonly throttle = new LogThrottle(10_000);
   private http: OpsServer | null = null;
@@ -108,6 +112,10 @@ export class Observer {
     private readonly log: Logger,
   ) {
     this.system = new SystemProbe(bufferDir);
+    this.flash = new FlashMeter(bufferDir, () => ({
+      enduranceBytes: this.view.config.health.flash_endurance_bytes,
+      budgetBytesPerDay: this.view.config.buffer.flash_budget_bytes_per_day,
+    }));
   }
 
   /** host:port of the HTTP endpoint; empty when it is off or not started. */
@@ -117,7 +125,7 @@ export class Observer {
 
   /** First disk sample, before the health rules are first read. */
   async sampleDisk(): Promise<void> {
-    await this.system.sampleDisk();
+    await Promise.all([this.system.sampleDisk(), this.flash.sample()]);
   }
 
   /** The samplers behind health, status and metrics, and the HTTP endpoint: once, when ingest runs. */
@@ -193,6 +201,10 @@ export class Observer {
     this.commitSeconds.observe(report.durationMs / 1000);
     if (report.durationMs > this.commitMaxMs) this.commitMaxMs = report.durationMs;
     this.stats.committed_events_total += report.events;
+    if (report.pacedMs !== undefined && report.pacedMs > 0) {
+      this.stats.flash_paced_commits_total++;
+      this.stats.flash_paced_seconds_total += report.pacedMs / 1000;
+    }
   }
 
   /** A group commit failed. */
@@ -226,11 +238,13 @@ export class Observer {
         diskFreeBytes: this.system.lastDisk?.free_bytes ?? null,
         upstreamAuthFailed: this.stats.upstream_auth_failed,
         upstreamUnconfirmedAt: this.stats.upstream_unconfirmed_at,
+        flashDaysLeft: this.flash.report().days_left,
       },
       {
         bufferRatio: rules.buffer_ratio,
         diskMinFreeBytes: rules.disk_min_free_bytes,
         lossWindowMs: rules.loss_window_secs * 1000,
+        flashMinDays: rules.flash_min_days,
       },
     );
   }
@@ -300,6 +314,7 @@ export class Observer {
         stored: this.deadLettersStored(),
         recent: this.recentDeadLetters.list(),
       },
+      flash: this.flash.report(),
       system,
       stats: this.stats.snapshot(),
     };
@@ -436,6 +451,7 @@ export class Observer {
       disk: system?.disk ?? null,
       cpuTemperature: system?.cpu_temperature_celsius ?? null,
       startedAt: this.startedAt,
+      flash: this.flash.report(),
     };
   }
 

@@ -37,6 +37,10 @@ export class Stats {
   spilled_events_total = 0;
   /** bytes the daemon made the kernel write to storage since it started (/proc/self/io) */
   disk_written_bytes_total = 0;
+  /** group commits the flash budget held back (buffer.flash_budget_bytes_per_day) */
+  flash_paced_commits_total = 0;
+  /** time those commits were held back, summed */
+  flash_paced_seconds_total = 0;
   /** MQTT logins refused: unknown user, wrong password, anonymous while not allowed, certificate CN not a user */
   auth_failures_total = 0;
   /** publishes outside the client's acl (refused: the connection is closed, nothing is forwarded) */

@@ -1,5 +1,6 @@
 import { formatBytes as bytes } from '../core/format.js';
 import { readFileSync } from 'node:fs';
+import type { FlashReport } from './flash.js';
 import type { Health } from './health.js';
 import type { DeadLetterView } from './recent-dead-letters.js';
 import type { SystemSample } from './system.js';
@@ -62,6 +63,8 @@ export interface StatusReport {
     readonly stored: number | null;
     readonly recent: readonly DeadLetterView[];
   };
+  /** flash wear: bytes written by edgehaul and by the buffer's whole device, per day, and days of life left */
+  readonly flash: FlashReport;
   readonly system: SystemSample;
   /** every counter of the gateway, as in the stats log line */
   readonly stats: Record<string, unknown>;
@@ -104,6 +107,7 @@ export function formatStatus(s: StatusReport): string {
     'dead letters',
     `${s.dead_letters.total}${s.dead_letters.stored !== null ? ` (${s.dead_letters.stored} stored)` : ''}`,
   ]);
+  rows.push(['flash', formatFlash(s.flash)]);
   rows.push([
     'cpu',
     `load ${sys.cpu_load_percent === null ? '-' : `${sys.cpu_load_percent}%`}, load avg ${sys.load_avg_1m}, temperature ${sys.cpu_temperature_celsius === null ? 'n/a' : `${sys.cpu_temperature_celsius} °C`}`,
@@ -122,6 +126,20 @@ export function formatStatus(s: StatusReport): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   const head = `edgehaul ${s.gateway_id} (${s.version}): ${s.health.status}${s.health.reasons.length > 0 ? `\n${s.health.reasons.map((r) => `  - ${r}`).join('\n')}` : ''}`;
   return `${head}\n${rows.map(([k, v]) => `${k.padEnd(width)}${v}`).join('\n')}\n`;
+}
+
+/** One line: who writes how much a day, and the days left ("-": not measured yet). */
+export function formatFlash(f: FlashReport | undefined): string {
+  if (f === undefined) return 'unknown (daemon too old)';
+  const perDay = (n: number | null): string => (n === null ? '-' : `${bytes(n)}/day`);
+  const dev =
+    f.device === null
+      ? `device unknown (${f.device_unknown_reason ?? '-'})`
+      : `device ${f.device.name}${f.device.partition !== null ? ` (${f.device.partition})` : ''} ${perDay(f.device_bytes_per_day)}, ${f.device_written_bytes === null ? '-' : bytes(f.device_written_bytes)} since boot`;
+  const life =
+    f.days_left === null ? 'life left: not known yet' : `life left ${f.days_left} days of ${bytes(f.endurance_bytes)}`;
+  const budget = f.budget_bytes_per_day === null ? 'no budget' : `budget ${bytes(f.budget_bytes_per_day)}/day`;
+  return `edgehaul ${perDay(f.process_bytes_per_day)}; ${dev}; ${life}; ${budget}`;
 }
 
 function duration(secs: number): string {
