@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { hashPassword, parseHash, verifyPassword, type ParsedHash } from './password.js';
-import { Slots } from './slots.js';
+import { hashPassword, parseHash, type ParsedHash } from './password.js';
+import { Slots, verifyInSlot } from './slots.js';
 
 /**
  * Loopback: 127.0.0.0/8, ::1 (and ::ffff:127.x.x.x), and the name `localhost`
@@ -87,16 +87,8 @@ export class BasicAuth {
     const known = this.users.get(username);
     const target = known ?? this.dummy;
     if (target === null || target === undefined) return { ok: false, why: 'wrong', username };
-    const release = await this.slots.acquire();
-    if (release === null) return { ok: false, why: 'busy', username };
-    let ok: boolean;
-    try {
-      ok = await verifyPassword(password, target);
-    } catch {
-      ok = false;
-    } finally {
-      release();
-    }
+    const ok = await verifyInSlot(this.slots, password, target);
+    if (ok === 'busy') return { ok: false, why: 'busy', username };
     // a dummy-hash match is impossible in practice; still, an unknown user never passes
     if (!ok || known === undefined) return { ok: false, why: 'wrong', username };
     this.remember(tag, username, now);

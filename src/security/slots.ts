@@ -1,3 +1,5 @@
+import { verifyPassword, type ParsedHash } from './password.js';
+
 /** A small counting semaphore: scrypt logins take turns instead of filling libuv's thread pool. */
 export class Slots {
   private busy = 0;
@@ -19,5 +21,26 @@ export class Slots {
     }
     if (this.waiting.length >= this.maxWaiting) return Promise.resolve(null);
     return new Promise((resolve) => this.waiting.push(() => resolve(release)));
+  }
+}
+
+/**
+ * Checks `password` against `target` in a free slot (scrypt off the thread
+ * pool's queue): true or false, or 'busy' when too many logins already wait.
+ * A hash that cannot be checked counts as a wrong password.
+ */
+export async function verifyInSlot(
+  slots: Slots,
+  password: Buffer | string,
+  target: ParsedHash,
+): Promise<boolean | 'busy'> {
+  const release = await slots.acquire();
+  if (release === null) return 'busy';
+  try {
+    return await verifyPassword(password, target);
+  } catch {
+    return false;
+  } finally {
+    release();
   }
 }
