@@ -78,6 +78,7 @@ export class AdmissionPlan {
 
   /** True when the message's events were taken (stored or dropped by policy); false when it is held. */
   admit(events: readonly RoutedEvent[]): boolean {
+    if (this.storedFreely(events)) return true;
     const byRoute = new Map<string, RoutedEvent[]>();
     for (const e of events) {
       let list = byRoute.get(e.route);
@@ -135,6 +136,36 @@ export class AdmissionPlan {
     });
   }
 
+  /**
+   * The common case, taken without the bookkeeping of admit(): a message of
+   * one route that fits as it is (nothing to evict, drop or hold). admit()
+   * runs per message inside the group commit, and the maps it copies to undo
+   * a held message were most of the daemon's garbage at full load.
+   */
+  private storedFreely(events: readonly RoutedEvent[]): boolean {
+    const route = events[0]?.route;
+    if (route === undefined || this.blockedRoutes.has(route)) return false;
+    let size = 0;
+    for (const e of events) {
+      if (e.route !== route) return false;
+      size += storedSize(e);
+    }
+    const limits = this.limitsOf(route);
+    const bound = Math.min(this.limits.totalBytes, this.limits.diskBytes ?? Number.POSITIVE_INFINITY);
+    if (this.view.totalBytes() + this.addedTotal - this.removedTotal + size > bound) return false;
+    if (limits.maxBytes !== null && this.routeBytes(route) + size > limits.maxBytes) return false;
+    this.store(route, events, size);
+    return true;
+  }
+
+  private store(route: string, events: readonly RoutedEvent[], size: number): void {
+    let list = this.groups.get(route);
+    if (list === undefined) this.groups.set(route, (list = []));
+    for (const e of events) list.push(e);
+    this.added.set(route, (this.added.get(route) ?? 0) + size);
+    this.addedTotal += size;
+  }
+
   private place(route: string, events: RoutedEvent[]): 'stored' | 'dropped' | 'blocked' {
     const limits = this.limitsOf(route);
     const size = events.reduce((n, e) => n + storedSize(e), 0);
@@ -161,11 +192,7 @@ export class AdmissionPlan {
         }
       }
     }
-    let list = this.groups.get(route);
-    if (list === undefined) this.groups.set(route, (list = []));
-    list.push(...events);
-    this.added.set(route, (this.added.get(route) ?? 0) + size);
-    this.addedTotal += size;
+    this.store(route, events, size);
     return 'stored';
   }
 
