@@ -1,7 +1,13 @@
-import type { RoutedEvent } from '../core/event.js';
-import type { CommitGroup, RowInfo } from './store.js';
+import type { RoutedEvent, SequencedEvent } from '../core/event.js';
+import { downsample, widestBucket } from './downsample.js';
+import type { CommitGroup, Condensation, RowInfo, StoredCommit } from './store.js';
 
-export type FullPolicy = 'block' | 'drop_oldest' | 'drop_newest';
+export type FullPolicy = 'block' | 'drop_oldest' | 'drop_newest' | 'downsample';
+
+/** `when_full: downsample`: the first bucket length; it doubles while the route stays full. */
+export interface DownsampleLimits {
+  readonly bucketMs: number;
+}
 
 export interface RouteLimits {
   readonly priority: number;
@@ -9,7 +15,16 @@ export interface RouteLimits {
   /** Bytes this route may hold at most; null: only the total bound applies. */
   readonly maxBytes: number | null;
   readonly durability?: 'disk' | 'memory';
+  /** with whenFull 'downsample' (default bucket: DEFAULT_BUCKET_MS) */
+  readonly downsample?: DownsampleLimits;
 }
+
+export const DEFAULT_BUCKET_MS = 60_000;
+/** Doublings of the bucket length at most (60 s x 2^16: 45 days). */
+const MAX_DOUBLINGS = 16;
+/** What one downsampling pass reads at most: it runs inside a group commit. */
+const CONDENSE_MAX_BYTES = 4 << 20;
+const CONDENSE_MAX_ROWS = 512;
 
 export interface BufferLimits {
   readonly totalBytes: number;
@@ -32,6 +47,10 @@ export interface UsageView {
     limit: number,
     skip: ReadonlySet<number>,
   ): RowInfo[];
+  /** Rows with their events (downsample only). */
+  readRows?(ids: readonly number[]): StoredCommit[];
+  /** Stored bytes of a row of these aggregates (downsample only). */
+  condensedBytes?(events: readonly SequencedEvent[]): number;
 }
 
 /** Routes unknown to the limits (e.g. rows from before a config change) count as lowest priority, drop_oldest. */
@@ -52,7 +71,9 @@ export function storedSize(e: RoutedEvent): number {
  * 1. room is first made by evicting the oldest rows of lower-priority routes;
  * 2. then the route's own policy applies: drop_oldest evicts its own oldest
  *    rows, drop_newest drops the new events, block holds the message (its ack)
- *    until room is made by delivery or expiry.
+ *    until room is made by delivery or expiry, downsample replaces its own
+ *    oldest rows by aggregates (downsample.ts), at a bucket length doubled
+ *    until that makes the room, and evicts them only when no bucket length can.
  * A message is taken whole or held whole; once a route holds a message, every
  * later message touching that route is held too, so order is kept.
  */
@@ -66,6 +87,10 @@ export class AdmissionPlan {
   private readonly removed = new Map<string, number>();
   private addedTotal = 0;
   private removedTotal = 0;
+  /** Rows replaced by aggregates, written in the commit's transaction. */
+  readonly condense: Condensation[] = [];
+  /** Original events folded into aggregates, per route. */
+  readonly downsampled = new Map<string, number>();
   /** Routes with a message held by this plan (block). */
   readonly blockedRoutes = new Set<string>();
   private readonly candidates = new Map<string, RowInfo[]>();
@@ -103,7 +128,7 @@ export class AdmissionPlan {
   }
 
   get isEmpty(): boolean {
-    return this.groups.size === 0 && this.evict.length === 0;
+    return this.groups.size === 0 && this.evict.length === 0 && this.condense.length === 0;
   }
 
   /**
@@ -155,6 +180,14 @@ export class AdmissionPlan {
           this.evictFrom({ route }, () => Math.max(overTotal(), overRoute()));
           if (overTotal() > 0 || overRoute() > 0) return this.dropNewest(route, events);
           break;
+        case 'downsample': {
+          const over = (): number => Math.max(overTotal(), overRoute());
+          this.condenseOldest(route, limits, Math.min(bound, routeMax), over);
+          // no bucket length makes the room (as many keys as aggregates): the oldest go after all
+          this.evictFrom({ route }, over);
+          if (over() > 0) return this.dropNewest(route, events);
+          break;
+        }
         default: {
           const never: never = limits.whenFull;
           throw new Error(`unknown policy ${String(never)}`);
@@ -167,6 +200,71 @@ export class AdmissionPlan {
     this.added.set(route, (this.added.get(route) ?? 0) + size);
     this.addedTotal += size;
     return 'stored';
+  }
+
+  /**
+   * Replaces the route's oldest rows by their aggregates until `over()` is
+   * not positive or nothing more can be gained. Rows before (or among) the
+   * rows being sent are left alone: an aggregate takes the place of the oldest
+   * row it replaces and the sequence number of the newest event, so it must
+   * not overtake a row it did not replace.
+   */
+  private condenseOldest(route: string, limits: RouteLimits, bound: number, over: () => number): void {
+    const readRows = this.view.readRows?.bind(this.view);
+    const sizeOf = this.view.condensedBytes?.bind(this.view);
+    if (readRows === undefined || sizeOf === undefined) return;
+    const baseMs = limits.downsample?.bucketMs ?? DEFAULT_BUCKET_MS;
+    const target = Math.min(CONDENSE_MAX_BYTES, Math.max(bound / 8, 0));
+    for (let pass = 0; over() > 0 && pass < 64; pass++) {
+      const page = this.view.oldestRows({ route }, CONDENSE_MAX_ROWS, new Set());
+      let start = 0;
+      for (let i = 0; i < page.length; i++) if (this.leased.has(page[i]!.id)) start = i + 1;
+      const chosen: RowInfo[] = [];
+      let bytes = 0;
+      for (const r of page.slice(start)) {
+        if (this.evictSet.has(r.id)) continue;
+        if (chosen.length >= 2 && bytes >= Math.max(target, 4 * over())) break;
+        chosen.push(r);
+        bytes += r.bytes;
+      }
+      if (chosen.length === 0) return;
+      const rows = readRows(chosen.map((r) => r.id));
+      if (rows.length !== chosen.length) return;
+      // one row of aggregates per (Kafka topic, priority), each where the oldest row it replaces was
+      const groups = new Map<string, { id: number; priority: number; events: SequencedEvent[] }>();
+      for (const row of rows) {
+        for (const e of row.events) {
+          const k = `${row.priority}\u0000${e.kafkaTopic}`;
+          let g = groups.get(k);
+          if (g === undefined) groups.set(k, (g = { id: row.id, priority: row.priority, events: [] }));
+          g.events.push(e);
+        }
+      }
+      let best: { made: Condensation; size: number; originals: number } | null = null;
+      for (const g of groups.values()) g.events.sort((a, b) => a.seq - b.seq);
+      let width = Math.max(baseMs, ...[...groups.values()].map((g) => widestBucket(g.events)));
+      for (let d = 0; d <= MAX_DOUBLINGS; d++, width *= 2) {
+        let size = 0;
+        let originals = 0;
+        const made: Condensation = {
+          remove: chosen.map((r) => r.id),
+          rows: [...groups.values()].map((g) => {
+            const ds = downsample(g.events, width);
+            size += sizeOf(ds.events);
+            originals += ds.originals;
+            return { id: g.id, route, priority: g.priority, events: ds.events };
+          }),
+        };
+        if (best === null || size < best.size) best = { made, size, originals };
+        if (bytes - size >= over()) break;
+      }
+      if (best === null || bytes - best.size <= 0) return;
+      this.condense.push(best.made);
+      for (const r of chosen) this.evictSet.add(r.id);
+      this.removed.set(route, (this.removed.get(route) ?? 0) + bytes - best.size);
+      this.removedTotal += bytes - best.size;
+      this.downsampled.set(route, (this.downsampled.get(route) ?? 0) + best.originals);
+    }
   }
 
   private evictFrom(filter: { route: string } | { belowPriority: number }, over: () => number): void {
@@ -212,8 +310,12 @@ export class AdmissionPlan {
     removedTotal: number;
     groups: Map<string, number>;
     dropped: Map<string, number>;
+    condense: number;
+    downsampled: Map<string, number>;
   } {
     return {
+      condense: this.condense.length,
+      downsampled: new Map(this.downsampled),
       evict: this.evict.length,
       added: new Map(this.added),
       removed: new Map(this.removed),
@@ -228,6 +330,8 @@ export class AdmissionPlan {
     // rows taken back become candidates again on the next page fetch
     this.candidates.clear();
     for (const id of this.evict.splice(mark.evict)) this.evictSet.delete(id);
+    for (const c of this.condense.splice(mark.condense)) for (const id of c.remove) this.evictSet.delete(id);
+    replace(this.downsampled, mark.downsampled);
     replace(this.added, mark.added);
     replace(this.removed, mark.removed);
     replace(this.droppedNewest, mark.dropped);
