@@ -211,7 +211,8 @@ class SqliteStore implements SqliteBufferStore {
     this.seq.settle(result.nextSeq, result.ceiling);
     if (extras?.publishes !== undefined) this.publishes.remember(extras.publishes);
     if (withDeletes) this.deletes.done();
-    for (const r of [...result.evicted, ...result.condensed]) this.usageCounts.account(r.route, -1, -r.events, -r.bytes);
+    for (const r of [...result.evicted, ...result.condensed])
+      this.usageCounts.account(r.route, -1, -r.events, -r.bytes);
     for (const r of result.inserted) this.usageCounts.account(r.route, 1, r.events, r.bytes);
     return {
       evicted: result.evicted,
@@ -257,18 +258,16 @@ class SqliteStore implements SqliteBufferStore {
   }
 
   readRows(ids: readonly number[]): StoredCommit[] {
-    return this.rows
-      .byIds(ids.filter((id) => !this.deletes.has(id)))
-      .map((row) => {
-        const raw = this.codec.raw(row.body);
-        return {
-          id: row.id,
-          route: row.route,
-          priority: row.priority,
-          events: this.codec.decode(raw, row),
-          bytes: raw.length,
-        };
-      });
+    return this.rows.byIds(ids.filter((id) => !this.deletes.has(id))).map((row) => {
+      const raw = this.codec.raw(row.body);
+      return {
+        id: row.id,
+        route: row.route,
+        priority: row.priority,
+        events: this.codec.decode(raw, row),
+        bytes: raw.length,
+      };
+    });
   }
 
   condensedBytes(events: readonly SequencedEvent[]): number {

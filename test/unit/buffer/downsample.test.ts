@@ -7,12 +7,7 @@ import { test } from 'node:test';
 import { Encoder } from 'cbor-x';
 import fc from 'fast-check';
 import type { RoutedEvent, SequencedEvent } from '../../../src/core/event.js';
-import {
-  decodeAggregate,
-  downsample,
-  type AggregateValue,
-  type FieldStats,
-} from '../../../src/buffer/downsample.js';
+import { decodeAggregate, downsample, type AggregateValue, type FieldStats } from '../../../src/buffer/downsample.js';
 import type { BufferLimits } from '../../../src/buffer/policy.js';
 import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
 import { GroupCommitWriter } from '../../../src/buffer/writer.js';
@@ -146,7 +141,16 @@ test('an aggregate travels as format 5 with its count; records without one stay 
   assert.equal(batch.events[1]!.seq, 103);
   const value = batch.events[1]!.value as AggregateValue;
   assert.equal(value.count, 2);
-  assert.deepEqual(value.fields.a, { count: 2, min: 1, max: 3, sum: 4, mean: 2, last: 3, first_at: T0, last_at: T0 + 10 });
+  assert.deepEqual(value.fields.a, {
+    count: 2,
+    min: 1,
+    max: 3,
+    sum: 4,
+    mean: 2,
+    last: 3,
+    first_at: T0,
+    last_at: T0 + 10,
+  });
   assert.equal(decodeBatch(encodeBatch(src, 'r', 'k1', evs)).version, 4);
 });
 
@@ -182,7 +186,9 @@ test('property: under when_full downsample the bound holds after every commit, a
         try {
           const limits: BufferLimits = {
             totalBytes: 1 << 30,
-            routes: new Map([['r', { priority: 0, whenFull: 'downsample', maxBytes: MAX, downsample: { bucketMs: 1000 } }]]),
+            routes: new Map([
+              ['r', { priority: 0, whenFull: 'downsample', maxBytes: MAX, downsample: { bucketMs: 1000 } }],
+            ]),
           };
           let leased = new Set<number>();
           const lost = { evicted: 0, dropped: 0, downsampled: 0 };
