@@ -11,7 +11,7 @@ import { decodeAggregate, downsample, type AggregateValue, type FieldStats } fro
 import type { BufferLimits } from '../../../src/buffer/policy.js';
 import { openSqliteStore, type BufferStore } from '../../../src/buffer/store.js';
 import { GroupCommitWriter } from '../../../src/buffer/writer.js';
-import { decodeBatch, encodeBatch } from '../../../src/forward/format.js';
+import { batchToJsonLines, decodeBatch, encodeBatch } from '../../../src/forward/format.js';
 
 /** Seeded from FC_SEED or the clock, and printed: a failure names the seed that reproduces it. */
 function seedFor(t: { diagnostic(message: string): void }): number {
@@ -151,6 +151,9 @@ test('an aggregate travels as format 5 with its count; records without one stay 
     first_at: T0,
     last_at: T0 + 10,
   });
+  const printed = batchToJsonLines(batch).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(printed[0]!.aggregate, undefined);
+  assert.equal(printed[1]!.aggregate, 2, 'edgehaul decode shows the aggregate as such');
   assert.equal(decodeBatch(encodeBatch(src, 'r', 'k1', evs)).version, 4);
 });
 
