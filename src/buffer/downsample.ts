@@ -9,8 +9,9 @@ import type { SequencedEvent } from '../core/event.js';
  * AggregateValue) with `aggregate` set to the number of original events it
  * stands for. It takes the sequence number of the last event it replaces, so
  * a consumer's watermark per key moves exactly as it would have with the
- * originals, and the row that holds it takes the place (row id) of the oldest
- * row it replaces, so it is still sent before the route's newer events.
+ * originals, and the rows of aggregates take the places (row ids) of the rows
+ * they replace, in sequence order, so they are still sent before the route's
+ * newer events (policy.ts).
  *
  * Buckets are aligned on the epoch and their lengths are the configured length
  * times a power of two, so a bucket of 2w holds exactly two of w: aggregating
@@ -119,13 +120,6 @@ export function mergeAggregates(a: AggregateValue, b: AggregateValue): Aggregate
     fields,
     last: b.last,
   };
-}
-
-/** The widest bucket among events that are aggregates already (0: none). */
-export function widestBucket(events: readonly SequencedEvent[]): number {
-  let w = 0;
-  for (const e of events) if (e.aggregate !== undefined) w = Math.max(w, decodeAggregate(e.payload).bucket_ms);
-  return w;
 }
 
 export interface Downsampled {

@@ -1,6 +1,6 @@
 import type { RoutedEvent, SequencedEvent } from '../core/event.js';
-import { downsample, widestBucket } from './downsample.js';
-import type { CommitGroup, Condensation, RowInfo, StoredCommit } from './store.js';
+import { downsample } from './downsample.js';
+import type { CommitGroup, Condensation, CondensedRow, RowInfo, StoredCommit } from './store.js';
 
 export type FullPolicy = 'block' | 'drop_oldest' | 'drop_newest' | 'downsample';
 
@@ -23,8 +23,10 @@ export const DEFAULT_BUCKET_MS = 60_000;
 /** Doublings of the bucket length at most (60 s x 2^16: 45 days). */
 const MAX_DOUBLINGS = 16;
 /** What one downsampling pass reads at most: it runs inside a group commit. */
-const CONDENSE_MAX_BYTES = 4 << 20;
+const CONDENSE_MAX_BYTES = 1 << 20;
 const CONDENSE_MAX_ROWS = 512;
+/** Aggregates per row of aggregates, about (rows of a few KiB: read and sent like any row). */
+const ROW_AGGREGATES = 256;
 
 export interface BufferLimits {
   readonly totalBytes: number;
@@ -203,11 +205,16 @@ export class AdmissionPlan {
   }
 
   /**
-   * Replaces the route's oldest rows by their aggregates until `over()` is
-   * not positive or nothing more can be gained. Rows before (or among) the
-   * rows being sent are left alone: an aggregate takes the place of the oldest
-   * row it replaces and the sequence number of the newest event, so it must
-   * not overtake a row it did not replace.
+   * Replaces rows of the route by rows of aggregates until `over()` is not
+   * positive or nothing more can be gained. Finest first: the oldest rows of
+   * events as they came are aggregated at the configured bucket length; when
+   * that is not enough, the oldest rows of the finest aggregates are merged at
+   * twice their bucket length, and so on. A pass reads at most about an eighth
+   * of the bound (CONDENSE_MAX_BYTES), so its cost does not grow with the
+   * backlog. Rows before (or among) the rows being sent are left alone: the
+   * aggregates take the places (row ids) of the rows they replace and the
+   * sequence number of the newest event each replaces, so they must not
+   * overtake a row they did not replace.
    */
   private condenseOldest(route: string, limits: RouteLimits, bound: number, over: () => number): void {
     const readRows = this.view.readRows?.bind(this.view);
@@ -215,56 +222,78 @@ export class AdmissionPlan {
     if (readRows === undefined || sizeOf === undefined) return;
     const baseMs = limits.downsample?.bucketMs ?? DEFAULT_BUCKET_MS;
     const target = Math.min(CONDENSE_MAX_BYTES, Math.max(bound / 8, 0));
+    const exhausted = new Set<number>();
     for (let pass = 0; over() > 0 && pass < 64; pass++) {
       const page = this.view.oldestRows({ route }, CONDENSE_MAX_ROWS, new Set());
       let start = 0;
       for (let i = 0; i < page.length; i++) if (this.leased.has(page[i]!.id)) start = i + 1;
-      const chosen: RowInfo[] = [];
+      const rows = page.slice(start).filter((r) => !this.evictSet.has(r.id));
+      // the finest level left: 0 for events as they came, else a bucket length
+      let level = Number.POSITIVE_INFINITY;
+      for (const r of rows) if (!exhausted.has(r.bucketMs ?? 0)) level = Math.min(level, r.bucketMs ?? 0);
+      if (level === Number.POSITIVE_INFINITY) return;
+      const run: RowInfo[] = [];
       let bytes = 0;
-      for (const r of page.slice(start)) {
-        if (this.evictSet.has(r.id)) continue;
-        if (chosen.length >= 2 && bytes >= Math.max(target, 4 * over())) break;
-        chosen.push(r);
+      for (const r of rows) {
+        if ((r.bucketMs ?? 0) !== level) {
+          if (run.length > 0) break; // a run of rows next to each other
+          continue;
+        }
+        if (run.length > 0 && r.priority !== run[0]!.priority) break;
+        if (run.length >= 2 && bytes >= Math.max(target, 4 * over())) break;
+        run.push(r);
         bytes += r.bytes;
       }
-      if (chosen.length === 0) return;
-      const rows = readRows(chosen.map((r) => r.id));
-      if (rows.length !== chosen.length) return;
-      // one row of aggregates per (Kafka topic, priority), each where the oldest row it replaces was
-      const groups = new Map<string, { id: number; priority: number; events: SequencedEvent[] }>();
-      for (const row of rows) {
-        for (const e of row.events) {
-          const k = `${row.priority}\u0000${e.kafkaTopic}`;
-          let g = groups.get(k);
-          if (g === undefined) groups.set(k, (g = { id: row.id, priority: row.priority, events: [] }));
-          g.events.push(e);
-        }
+      const width = level === 0 ? baseMs : level * 2;
+      const made = width <= baseMs * 2 ** MAX_DOUBLINGS ? this.condenseRun(route, run, width, readRows, sizeOf) : null;
+      if (made === null || made.bytes - made.size <= 0) {
+        exhausted.add(level);
+        continue;
       }
-      let best: { made: Condensation; size: number; originals: number } | null = null;
-      for (const g of groups.values()) g.events.sort((a, b) => a.seq - b.seq);
-      let width = Math.max(baseMs, ...[...groups.values()].map((g) => widestBucket(g.events)));
-      for (let d = 0; d <= MAX_DOUBLINGS; d++, width *= 2) {
-        let size = 0;
-        let originals = 0;
-        const made: Condensation = {
-          remove: chosen.map((r) => r.id),
-          rows: [...groups.values()].map((g) => {
-            const ds = downsample(g.events, width);
-            size += sizeOf(ds.events);
-            originals += ds.originals;
-            return { id: g.id, route, priority: g.priority, events: ds.events };
-          }),
-        };
-        if (best === null || size < best.size) best = { made, size, originals };
-        if (bytes - size >= over()) break;
-      }
-      if (best === null || bytes - best.size <= 0) return;
-      this.condense.push(best.made);
-      for (const r of chosen) this.evictSet.add(r.id);
-      this.removed.set(route, (this.removed.get(route) ?? 0) + bytes - best.size);
-      this.removedTotal += bytes - best.size;
-      this.downsampled.set(route, (this.downsampled.get(route) ?? 0) + best.originals);
+      this.condense.push(made.condensation);
+      for (const id of made.condensation.remove) this.evictSet.add(id);
+      this.removed.set(route, (this.removed.get(route) ?? 0) + made.bytes - made.size);
+      this.removedTotal += made.bytes - made.size;
+      this.downsampled.set(route, (this.downsampled.get(route) ?? 0) + made.originals);
     }
+  }
+
+  /** The run's events as aggregates of `width`, spread over as many rows as the run had at most. */
+  private condenseRun(
+    route: string,
+    run: readonly RowInfo[],
+    width: number,
+    readRows: (ids: readonly number[]) => StoredCommit[],
+    sizeOf: (events: readonly SequencedEvent[]) => number,
+  ): { condensation: Condensation; bytes: number; size: number; originals: number } | null {
+    if (run.length === 0) return null;
+    const read = readRows(run.map((r) => r.id));
+    if (read.length !== run.length) return null;
+    // one Kafka topic per row: the run stops where it changes
+    const topic = read[0]!.events[0]?.kafkaTopic;
+    let n = read.findIndex((r) => r.events.some((e) => e.kafkaTopic !== topic));
+    if (n < 0) n = read.length;
+    if (n === 0) return null;
+    const taken = run.slice(0, n);
+    const ds = downsample(
+      read.slice(0, n).flatMap((r) => r.events),
+      width,
+    );
+    const ids = taken.map((r) => r.id).sort((a, b) => a - b);
+    const per = Math.max(ROW_AGGREGATES, Math.ceil(ds.events.length / ids.length));
+    const rows: CondensedRow[] = [];
+    let size = 0;
+    for (let i = 0, k = 0; i < ds.events.length; i += per, k++) {
+      const events = ds.events.slice(i, i + per);
+      size += sizeOf(events);
+      rows.push({ id: ids[k]!, route, priority: taken[0]!.priority, events, bucketMs: width });
+    }
+    return {
+      condensation: { remove: ids, rows },
+      bytes: taken.reduce((b, r) => b + r.bytes, 0),
+      size,
+      originals: ds.originals,
+    };
   }
 
   private evictFrom(filter: { route: string } | { belowPriority: number }, over: () => number): void {

@@ -74,6 +74,8 @@ export interface RowInfo {
   readonly priority: number;
   readonly events: number;
   readonly bytes: number;
+  /** A row of aggregates (when_full: downsample): their bucket length, ms; 0 or absent: events as they came. */
+  readonly bucketMs?: number;
 }
 
 // declared in core/ (transform/ writes them, the buffer stores them); re-exported for the buffer's users
@@ -98,7 +100,7 @@ export interface Condensation {
 }
 
 /**
- * A row of aggregates: it takes the id of the oldest row it replaces, so it
+ * A row of aggregates: it takes the id of one of the rows it replaces, so it
  * is read (sent) where they were, and its events keep their own sequence numbers.
  */
 export interface CondensedRow {
@@ -106,6 +108,8 @@ export interface CondensedRow {
   readonly route: string;
   readonly priority: number;
   readonly events: readonly SequencedEvent[];
+  /** the length of the aggregates' time buckets, ms */
+  readonly bucketMs: number;
 }
 
 /** What identifies a device's PUBLISH for re-send recognition. */

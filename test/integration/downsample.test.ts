@@ -12,7 +12,7 @@ import { waitFor } from '../support/poll.js';
 import { latestStats, lost, statsLines, type DaemonStats } from '../support/stats.js';
 
 /** How long Kafka stays away, at least. */
-const OUTAGE_MS = 12_000;
+const OUTAGE_MS = 8_000;
 /** Each route's bound: about a second and a half of the load below, raw. */
 const MAX_BYTES = 16_384;
 /** Publishes per device at most (the load stops long before). */

@@ -13,13 +13,13 @@ export interface BodyRow {
   readonly body: Buffer;
 }
 
-const INFO_COLUMNS = 'id, route, priority, event_count AS events, length(body) AS bytes';
+const INFO_COLUMNS = 'id, route, priority, event_count AS events, length(body) AS bytes, bucket_ms AS bucketMs';
 
 /** The `commits` table: one row per route per group commit. */
 export class CommitRows {
   private readonly insertRow: Database.Statement<[string, string, number, number, number, number, number, Buffer]>;
   private readonly insertWithId: Database.Statement<
-    [number, string, string, number, number, number, number, number, Buffer]
+    [number, string, string, number, number, number, number, number, Buffer, number]
   >;
   private readonly selectById: Database.Statement<[number], BodyRow>;
   private readonly selectNext: Database.Statement<[number, number, number, number], BodyRow>;
@@ -39,7 +39,7 @@ export class CommitRows {
       'INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.insertWithId = db.prepare(
-      'INSERT INTO commits (id, route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO commits (id, route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body, bucket_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.selectById = db.prepare(
       'SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits WHERE id = ?',
@@ -110,6 +110,7 @@ export class CommitRows {
       oldest,
       newest,
       body,
+      r.bucketMs,
     );
     return { id: r.id, bytes: body.length };
   }

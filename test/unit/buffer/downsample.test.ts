@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Encoder } from 'cbor-x';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import type { RoutedEvent, SequencedEvent } from '../../../src/core/event.js';
 import { decodeAggregate, downsample, type AggregateValue, type FieldStats } from '../../../src/buffer/downsample.js';
@@ -297,4 +298,33 @@ test('downsample keeps the whole span: after a long fill the oldest reading is s
     N,
   );
   store.close();
+});
+
+test('a version 3 buffer gains the bucket_ms column (schema 4) and keeps its rows', () => {
+  const path = tempDb();
+  const store = openSqliteStore(path, { synchronous: 'normal' });
+  store.commit([
+    {
+      route: 'r',
+      priority: 0,
+      events: [{ route: 'r', kafkaTopic: 't', key: 'k', topic: 'd', payload: Buffer.from('x'), receivedAt: T0 }],
+    },
+  ]);
+  store.close();
+  const db = new Database(path);
+  db.exec("ALTER TABLE commits DROP COLUMN bucket_ms; UPDATE meta SET value = 3 WHERE key = 'schema_version'");
+  db.close();
+  const again = openSqliteStore(path, { synchronous: 'normal' });
+  assert.deepEqual(
+    again.oldestRows({ route: 'r' }, 10).map((r) => r.bucketMs),
+    [0],
+  );
+  assert.equal(again.readNext(10, 1e6)[0]!.events[0]!.payload.toString(), 'x');
+  again.close();
+  const check = new Database(path, { readonly: true });
+  assert.equal(
+    (check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: number }).value,
+    4,
+  );
+  check.close();
 });
