@@ -227,16 +227,20 @@ export class AdmissionPlan {
       const page = this.view.oldestRows({ route }, CONDENSE_MAX_ROWS, new Set());
       let start = 0;
       for (let i = 0; i < page.length; i++) if (this.leased.has(page[i]!.id)) start = i + 1;
-      const rows = page.slice(start).filter((r) => !this.evictSet.has(r.id));
+      const rows = page.slice(start);
       // the finest level left: 0 for events as they came, else a bucket length
       let level = Number.POSITIVE_INFINITY;
-      for (const r of rows) if (!exhausted.has(r.bucketMs ?? 0)) level = Math.min(level, r.bucketMs ?? 0);
+      for (const r of rows)
+        if (!this.evictSet.has(r.id) && !exhausted.has(r.bucketMs ?? 0)) level = Math.min(level, r.bucketMs ?? 0);
       if (level === Number.POSITIVE_INFINITY) return;
+      // rows next to each other in the route's order: a row replaced or evicted by this plan (whose
+      // aggregates take its place) ends the run as a row of another level does, so the aggregates of
+      // the run never overtake the events between
       const run: RowInfo[] = [];
       let bytes = 0;
       for (const r of rows) {
-        if ((r.bucketMs ?? 0) !== level) {
-          if (run.length > 0) break; // a run of rows next to each other
+        if ((r.bucketMs ?? 0) !== level || this.evictSet.has(r.id)) {
+          if (run.length > 0) break;
           continue;
         }
         if (run.length > 0 && r.priority !== run[0]!.priority) break;
