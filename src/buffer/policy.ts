@@ -22,9 +22,28 @@ export interface RouteLimits {
 export const DEFAULT_BUCKET_MS = 60_000;
 /** Doublings of the bucket length at most (60 s x 2^16: 45 days). */
 const MAX_DOUBLINGS = 16;
-/** What one downsampling pass reads at most: it runs inside a group commit. */
-const CONDENSE_MAX_BYTES = 1 << 20;
+/**
+ * What one downsampling pass reads, about, unless more is missing: it runs
+ * inside a group commit, whose acknowledgements wait for it.
+ */
+const CONDENSE_SLICE_BYTES = 64 << 10;
 const CONDENSE_MAX_ROWS = 512;
+/** Passes (condensations) and runs tried per route and commit at most. */
+const MAX_PASSES = 64;
+const MAX_ATTEMPTS = 256;
+/** Within this of its bound (or an eighth of it) a downsample route is condensed ahead of need... */
+const HEADROOM_BYTES = 1 << 20;
+/** ...by one pass per commit, trying this many runs at most. */
+const EARLY_ATTEMPTS = 4;
+/** runs() of rows of any level */
+const MIXED = -1;
+
+interface Made {
+  condensation: Condensation;
+  bytes: number;
+  size: number;
+  originals: number;
+}
 /** Aggregates per row of aggregates, about (rows of a few KiB: read and sent like any row). */
 const ROW_AGGREGATES = 256;
 
@@ -96,6 +115,8 @@ export class AdmissionPlan {
   /** Routes with a message held by this plan (block). */
   readonly blockedRoutes = new Set<string>();
   private readonly candidates = new Map<string, RowInfo[]>();
+  /** Downsample routes condensed ahead of need in this plan. */
+  private readonly sliced = new Set<string>();
 
   constructor(
     private readonly limits: BufferLimits,
@@ -171,6 +192,20 @@ export class AdmissionPlan {
     const bound = Math.min(this.limits.totalBytes, this.limits.diskBytes ?? Number.POSITIVE_INFINITY);
     const overTotal = (): number => this.view.totalBytes() + this.addedTotal - this.removedTotal + size - bound;
     const overRoute = (): number => this.routeBytes(route) + size - routeMax;
+    if (limits.whenFull === 'downsample' && !this.sliced.has(route)) {
+      // ahead of need: within HEADROOM of its bound a route is condensed by one slice per commit, so
+      // a commit at the bound seldom has more to do than make room for itself
+      const routeBound = Math.min(bound, routeMax);
+      const early = (): number => Math.max(overTotal(), overRoute()) + Math.min(routeBound / 8, HEADROOM_BYTES);
+      if (early() > 0) {
+        this.sliced.add(route);
+        this.condenseOldest(route, limits, routeBound, early, {
+          passes: 1,
+          attempts: EARLY_ATTEMPTS,
+          slice: Math.min(CONDENSE_SLICE_BYTES, Math.max(routeBound / 8, 0)),
+        });
+      }
+    }
     if (overTotal() > 0) this.evictFrom({ belowPriority: limits.priority }, overTotal);
     if (overTotal() > 0 || overRoute() > 0) {
       switch (limits.whenFull) {
@@ -206,54 +241,65 @@ export class AdmissionPlan {
 
   /**
    * Replaces rows of the route by rows of aggregates until `over()` is not
-   * positive or nothing more can be gained. Finest first: the oldest rows of
-   * events as they came are aggregated at the configured bucket length; when
-   * that is not enough, the oldest rows of the finest aggregates are merged at
-   * twice their bucket length, and so on. A pass reads at most about an eighth
-   * of the bound (CONDENSE_MAX_BYTES), so its cost does not grow with the
-   * backlog. Rows before (or among) the rows being sent are left alone: the
-   * aggregates take the places (row ids) of the rows they replace and the
-   * sequence number of the newest event each replaces, so they must not
-   * overtake a row they did not replace.
+   * positive or nothing more can be gained, in at most `maxPasses` passes.
+   * Finest first: the oldest run of rows of events as they came is aggregated
+   * at the configured bucket length; a run that gains nothing (one row, or
+   * readings too far apart) is passed over for the next run, not the whole
+   * level. When no run of one level gains, the oldest rows next to each other
+   * whatever their levels are merged at the coarsest of their bucket lengths,
+   * doubled until that gains (mixedRun). A pass reads at most about
+   * CONDENSE_SLICE_BYTES (or 4x what is missing), so its cost does not grow
+   * with the backlog. Rows before (or among) the rows being sent are left
+   * alone: the aggregates take the places (row ids) of the rows they replace
+   * and the sequence number of the newest event each replaces, so they must
+   * not overtake a row they did not replace.
    */
-  private condenseOldest(route: string, limits: RouteLimits, bound: number, over: () => number): void {
+  private condenseOldest(
+    route: string,
+    limits: RouteLimits,
+    bound: number,
+    over: () => number,
+    budget: { passes: number; attempts: number; slice?: number } = { passes: MAX_PASSES, attempts: MAX_ATTEMPTS },
+  ): void {
     const readRows = this.view.readRows?.bind(this.view);
     const sizeOf = this.view.condensedBytes?.bind(this.view);
     if (readRows === undefined || sizeOf === undefined) return;
     const baseMs = limits.downsample?.bucketMs ?? DEFAULT_BUCKET_MS;
-    const target = Math.min(CONDENSE_MAX_BYTES, Math.max(bound / 8, 0));
-    const exhausted = new Set<number>();
-    for (let pass = 0; over() > 0 && pass < 64; pass++) {
+    const maxWidth = baseMs * 2 ** MAX_DOUBLINGS;
+    const target = Math.min(CONDENSE_SLICE_BYTES, Math.max(bound / 8, 0));
+    // runs (level and first row) that gained nothing in this plan
+    const tried = new Set<string>();
+    let attempts = 0;
+    for (let pass = 0; over() > 0 && pass < budget.passes; pass++) {
       const page = this.view.oldestRows({ route }, CONDENSE_MAX_ROWS, new Set());
       let start = 0;
       for (let i = 0; i < page.length; i++) if (this.leased.has(page[i]!.id)) start = i + 1;
       const rows = page.slice(start);
-      // the finest level left: 0 for events as they came, else a bucket length
-      let level = Number.POSITIVE_INFINITY;
-      for (const r of rows)
-        if (!this.evictSet.has(r.id) && !exhausted.has(r.bucketMs ?? 0)) level = Math.min(level, r.bucketMs ?? 0);
-      if (level === Number.POSITIVE_INFINITY) return;
+      const limit = budget.slice ?? Math.max(target, 4 * over());
+      let made: Made | null = null;
       // rows next to each other in the route's order: a row replaced or evicted by this plan (whose
-      // aggregates take its place) ends the run as a row of another level does, so the aggregates of
-      // the run never overtake the events between
-      const run: RowInfo[] = [];
-      let bytes = 0;
-      for (const r of rows) {
-        if ((r.bucketMs ?? 0) !== level || this.evictSet.has(r.id)) {
-          if (run.length > 0) break;
-          continue;
+      // aggregates take its place) ends a run, so the aggregates of a run never overtake the events between
+      const levels = [...new Set(rows.filter((r) => !this.evictSet.has(r.id)).map((r) => r.bucketMs ?? 0))].sort(
+        (a, b) => a - b,
+      );
+      for (const level of [...levels, MIXED]) {
+        for (const run of this.runs(rows, level, limit)) {
+          const key = `${level}:${run[0]!.id}`;
+          if (tried.has(key)) continue;
+          if (++attempts > budget.attempts) return;
+          const width =
+            level === MIXED ? Math.max(baseMs, ...run.map((r) => r.bucketMs ?? 0)) : level === 0 ? baseMs : level * 2;
+          made =
+            width <= maxWidth
+              ? this.condenseRun(route, run, width, level === MIXED ? maxWidth : width, readRows, sizeOf)
+              : null;
+          if (made !== null && made.bytes - made.size > 0) break;
+          tried.add(key);
+          made = null;
         }
-        if (run.length > 0 && r.priority !== run[0]!.priority) break;
-        if (run.length >= 2 && bytes >= Math.max(target, 4 * over())) break;
-        run.push(r);
-        bytes += r.bytes;
+        if (made !== null) break;
       }
-      const width = level === 0 ? baseMs : level * 2;
-      const made = width <= baseMs * 2 ** MAX_DOUBLINGS ? this.condenseRun(route, run, width, readRows, sizeOf) : null;
-      if (made === null || made.bytes - made.size <= 0) {
-        exhausted.add(level);
-        continue;
-      }
+      if (made === null) return;
       this.condense.push(made.condensation);
       for (const id of made.condensation.remove) this.evictSet.add(id);
       this.removed.set(route, (this.removed.get(route) ?? 0) + made.bytes - made.size);
@@ -262,14 +308,42 @@ export class AdmissionPlan {
     }
   }
 
-  /** The run's events as aggregates of `width`, spread over as many rows as the run had at most. */
+  /**
+   * Runs of rows next to each other, oldest first: of one level (or, MIXED, of
+   * any), one priority, none replaced or evicted by this plan, each of at
+   * least two rows (MIXED: one) and about `limit` bytes at most.
+   */
+  private *runs(rows: readonly RowInfo[], level: number, limit: number): Generator<RowInfo[]> {
+    let run: RowInfo[] = [];
+    let bytes = 0;
+    const min = level === MIXED ? 1 : 2;
+    for (const r of rows) {
+      const fits = !this.evictSet.has(r.id) && (level === MIXED || (r.bucketMs ?? 0) === level);
+      if (!fits || (run.length > 0 && (r.priority !== run[0]!.priority || (run.length >= 2 && bytes >= limit)))) {
+        if (run.length >= min) yield run;
+        run = [];
+        bytes = 0;
+        if (!fits) continue;
+      }
+      run.push(r);
+      bytes += r.bytes;
+    }
+    if (run.length >= min) yield run;
+  }
+
+  /**
+   * The run's events as aggregates of `width` (doubled up to `maxWidth` until
+   * they take fewer bytes than the run), spread over as many rows as the run
+   * had at most.
+   */
   private condenseRun(
     route: string,
     run: readonly RowInfo[],
     width: number,
+    maxWidth: number,
     readRows: (ids: readonly number[]) => StoredCommit[],
     sizeOf: (events: readonly SequencedEvent[]) => number,
-  ): { condensation: Condensation; bytes: number; size: number; originals: number } | null {
+  ): Made | null {
     if (run.length === 0) return null;
     const read = readRows(run.map((r) => r.id));
     if (read.length !== run.length) return null;
@@ -279,25 +353,27 @@ export class AdmissionPlan {
     if (n < 0) n = read.length;
     if (n === 0) return null;
     const taken = run.slice(0, n);
-    const ds = downsample(
+    const bytes = taken.reduce((b, r) => b + r.bytes, 0);
+    const ids = taken.map((r) => r.id).sort((a, b) => a - b);
+    let ds = downsample(
       read.slice(0, n).flatMap((r) => r.events),
       width,
     );
-    const ids = taken.map((r) => r.id).sort((a, b) => a - b);
-    const per = Math.max(ROW_AGGREGATES, Math.ceil(ds.events.length / ids.length));
-    const rows: CondensedRow[] = [];
-    let size = 0;
-    for (let i = 0, k = 0; i < ds.events.length; i += per, k++) {
-      const events = ds.events.slice(i, i + per);
-      size += sizeOf(events);
-      rows.push({ id: ids[k]!, route, priority: taken[0]!.priority, events, bucketMs: width });
+    const originals = ds.originals;
+    for (let w = width; ;) {
+      const per = Math.max(ROW_AGGREGATES, Math.ceil(ds.events.length / ids.length));
+      const rows: CondensedRow[] = [];
+      let size = 0;
+      for (let i = 0, k = 0; i < ds.events.length; i += per, k++) {
+        const events = ds.events.slice(i, i + per);
+        size += sizeOf(events);
+        rows.push({ id: ids[k]!, route, priority: taken[0]!.priority, events, bucketMs: w });
+      }
+      if (size < bytes || w * 2 > maxWidth) return { condensation: { remove: ids, rows }, bytes, size, originals };
+      // aggregates of aggregates are the aggregates of the originals: the coarser length from these
+      w *= 2;
+      ds = downsample(ds.events, w);
     }
-    return {
-      condensation: { remove: ids, rows },
-      bytes: taken.reduce((b, r) => b + r.bytes, 0),
-      size,
-      originals: ds.originals,
-    };
   }
 
   private evictFrom(filter: { route: string } | { belowPriority: number }, over: () => number): void {
