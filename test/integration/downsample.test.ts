@@ -92,6 +92,7 @@ function emptySeconds(events: readonly Delivered[], from: number, to: number): n
 function startPublisher(url: string, device: string) {
   let stop = false;
   const acked: number[] = [];
+  const ackMs: number[] = [];
   const finished = (async () => {
     const client = await mqtt.connectAsync(url, { clientId: device, clean: true, reconnectPeriod: 0 });
     try {
@@ -99,7 +100,9 @@ function startPublisher(url: string, device: string) {
         // incompressible padding: rows are deflated and the bound is on stored bytes
         const pad = createHash('sha256').update(`${device}/${n}`).digest('hex');
         const reading = JSON.stringify({ device, n, temp: 20 + (n % 40) / 4, pad: pad + pad });
+        const at = performance.now();
         await client.publishAsync(`devices/${device}/telemetry`, reading, { qos: 1 });
+        ackMs.push(performance.now() - at);
         acked.push(n);
       }
     } finally {
@@ -108,6 +111,7 @@ function startPublisher(url: string, device: string) {
   })();
   return {
     acked,
+    ackMs,
     finished,
     stop: () => {
       stop = true;
@@ -225,12 +229,20 @@ test(
     const aggregates = a!.filter((e) => e.aggregate);
     const represented = a!.reduce((n, e) => n + e.count, 0);
     const widest = Math.max(...aggregates.map((e) => e.bucketMs));
+    // the stall downsampling adds to the group commit: the longest commit of any stats line, the PUBACK latency
+    const commitMax = daemons.map((d) => Math.max(0, ...statsLines(d.daemon).map((l) => l.commit?.max_ms ?? 0)));
+    const ackFigures = publishers.map((p) => {
+      const sorted = [...p.ackMs].sort((x, y) => x - y);
+      const at = (q: number): string => (sorted[Math.floor(q * (sorted.length - 1))] ?? 0).toFixed(1);
+      return `PUBACK p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms, longest commit ${commitMax[publishers.indexOf(p)]} ms`;
+    });
     const gapA = emptySeconds(a!, downAt, upAt);
     const gapB = emptySeconds(b!, downAt, upAt);
     t.diagnostic(
       `Kafka ready in ${(kafkaReadyMs / 1000).toFixed(1)} s; outage ${((upAt - downAt) / 1000).toFixed(1)} s; ` +
         `downsample: ${ackedA} acknowledged, ${a!.length} events delivered (${aggregates.length} aggregates standing for ${represented - (a!.length - aggregates.length)} readings, widest bucket ${widest} ms), lost ${JSON.stringify(statsA.lost_events_total)}; ` +
         `drop_oldest: ${ackedB} acknowledged, ${b!.length} delivered, dropped_full ${lost(statsB, 'dropped_full', 'telemetry')}, ` +
+        `downsample: ${ackFigures[0]}; drop_oldest: ${ackFigures[1]}; ` +
         `empty seconds of the outage: downsample [${gapA.join(', ')}], drop_oldest [${gapB.join(', ')}]; test ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
 
