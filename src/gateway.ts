@@ -5,15 +5,18 @@ import type { BufferLimits, RouteLimits } from './buffer/policy.js';
 import { DiskRoom } from './buffer/room.js';
 import { publishDigest } from './buffer/store.js';
 import { TieredStore, type SpillOptions } from './buffer/tiered.js';
+import { FlashPacer } from './buffer/pacer.js';
+import type { SqliteBufferStore } from './buffer/store.js';
 import { GroupCommitWriter } from './buffer/writer.js';
-import { changed, diffConfig, effectiveConfig, type ConfigDiff } from './config/diff.js';
-import type { LoadedConfig } from './config/load.js';
-import { deepFreeze, readSecret } from './config/load.js';
+import { changed, diffConfig, effectiveConfig, effectiveSecrets, type ConfigDiff } from './config/diff.js';
+import { deepFreeze, type ResolvedConfig } from './config/load.js';
+import { withPem } from './config/resolved.js';
 import type { Config } from './config/schema.js';
+import { processWriteBytes } from './core/blockdev.js';
 import type { InboundMessage, MessageSink, SettleCallback } from './core/event.js';
 import { LogThrottle, type Logger } from './core/log.js';
 import { Forwarder } from './forward/forwarder.js';
-import { createKafkaSink } from './forward/kafka.js';
+import { createKafkaSink, type KafkaSinkConfig } from './forward/kafka.js';
 import type { RecordSink } from './forward/sink.js';
 import { createBrokerIngest } from './ingest/broker.js';
 import { createClientIngest } from './ingest/client.js';
@@ -25,7 +28,7 @@ import { Stats } from './ops/stats.js';
 import { effectiveRoutes } from './ops/telemetry.js';
 import { UploadGate } from './ops/upload-gate.js';
 import { tlsClientOptions } from './security/tls.js';
-import { WindowClock } from './transform/clock.js';
+import { WindowClock, type GeneratedEventWriter } from './transform/clock.js';
 import { DEAD_LETTER_ROUTE, Pipeline } from './transform/pipeline.js';
 
 export type { ApplyReport } from './ops/reload.js';
@@ -36,8 +39,13 @@ export interface ShutdownReport {
   readonly timedOut: boolean;
 }
 
+type Secrets = ResolvedConfig['secrets'];
+
+/** The `kafka` config section with its secrets' values in place of their specs: what the Kafka sink is made from. */
+export type ResolvedKafkaConfig = Omit<Config['kafka'], 'tls' | 'sasl'> & Pick<KafkaSinkConfig, 'tls' | 'sasl'>;
+
 /** Makes the upstream for a Kafka config; the seam a test uses to run without Kafka. */
-export type RecordSinkFactory = (kafka: Config['kafka'], onConnected: (up: boolean) => void) => RecordSink;
+export type RecordSinkFactory = (kafka: ResolvedKafkaConfig, onConnected: (up: boolean) => void) => RecordSink;
 
 const NOTHING_LEASED: ReadonlySet<number> = new Set();
 
@@ -58,6 +66,10 @@ export class Gateway {
   /** what the buffer's filesystem can still take */
   private room: DiskRoom | null = null;
   private writer: GroupCommitWriter | null = null;
+  /** the SQLite store under the tiered one: its delete delay follows the flash budget */
+  private disk: SqliteBufferStore | null = null;
+  /** paces group commits to buffer.flash_budget_bytes_per_day; null without a budget */
+  private pacer: FlashPacer | null = null;
   private housekeeping: BufferHousekeeping | null = null;
   private forwarder: Forwarder | null = null;
   private ingest: Ingest | null = null;
@@ -74,7 +86,7 @@ export class Gateway {
   private readonly throttle = new LogThrottle(10_000);
 
   constructor(
-    private loaded: LoadedConfig,
+    private loaded: ResolvedConfig,
     private readonly log: Logger,
     private readonly createRecordSink: RecordSinkFactory = (kafka, onConnected) =>
       createKafkaSink(kafka, log, onConnected, this.stats),
@@ -99,9 +111,16 @@ export class Gateway {
         },
       },
     );
+    // closing windows can make dead letters too: the status page lists them like those of a message
+    const windowWriter: GeneratedEventWriter = {
+      submit: (events, settle, deadLetters) => {
+        if (deadLetters !== undefined) this.observer.deadLetters(deadLetters);
+        this.writer!.submit(events, settle, deadLetters);
+      },
+    };
     this.windowClock = new WindowClock(
       () => this.pipeline,
-      () => this.writer,
+      () => (this.writer === null ? null : windowWriter),
       {
         windowEvents: (events) => {
           this.stats.transform_window_events_total += events;
@@ -139,6 +158,7 @@ export class Gateway {
     );
     const store = new TieredStore(opened.store);
     this.store = store;
+    this.disk = opened.store;
     this.room = new DiskRoom(dirname(bufferPath), () => this.loaded.config.buffer.disk_reserve_bytes, store);
     if (opened.quarantined !== null) this.observer.storeDamaged(opened.quarantined.events ?? 0);
     this.pipeline.restore(opened.store.loadStates());
@@ -171,7 +191,7 @@ export class Gateway {
 
     await this.observer.sampleDisk();
 
-    await this.apply(diffConfig(null, config));
+    await this.apply(diffConfig(null, config), this.loaded.secrets);
 
     this.ingest = this.createIngest(this.handleMessage);
     await this.ingest.start();
@@ -183,27 +203,37 @@ export class Gateway {
    * Applies a config change: at boot the diff from nothing, on reload the diff
    * from the running config. Live settings take effect between messages;
    * settings that need a restart keep their running values and are reported.
+   * `secrets` are those the new config uses, read when it was loaded: the
+   * stages rebuilt here get their values (no stage reads a secret itself).
    * One change at a time.
    */
-  apply(diff: ConfigDiff): Promise<ApplyReport> {
-    const run = this.applying.then(() => this.applyNow(diff));
+  apply(diff: ConfigDiff, secrets: Secrets): Promise<ApplyReport> {
+    const run = this.applying.then(() => this.applyNow(diff, secrets));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async applyNow(diff: ConfigDiff): Promise<ApplyReport> {
+  private async applyNow(diff: ConfigDiff, next: Secrets): Promise<ApplyReport> {
     const config = deepFreeze(effectiveConfig(diff));
+    const secrets = diff.from === null ? next : effectiveSecrets(this.loaded.secrets, next);
     const has = (key: string): boolean => changed(diff, key);
     const restartRequired = diff.changes.filter((c) => !c.live).map((c) => c.key);
     const previousFilters = this.pipeline.filters;
-    this.loaded = Object.freeze({ ...this.loaded, config });
+    this.loaded = Object.freeze({ ...this.loaded, config, secrets });
 
     if (has('log')) {
       this.log.level = config.log.level;
       this.observer.setStatsInterval(config.log.stats_interval_secs);
     }
     // the writer must exist before routes change: closed windows are committed through it
-    if (has('buffer.commit') || has('dead_letters.keep') || this.writer === null) this.applyCommit(config);
+    if (
+      has('buffer.commit') ||
+      has('buffer.flash_budget_bytes_per_day') ||
+      has('buffer.flash_budget_max_wait_ms') ||
+      has('dead_letters.keep') ||
+      this.writer === null
+    )
+      this.applyCommit(config);
     if (has('routes') && diff.from !== null) {
       this.applyRoutes(config);
       const c = config.ingest.client;
@@ -223,7 +253,7 @@ export class Gateway {
     if (has('telemetry') || has('schedules') || has('routes') || has('buffer.ttl_secs')) this.applySchedules(config);
     if (has('routes')) this.windowClock.configure(config.routes.some((r) => r.steps.some((st) => 'window' in st)));
     // last: it waits for the batch in flight
-    if (has('kafka')) await this.replaceForwarder(config);
+    if (has('kafka')) await this.replaceForwarder(config, secrets);
     return { applied: diff.changes.filter((c) => c.live).map((c) => c.key), restartRequired };
   }
 
@@ -241,7 +271,15 @@ export class Gateway {
 
   /** Creates the group-commit writer at boot; on reload hands it the new commit settings. */
   private applyCommit(config: Config): void {
+    const b = config.buffer;
+    const budget = { bytesPerDay: b.flash_budget_bytes_per_day, maxWaitMs: b.flash_budget_max_wait_ms };
+    if (budget.bytesPerDay === 0 || budget.maxWaitMs === 0) this.pacer = null;
+    else if (this.pacer === null) this.pacer = new FlashPacer(budget, processWriteBytes);
+    else this.pacer.reconfigure(budget);
+    // delivered rows' deletes wait for a paced commit to carry them rather than take an fsync of their own
+    this.disk?.setDeleteDelay(this.pacer === null ? 0 : budget.maxWaitMs * 2);
     const options = {
+      pacer: this.pacer,
       maxWaitMs: config.buffer.commit.max_wait_ms,
       maxEvents: config.buffer.commit.max_events,
       minEvents: config.buffer.commit.min_events,
@@ -342,11 +380,13 @@ export class Gateway {
    * so the new one starts at the oldest row still buffered: nothing lost,
    * nothing sent twice, nothing reordered. Commits go on meanwhile.
    */
-  private async replaceForwarder(config: Config): Promise<void> {
+  private async replaceForwarder(config: Config, secrets: Secrets): Promise<void> {
+    // before the old forwarder stops: a fault here leaves it running
+    const kafka = resolvedKafka(config.kafka, secrets);
     const old = this.forwarder;
     if (old !== null) await old.pause();
     const generation = ++this.sinkGeneration;
-    const sink = this.createRecordSink(config.kafka, (up) => {
+    const sink = this.createRecordSink(kafka, (up) => {
       if (generation !== this.sinkGeneration) return; // a replaced producer closing
       if (up !== this.stats.upstream_connected)
         this.log.info({ brokers: config.kafka.brokers }, up ? 'kafka connected' : 'kafka disconnected');
@@ -509,18 +549,22 @@ export class Gateway {
     }
     // every route's steps took it out on purpose (filter, deadband, dedupe): nothing to make durable
     if (out.events.length === 0 && out.deadLetters.length === 0 && !out.stateful) return acked(null);
+    this.observer.deadLetters(out.deadLetters);
     this.writer!.submit(out.events, acked, out.deadLetters, publish);
   };
 
   private createIngest(handler: MessageSink): Ingest {
-    const { config, gatewayId } = this.loaded;
+    const { config, gatewayId, secrets } = this.loaded;
     const ingestLog = this.log.child({ stage: 'ingest' });
     if (config.ingest.mode === 'embedded') {
       return createBrokerIngest(
         {
           host: config.ingest.embedded.host,
           port: config.ingest.embedded.port,
-          embedded: config.ingest.embedded,
+          embedded: {
+            ...config.ingest.embedded,
+            tls: withPem(config.ingest.embedded.tls, secrets, 'ingest.embedded.tls'),
+          },
           maxPayloadBytes: config.ingest.max_payload_bytes,
           stats: this.stats,
         },
@@ -534,8 +578,8 @@ export class Gateway {
         url: c.url,
         clientId: c.client_id !== '' ? c.client_id : `edgehaul-${gatewayId}`,
         username: c.username,
-        password: c.password !== undefined ? readSecret(c.password) : undefined,
-        tls: tlsClientOptions(c.tls),
+        password: c.password !== undefined ? secrets.require('ingest.client.password') : undefined,
+        tls: tlsClientOptions(withPem(c.tls, secrets, 'ingest.client.tls')),
         connections:
           c.connections.length > 0 ? c.connections : [c.topics.length > 0 ? c.topics : this.pipeline.filters],
         qos: c.qos,
@@ -573,6 +617,11 @@ export class Gateway {
         return gateway().writer !== null && !gateway().stopping;
       },
       handleMessage: (message, settle) => this.handleMessage(message, settle),
+      httpTls: () => {
+        const { config, secrets } = this.loaded;
+        if (!config.http.tls.enabled) return null;
+        return { cert: secrets.require('http.tls.cert'), key: secrets.require('http.tls.key') };
+      },
     };
   }
 }
@@ -599,6 +648,16 @@ export function bufferLimits(config: Config): BufferLimits {
     durability: 'disk',
   });
   return { totalBytes: config.buffer.max_bytes, routes };
+}
+
+/** The Kafka section with the values of its secrets (TLS PEM texts, SASL password) in place of their specs. */
+function resolvedKafka(kafka: Config['kafka'], secrets: Secrets): ResolvedKafkaConfig {
+  const { sasl, tls, ...rest } = kafka;
+  return {
+    ...rest,
+    tls: withPem(tls, secrets, 'kafka.tls'),
+    sasl: sasl === undefined ? undefined : { ...sasl, password: secrets.require('kafka.sasl.password') },
+  };
 }
 
 /** Below the lowest priority a route may have (-1000). */

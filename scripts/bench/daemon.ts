@@ -3,12 +3,13 @@
  * Daemon, with extra node flags (--cpu-prof) and an optional wrapper command
  * that execs node (`taskset -c 0`: the pid stays the daemon's). Its state dir
  * is on its command line, so `pgrep -f <tmp dir>` finds it. It runs with the
- * node flags and allocator settings of the systemd unit (unitRuntime), so the
+ * node flags and allocator settings of the systemd unit (test/support's unitRuntime), so the
  * benchmark measures what a gateway runs.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon, type LogLine } from '../../test/support/daemon.js';
+import { unitRuntime } from '../../test/support/unit-runtime.js';
 import { track } from './harness.js';
 
 export type { LogLine };
@@ -22,23 +23,6 @@ export interface StatsLine {
   readonly backlog?: { [k: string]: unknown } | null;
   /** the longest group commit (SQLite write and its fsync) since the previous stats line, ms */
   readonly commitMaxMs?: number | null;
-}
-
-/**
- * What systemd/edgehaul.service gives the daemon besides its arguments: the
- * node flags of ExecStart (between `node` and the script) and the
- * Environment= settings for the allocator (MALLOC_*).
- */
-export function unitRuntime(unitText: string): { nodeArgs: string[]; env: Record<string, string> } {
-  const exec = /^ExecStart=(.*)$/m.exec(unitText);
-  if (exec === null) throw new Error('the unit has no ExecStart=');
-  const words = exec[1]!.trim().split(/\s+/);
-  const node = words.findIndex((w) => w === 'node' || w.endsWith('/node'));
-  const script = words.findIndex((w, i) => i > node && !w.startsWith('-'));
-  if (node < 0 || script < 0) throw new Error(`cannot find node and its script in ExecStart=${exec[1]!}`);
-  const env: Record<string, string> = {};
-  for (const m of unitText.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S+)$/gm)) env[m[1]!] = m[2]!;
-  return { nodeArgs: words.slice(node + 1, script), env };
 }
 
 /** The support library's Daemon with the unit's runtime, stats lines kept apart, and a stop that SIGKILLs after its timeout. */

@@ -106,12 +106,9 @@ cmd_start() {
   local lib rf isr ports voters brokers cluster_id
   lib="$(lib_dir)"
   rf=$(( nodes < 3 ? nodes : 3 )); isr=$(( rf > 1 ? rf - 1 : 1 ))
-  # 2 ports per node, all held open at once so they differ
-  read -r -a ports < <(node -e '
-    const net = require("net"); const n = Number(process.argv[1]) * 2; const s = [];
-    const next = () => { if (s.length === n) { console.log(s.map((x) => x.address().port).join(" ")); s.forEach((x) => x.close()); return; }
-      const x = net.createServer(); s.push(x); x.listen(0, "127.0.0.1", next); };
-    next();' "$nodes")
+  # 2 ports per node, distinct, below the ephemeral range: a node restarted
+  # after a kill must find its ports free (see test/support/free-ports.cjs)
+  read -r -a ports < <(node "$(dirname "${BASH_SOURCE[0]}")/../../test/support/free-ports.cjs" $(( nodes * 2 )))
   (( ${#ports[@]} == nodes * 2 )) || die "could not pick free ports"
   voters="" brokers=""
   for id in $(seq 1 "$nodes"); do

@@ -80,16 +80,10 @@ if [[ -f "$DIR/kafka.pid" ]]; then
   rm -f "$DIR/kafka.pid"
 fi
 
-# Two distinct free loopback ports, chosen by the OS (bind port 0; both held
-# open at once so they differ).
+# Four distinct free loopback ports, below the kernel's ephemeral range so
+# that a broker restarted with --keep finds its ports free (see the script).
 free_ports() {
-  node -e '
-    const net = require("net");
-    const a = net.createServer(), b = net.createServer(), c = net.createServer(), d = net.createServer();
-    a.listen(0, "127.0.0.1", () => b.listen(0, "127.0.0.1", () => c.listen(0, "127.0.0.1", () => d.listen(0, "127.0.0.1", () => {
-      console.log(a.address().port + " " + b.address().port + " " + c.address().port + " " + d.address().port);
-      a.close(); b.close(); c.close(); d.close();
-    }))));'
+  node "$(dirname "${BASH_SOURCE[0]}")/../../test/support/free-ports.cjs" 4
 }
 
 write_config() { # PORT CTRL_PORT SASL_PORT TLS_PORT

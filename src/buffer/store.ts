@@ -211,6 +211,12 @@ export interface SqliteBufferStore extends BufferStore {
   rememberPublishes(publishes: readonly PublishId[]): void;
   /** Stores rows that already have their sequence numbers; returns their row ids in order. */
   insertSequenced(rows: readonly SequencedRow[]): number[];
+  /**
+   * How long delivered rows wait for a commit to carry their delete before
+   * they get a transaction (and an fsync) of their own; longer under a flash
+   * budget, whose paced commits come less often.
+   */
+  setDeleteDelay(ms: number): void;
   /** Scheduled upkeep: WAL checkpoint (TRUNCATE) and PRAGMA optimize. */
   maintain(): MaintenanceReport;
 }

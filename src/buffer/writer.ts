@@ -1,4 +1,5 @@
 import type { RoutedEvent, SettleCallback } from '../core/event.js';
+import type { FlashPacer } from './pacer.js';
 import { AdmissionPlan, type BufferLimits } from './policy.js';
 import type { BufferStore, DeadLetterRecord, PublishId, RemovedRow, StateRecord } from './store.js';
 
@@ -23,12 +24,20 @@ export interface GroupCommitOptions {
   readonly maxMessages?: number;
   /** Dead letters the store keeps for inspection at most. */
   readonly keepDeadLetters?: number;
+  /**
+   * A daily write budget (buffer.flash_budget_bytes_per_day): commits that are
+   * due wait for it, at most its maxWaitMs after their first message. Commits
+   * forced by maxEvents, maxBytes, maxMessages or flush() do not wait.
+   */
+  readonly pacer?: FlashPacer | null;
 }
 
 export interface CommitReport {
   readonly events: number;
   readonly messages: number;
   readonly durationMs: number;
+  /** how long the flash budget held this commit back, ms (0: not paced) */
+  readonly pacedMs?: number;
 }
 
 export interface WriterHooks {
@@ -79,6 +88,10 @@ export class GroupCommitWriter {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private recheck: NodeJS.Timeout | null = null;
+  /** performance.now() when the oldest waiting message arrived */
+  private firstAt = 0;
+  /** when the flash budget first held the waiting commit back; 0: not held */
+  private pacedSince = 0;
 
   constructor(
     private readonly store: BufferStore,
@@ -109,6 +122,7 @@ export class GroupCommitWriter {
     deadLetters?: readonly DeadLetterRecord[],
     publish?: PublishId,
   ): void {
+    if (this.pending.length === 0) this.firstAt = performance.now();
     this.pending.push({ events, settle, deadLetters, publish });
     if (events.length === 0) this.events++; // still a commit's worth of work
     this.events += events.length;
@@ -121,7 +135,7 @@ export class GroupCommitWriter {
     // settle callback, so a synchronous commit here would chain commit after commit through a
     // broker's whole backlog without ever yielding: no Kafka I/O, no timers, for seconds
     if (this.pending.length >= (this.options.maxMessages ?? Number.POSITIVE_INFINITY)) {
-      this.scheduleImmediate();
+      this.scheduleImmediate(true);
       return;
     }
     if (this.events >= (this.options.minEvents ?? Number.POSITIVE_INFINITY)) this.scheduleImmediate();
@@ -133,8 +147,31 @@ export class GroupCommitWriter {
     if (this.blocked.length > 0) this.schedule();
   }
 
+  /**
+   * A commit is due (its wait is over, or enough events wait): with a flash
+   * budget it may wait longer, until the budget has room for it or the
+   * oldest waiting message has waited the budget's maxWaitMs.
+   */
+  private due(): void {
+    const pacer = this.options.pacer;
+    if (pacer != null && this.pending.length > 0) {
+      const now = performance.now();
+      const left = pacer.maxWaitMs - (now - this.firstAt);
+      const wait = Math.min(pacer.delayMs(), left);
+      if (wait >= 1) {
+        this.clearTimers();
+        if (this.pacedSince === 0) this.pacedSince = now;
+        this.timer = setTimeout(() => this.due(), wait);
+        return;
+      }
+    }
+    this.flush();
+  }
+
   /** Commits what is waiting now; safe to call at any time (shutdown calls it). */
   flush(): void {
+    const pacedMs = this.pacedSince === 0 ? 0 : performance.now() - this.pacedSince;
+    this.pacedSince = 0;
     this.clearTimers();
     if (this.pending.length === 0 && this.blocked.length === 0) return;
     // held messages go first: they arrived first
@@ -159,6 +196,7 @@ export class GroupCommitWriter {
     for (const p of batch) (plan.admit(p.events) ? taken : this.blocked).push(p);
 
     const started = performance.now();
+    const pacer = this.options.pacer ?? null;
     let failure: Error | null = null;
     let evicted: RemovedRow[] = [];
     const deadLetters = taken.flatMap((p) => p.deadLetters ?? []);
@@ -167,6 +205,7 @@ export class GroupCommitWriter {
       try {
         // the publishes whose events this commit stores: a device's re-send of one is recognised from now on
         const publishes = taken.flatMap((p) => (p.publish !== undefined ? [p.publish] : []));
+        const writtenBefore = pacer?.start() ?? null;
         evicted = this.store.commit(plan.commitGroups(), plan.evict, {
           deadLetters,
           states,
@@ -174,6 +213,7 @@ export class GroupCommitWriter {
           publishes,
           condense: plan.condense,
         }).evicted;
+        pacer?.committed(writtenBefore);
       } catch (err) {
         failure = err as Error;
         if (states.length > 0) this.hooks.checkpointsLost?.(states);
@@ -187,14 +227,19 @@ export class GroupCommitWriter {
       for (const [route, n] of plan.downsampled) if (n > 0) this.hooks.onDownsampled?.(route, n);
       const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
       if (taken.length > 0)
-        this.hooks.onCommit({ events: stored, messages: taken.length, durationMs: performance.now() - started });
+        this.hooks.onCommit({
+          events: stored,
+          messages: taken.length,
+          durationMs: performance.now() - started,
+          ...(pacedMs > 0 ? { pacedMs } : {}),
+        });
     }
     for (const p of taken) p.settle(failure);
     if (this.blocked.length > 0) this.hooks.onHeld?.([...plan.blockedRoutes], this.blocked.length);
     if (this.blocked.length > 0 && this.recheck === null) {
       this.recheck = setTimeout(() => {
         this.recheck = null;
-        this.flush();
+        this.due();
       }, BLOCKED_RECHECK_MS);
     }
   }
@@ -208,17 +253,20 @@ export class GroupCommitWriter {
     for (const p of held) p.settle(err);
   }
 
-  private scheduleImmediate(): void {
+  /** `force`: commit without asking the flash budget (a full in-flight window waits for nothing). */
+  private scheduleImmediate(force = false): void {
     if (this.immediate !== null) return;
+    // held back by the flash budget: the paced timer stands unless the commit is forced
+    if (this.pacedSince !== 0 && !force) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.immediate = setImmediate(() => this.flush());
+    this.immediate = setImmediate(() => (force ? this.flush() : this.due()));
   }
 
   private schedule(): void {
     if (this.timer !== null || this.immediate !== null) return;
-    if (this.options.maxWaitMs === 0) this.immediate = setImmediate(() => this.flush());
-    else this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
+    if (this.options.maxWaitMs === 0) this.immediate = setImmediate(() => this.due());
+    else this.timer = setTimeout(() => this.due(), this.options.maxWaitMs);
   }
 
   private clearTimers(): void {

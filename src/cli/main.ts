@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
-import { checkSecrets, ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem, loadConfig, resolveSecrets } from '../config/load.js';
 import { batchToJsonLines, decodeBatch } from '../forward/format.js';
 import { runHashPassword } from './hash-password.js';
 import { runInspect } from './inspect.js';
@@ -59,7 +59,7 @@ program
     try {
       const loaded = loadConfig(file, { ...process.env, STATE_DIRECTORY: stateDir });
       // { env: VAR } secrets are the service's environment, not this shell's: the daemon checks them at start
-      checkSecrets(loaded, { ...process.env, CREDENTIALS_DIRECTORY: credentialsDir }, { envToo: false });
+      resolveSecrets(loaded, { ...process.env, CREDENTIALS_DIRECTORY: credentialsDir }, { envToo: false });
       process.stdout.write(
         `${file}: ok (gateway id ${loaded.gatewayId}, ${loaded.config.routes.length} route(s), ingest ${loaded.config.ingest.mode}, buffer ${loaded.bufferPath})\n`,
       );

@@ -1,18 +1,17 @@
 import { EXIT } from '../core/errors.js';
-import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../core/log.js';
 import { SystemdNotifier } from '../ops/notify.js';
 import { ConfigReloader } from '../ops/reload.js';
-import { checkSecrets, ConfigError, formatProblem } from '../config/load.js';
+import { ConfigError, formatProblem, loadResolvedConfig } from '../config/load.js';
 
 /** `edgehaul run`: starts the gateway and owns signals and the exit code. */
 export async function runDaemon(configFile: string): Promise<number> {
   let loaded;
   try {
-    loaded = loadConfig(configFile);
-    // a missing secret cannot heal by restarting either: exit 78 (RestartPreventExitStatus=) before anything starts
-    checkSecrets(loaded);
+    // every secret is read here, once: a missing one cannot heal by restarting either,
+    // exit 78 (RestartPreventExitStatus=) before anything starts
+    loaded = loadResolvedConfig(configFile);
   } catch (err) {
     const log = createLogger('info');
     if (err instanceof ConfigError) {
@@ -86,7 +85,7 @@ export async function runDaemon(configFile: string): Promise<number> {
     log.fatal({ code: e.code, err: e.message }, 'start failed');
     await gateway.stop(Date.now() + 2000).catch(() => undefined);
     notifier.close();
-    // a secret that vanished between the check and its use is still a config problem: no restart loop
+    // secrets were read at load, so this is not expected; were it to happen, a config problem: no restart loop
     return e.code === 'EH_ERR_CONFIG_SECRET' ? EXIT.CONFIG : EXIT.FAILURE;
   }
   log.info(

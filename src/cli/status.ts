@@ -16,9 +16,17 @@ export interface StatusOptions {
 export const DEFAULT_HTTP = { host: '127.0.0.1', port: 9464 } as const;
 
 /** The endpoint's base URL from the config: a wildcard listen address is reached on loopback. */
-export function statusUrl(host: string, port: number): string {
+export function statusUrl(host: string, port: number, tls = false): string {
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+  return `${tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+/** HTTP Basic credentials for an endpoint beyond loopback (http.auth), from the environment; never from argv. */
+export function loginHeader(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const user = env.EDGEHAUL_HTTP_USER;
+  const password = env.EDGEHAUL_HTTP_PASSWORD;
+  if (user === undefined || user === '' || password === undefined) return {};
+  return { authorization: `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}` };
 }
 
 /** `edgehaul status`: prints the running daemon's /status; exit 69 when none answers. */
@@ -35,7 +43,7 @@ export async function runStatus(
         err(`${opts.config}: http.enabled is false, so the daemon has no status endpoint; enable it or pass --url\n`);
         return EXIT.CONFIG;
       }
-      base = statusUrl(config.http.host, config.http.port);
+      base = statusUrl(config.http.host, config.http.port, config.http.tls.enabled);
     } catch (e) {
       if (e instanceof ConfigError && e.code === 'EH_ERR_CONFIG_READ') {
         // the installed config is 0640 root:edgehaul: any other user still gets the status, from the default address
@@ -54,7 +62,13 @@ export async function runStatus(
   const url = `${base.replace(/\/+$/, '')}/status`;
   let report: StatusReport;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000), headers: loginHeader() });
+    if (res.status === 401) {
+      err(
+        `${url} asks for a login (http.auth): set EDGEHAUL_HTTP_USER and EDGEHAUL_HTTP_PASSWORD [EH_ERR_HTTP_AUTH]\n`,
+      );
+      return EXIT.FAILURE;
+    }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     report = (await res.json()) as StatusReport;
   } catch (e) {

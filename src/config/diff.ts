@@ -1,4 +1,5 @@
 import type { Config } from './schema.js';
+import { Secrets } from './resolved.js';
 
 /**
  * Which settings a running gateway can change, in one place. A key takes the
@@ -21,6 +22,8 @@ export const APPLY: Readonly<Record<string, 'live' | 'restart'>> = Object.freeze
   'buffer.ttl_secs': 'live',
   'buffer.memory': 'live',
   'buffer.commit': 'live',
+  'buffer.flash_budget_bytes_per_day': 'live',
+  'buffer.flash_budget_max_wait_ms': 'live',
   // a new producer takes over after the batch in flight was acknowledged
   kafka: 'live',
   // steps too: unchanged routes keep their state, changed ones close their windows into the buffer
@@ -107,6 +110,18 @@ export function effectiveConfig(diff: ConfigDiff): Config {
     setIn(next, c.path, structuredClone(getIn(diff.from, c.path)));
   }
   return next;
+}
+
+/**
+ * The secrets the gateway runs with after a reload, as effectiveConfig: the new values for
+ * settings applied live (a new Kafka producer uses them), the running values for those that wait
+ * for a restart (a listener's certificate is read again at the next start).
+ */
+export function effectiveSecrets(running: Secrets, next: Secrets): Secrets {
+  const values: Array<[string, string]> = [];
+  for (const key of next.keys()) if (applyMode(key) === 'live') values.push([key, next.require(key)]);
+  for (const key of running.keys()) if (applyMode(key) !== 'live') values.push([key, running.require(key)]);
+  return new Secrets(values);
 }
 
 function getIn(value: unknown, path: readonly string[]): unknown {

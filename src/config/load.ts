@@ -4,11 +4,13 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { EdgehaulError } from '../core/errors.js';
-import { readSecret } from '../core/secret.js';
 import { compileTopicPattern } from '../core/topic.js';
+import { isLoopbackHost } from '../security/basic-auth.js';
 import { Pipeline } from '../transform/pipeline.js';
 import { StepConfigError } from '../transform/step.js';
-import { configSchema, type Config, type Secret } from './schema.js';
+import { configSchema, type Config } from './schema.js';
+import { Secrets } from './resolved.js';
+import { readSecret, usedSecrets } from './secrets.js';
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `routes[1].topic`. */
@@ -27,11 +29,21 @@ export interface LoadedConfig {
   readonly bufferPath: string;
 }
 
+/** A loaded config with the values of the secrets it uses, read once (resolveSecrets): what the daemon runs. */
+export interface ResolvedConfig extends LoadedConfig {
+  readonly secrets: Secrets;
+}
+
 export class ConfigError extends EdgehaulError {
   readonly problems: readonly ConfigProblem[];
 
   constructor(
-    code: 'EH_ERR_CONFIG_READ' | 'EH_ERR_CONFIG_YAML' | 'EH_ERR_CONFIG_INVALID' | 'EH_ERR_CONFIG_SECRET',
+    code:
+      | 'EH_ERR_CONFIG_READ'
+      | 'EH_ERR_CONFIG_YAML'
+      | 'EH_ERR_CONFIG_INVALID'
+      | 'EH_ERR_CONFIG_SECRET'
+      | 'EH_ERR_CONFIG_HTTP_OPEN',
     file: string,
     problems: readonly ConfigProblem[],
   ) {
@@ -116,6 +128,16 @@ export function parseConfig(text: string, file: string): Config {
     }
   });
   if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_INVALID', file, problems);
+  if (cfg.http.enabled && !isLoopbackHost(cfg.http.host) && cfg.http.auth.users.length === 0) {
+    // its own code: the rest of the config is fine, and what to do is specific
+    throw new ConfigError('EH_ERR_CONFIG_HTTP_OPEN', file, [
+      {
+        key: 'http.host',
+        line: lineOf(['http', 'host']),
+        message: `"${cfg.http.host}" is beyond loopback: give http.auth.users (logins for the status page, /status and /metrics), or bind 127.0.0.1 and reach it over an SSH tunnel`,
+      },
+    ]);
+  }
   return cfg;
 }
 
@@ -173,56 +195,35 @@ export function machineGatewayId(): string {
   );
 }
 
-/** Reads a secret without ever logging its value (declared in core/, where the stages read it). */
-export { readSecret } from '../core/secret.js';
-
-/** The secrets the daemon reads with this config (only those of the parts it uses), each with its key. */
-export function usedSecrets(cfg: Config): Array<{ key: string; secret: Secret }> {
-  const out: Array<{ key: string; secret: Secret }> = [];
-  const add = (key: string, secret: Secret | undefined): void => {
-    if (secret !== undefined) out.push({ key, secret });
-  };
-  const tls = (
-    prefix: string,
-    t: { enabled: boolean; ca?: Secret | undefined; cert?: Secret | undefined; key?: Secret | undefined },
-  ): void => {
-    if (!t.enabled) return;
-    add(`${prefix}.ca`, t.ca);
-    add(`${prefix}.cert`, t.cert);
-    add(`${prefix}.key`, t.key);
-  };
-  if (cfg.ingest.mode === 'embedded') {
-    tls('ingest.embedded.tls', cfg.ingest.embedded.tls);
-  } else {
-    add('ingest.client.password', cfg.ingest.client.password);
-    tls('ingest.client.tls', cfg.ingest.client.tls);
-  }
-  tls('kafka.tls', cfg.kafka.tls);
-  add('kafka.sasl.password', cfg.kafka.sasl?.password);
-  return out;
-}
-
 /**
- * Reads every secret the config names (values are dropped at once, never logged) and throws a
- * ConfigError EH_ERR_CONFIG_SECRET listing the missing ones: a missing secret is a config problem
- * (exit 78), found at start rather than at the first connection. `envToo: false` skips `{ env }`
- * secrets (check-config run by hand does not have the service's environment).
+ * Reads every secret the config uses, once, into a Secrets map beside the config (the config
+ * stays as written), and throws a ConfigError EH_ERR_CONFIG_SECRET listing the missing ones by
+ * key: a missing secret is a config problem (exit 78), found at start (or at a reload, which
+ * then keeps the running config) rather than at the first connection. `envToo: false` skips
+ * `{ env }` secrets (check-config run by hand does not have the service's environment).
  */
-export function checkSecrets(
+export function resolveSecrets(
   loaded: LoadedConfig,
   env: NodeJS.ProcessEnv = process.env,
   opts: { envToo?: boolean } = {},
-): void {
+): ResolvedConfig {
   const problems: ConfigProblem[] = [];
+  const values: Array<[string, string]> = [];
   for (const { key, secret } of usedSecrets(loaded.config)) {
     if (secret.env !== undefined && opts.envToo === false) continue;
     try {
-      readSecret(secret, env);
+      values.push([key, readSecret(secret, env)]);
     } catch (err) {
       problems.push({ key, line: null, message: (err as Error).message });
     }
   }
   if (problems.length > 0) throw new ConfigError('EH_ERR_CONFIG_SECRET', loaded.file, problems);
+  return Object.freeze({ ...loaded, secrets: new Secrets(values) });
+}
+
+/** loadConfig, then resolveSecrets: the config the daemon starts (and reloads) with. */
+export function loadResolvedConfig(file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  return resolveSecrets(loadConfig(file, env), env);
 }
 
 /** Freezes an object and everything it holds: the running config is never changed in place. */

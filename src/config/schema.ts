@@ -49,6 +49,19 @@ export const brokerUserSchema = z.strictObject({
   subscribe: z.array(topicFilter).optional(),
 });
 
+/** A login of the HTTP endpoint (status page, /status, /metrics, /healthz). */
+export const httpUserSchema = z.strictObject({
+  username: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((u) => !u.includes(':'), { message: 'HTTP Basic user names cannot hold ":"' }),
+  password_hash: z.string().superRefine((v, ctx) => {
+    const problem = describeHashProblem(v);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+});
+
 export const aclRuleSchema = z.strictObject({
   /** exact username, or `*`: any authenticated user; absent: anyone (anonymous too) */
   username: z.string().min(1).optional(),
@@ -251,6 +264,14 @@ export const configSchema = z
             spill_after_ms: durationMs(3_600_000).default(2000),
           })
           .prefault({}),
+        /**
+         * Bytes a day the daemon may write to storage, on average (its /proc/self/io write_bytes): group
+         * commits wait for the budget, so a quiet gateway commits less often and PUBACKs wait longer
+         * instead of the flash wearing. 0: no budget. docs/configuration.md suggests figures per card size.
+         */
+        flash_budget_bytes_per_day: z.number().int().min(0).default(0),
+        /** Under a budget, a message waits at most this long for its commit (and so its PUBACK). */
+        flash_budget_max_wait_ms: durationMs(60_000).default(1000),
         commit: z
           .strictObject({
             /**
@@ -377,14 +398,28 @@ export const configSchema = z
         timeout_secs: z.number().min(1).max(600).default(15),
       })
       .prefault({}),
-    /** The local HTTP endpoint: /metrics (Prometheus), /healthz, /status (edgehaul status). */
+    /** The local HTTP endpoint: the status page (/), /metrics (Prometheus), /healthz, /status (edgehaul status). */
     http: z
       .strictObject({
         enabled: z.boolean().default(true),
-        /** Loopback by default: the endpoint has no authentication. */
+        /** Loopback by default (no login). Any other address needs auth.users: every path then asks for a login. */
         host: z.string().min(1).default('127.0.0.1'),
         /** 0 picks a free port (tests); the bound address is logged ("http listening"). */
         port: port.default(9464),
+        auth: z
+          .strictObject({
+            /** HTTP Basic logins: the same scrypt hashes as the broker's users (`edgehaul hash-password`). */
+            users: z.array(httpUserSchema).default([]),
+          })
+          .prefault({}),
+        /** HTTPS with PEM cert and key, as ingest.embedded.tls. */
+        tls: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            cert: pemSchema.optional(),
+            key: pemSchema.optional(),
+          })
+          .prefault({}),
       })
       .prefault({}),
     health: z
@@ -395,6 +430,13 @@ export const configSchema = z
         disk_min_free_bytes: z.number().int().min(0).default(104_857_600),
         /** degraded for this long after any counted loss. */
         loss_window_secs: z.number().int().min(1).max(86_400).default(300),
+        /**
+         * Bytes the buffer's flash device is rated to take (its TBW). The default, 10 TB, is an estimate
+         * for a typical 32 GB consumer SD card (about 300 full writes); use the vendor's figure.
+         */
+        flash_endurance_bytes: z.number().int().min(0).default(10_000_000_000_000),
+        /** degraded (flash_wear) when the device has fewer days of life left at its current write rate; 0: never. */
+        flash_min_days: z.number().min(0).max(36_500).default(30),
       })
       .prefault({}),
     /** Gateway health records (CPU, memory, disk, temperature, network, buffer) sent to Kafka through the normal pipeline. */
@@ -493,6 +535,19 @@ export const configSchema = z
           message: `duplicate user "${u.username}"`,
         });
       names.add(u.username);
+    });
+    if (cfg.http.tls.enabled && (cfg.http.tls.cert === undefined || cfg.http.tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['http', 'tls'], message: 'HTTPS needs cert and key' });
+    }
+    const httpNames = new Set<string>();
+    cfg.http.auth.users.forEach((u, i) => {
+      if (httpNames.has(u.username))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['http', 'auth', 'users', i, 'username'],
+          message: `duplicate user "${u.username}"`,
+        });
+      httpNames.add(u.username);
     });
     for (const which of ['ingest', 'kafka'] as const) {
       const tls = which === 'ingest' ? cfg.ingest.client.tls : cfg.kafka.tls;

@@ -9,12 +9,16 @@ export const ERROR_CODES = {
   EH_ERR_CONFIG_INVALID: 'the config does not match the schema',
   EH_ERR_CONFIG_SECRET:
     'a secret named by the config (env or file) is missing or unreadable; the daemon does not start (exit 78)',
+  EH_ERR_CONFIG_HTTP_OPEN:
+    'http.host is beyond loopback and http.auth.users is empty: the daemon does not start rather than open its status to the network',
   EH_ERR_CONFIG_RELOAD: 'a reloaded config was rejected or could not be applied; the running config stays',
   EH_ERR_STORE_OPEN: 'the buffer database cannot be opened',
   EH_ERR_STORE_DAMAGED: 'the buffer database was damaged; it was moved aside and an empty one started',
   EH_ERR_BUFFER_FULL: 'the buffer reached its bound; the route policy dropped or held events',
   EH_ERR_BUFFER_EXPIRED: 'events older than their route TTL were dropped',
   EH_ERR_STORE_WRITE: 'a buffer commit failed; the affected publishes were not acknowledged',
+  EH_ERR_STORE_READ:
+    'the forwarder could not read or delete buffered events (an I/O error, a damaged page); they stay buffered and it retries with backoff',
   EH_ERR_INGEST_LISTEN: 'the MQTT listener cannot bind its address',
   EH_ERR_INGEST_OVERSIZE: 'a payload exceeded ingest max_payload_bytes and was dropped',
   EH_ERR_INGEST_UNROUTED: 'a publish matched no route and was dropped',
@@ -37,6 +41,7 @@ export const ERROR_CODES = {
   EH_ERR_DECODE_FORMAT: 'a Kafka record value is not an edgehaul batch',
   EH_ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within its deadline',
   EH_ERR_HTTP_LISTEN: 'the HTTP endpoint (/metrics, /healthz, /status) cannot bind its address',
+  EH_ERR_HTTP_AUTH: 'a login to the HTTP endpoint (status page, /status, /metrics, /healthz) was refused; answered 401',
   EH_ERR_SCHEDULE_FAILED:
     'a scheduled job (telemetry, TTL sweep, store maintenance) failed; it runs again at its next time',
   EH_ERR_STATUS_UNREACHABLE: 'edgehaul status found no daemon answering at the HTTP address',

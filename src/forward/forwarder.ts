@@ -28,6 +28,8 @@ export interface ForwarderCounters {
   /** read: the sink's connection state, set by the Kafka sink */
   readonly upstream_connected: boolean;
   send_errors_total: number;
+  /** reads or deletes of buffered events that failed under the forwarder (retried) */
+  store_read_errors_total: number;
   upstream_unconfirmed_records_total: number;
   upstream_unconfirmed_at: number;
   upstream_reordered_records_total: number;
@@ -131,38 +133,58 @@ export class Forwarder {
 
   private async run(): Promise<void> {
     for (;;) {
-      if (this.storeClosed || this.halted) return;
-      if (this.store.bytes() === 0) {
-        if (!this.running) return;
-        await this.idle();
-        continue;
-      }
-      // connect before reading: while Kafka is unreachable nothing is decoded again and again,
-      // and the rows stay evictable by the full-buffer policy, oldest first
-      if (!(await this.connect())) {
-        if (!this.running) return;
-        await this.sleep(this.nextBackoff());
-        continue;
-      }
-      if (this.storeClosed) return;
-      const commits = this.store.readNext(
-        this.options.maxEventsPerSend,
-        this.options.maxSendBytes,
-        undefined,
-        this.options.minPriority?.() ?? undefined,
-      );
-      if (commits.length === 0) {
-        // accounting says there is something, but nothing is readable (rows being deleted): wait for news
-        if (!this.running) return;
-        await this.idle();
-        continue;
-      }
-      const ok = await this.sendOnce(commits);
-      if (!ok) {
-        if (!this.running) return;
+      try {
+        if (!(await this.step())) return;
+      } catch (err) {
+        // the store failed under the forwarder (a read or delete: I/O error, a damaged page): nothing was
+        // deleted that was not delivered; count it, wait, read again rather than let the loop die unseen
+        this.stats.store_read_errors_total++;
+        this.throttle.run('read', (suppressed) => {
+          this.log.error(
+            { code: 'EH_ERR_STORE_READ', err: (err as Error).message, suppressed },
+            'reading or deleting buffered events failed; they stay buffered and are read again',
+          );
+        });
+        if (!this.running || this.storeClosed || this.halted) return;
         await this.sleep(this.nextBackoff());
       }
     }
+  }
+
+  /** One round of the loop: false when the loop is to end. */
+  private async step(): Promise<boolean> {
+    if (this.storeClosed || this.halted) return false;
+    if (this.store.bytes() === 0) {
+      if (!this.running) return false;
+      await this.idle();
+      return true;
+    }
+    // connect before reading: while Kafka is unreachable nothing is decoded again and again,
+    // and the rows stay evictable by the full-buffer policy, oldest first
+    if (!(await this.connect())) {
+      if (!this.running) return false;
+      await this.sleep(this.nextBackoff());
+      return true;
+    }
+    if (this.storeClosed) return false;
+    const commits = this.store.readNext(
+      this.options.maxEventsPerSend,
+      this.options.maxSendBytes,
+      undefined,
+      this.options.minPriority?.() ?? undefined,
+    );
+    if (commits.length === 0) {
+      // accounting says there is something, but nothing is readable (rows being deleted): wait for news
+      if (!this.running) return false;
+      await this.idle();
+      return true;
+    }
+    const ok = await this.sendOnce(commits);
+    if (!ok) {
+      if (!this.running) return false;
+      await this.sleep(this.nextBackoff());
+    }
+    return true;
   }
 
   private async connect(): Promise<boolean> {

@@ -8,15 +8,17 @@ import type {
 } from '@confluentinc/kafka-javascript';
 import type * as RdKafka from '@confluentinc/kafka-javascript';
 import { LogThrottle, type Logger } from '../core/log.js';
-import { readSecret, type Secret, type TlsClientSettings } from '../core/secret.js';
-import { readPem } from '../security/tls.js';
+import type { TlsClientSettings } from '../security/tls.js';
 import type { Confirmation, OutRecord, RecordSink } from './sink.js';
 
 // a CommonJS addon: its named exports are not visible to ESM's static analysis
 const rdkafka = createRequire(import.meta.url)('@confluentinc/kafka-javascript') as typeof RdKafka;
 const CODES = rdkafka.CODES.ERRORS;
 
-/** What the Kafka sink reads of the `kafka` config section (config/schema.ts's type satisfies it). */
+/**
+ * What the Kafka sink reads of the `kafka` config section, with the TLS PEM texts and the SASL
+ * password the config loader read (the gateway fills them in: this stage never reads a secret).
+ */
 export interface KafkaSinkConfig {
   readonly brokers: readonly string[];
   readonly client_id: string;
@@ -30,7 +32,7 @@ export interface KafkaSinkConfig {
     | {
         readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
         readonly username: string;
-        readonly password: Secret;
+        readonly password: string;
       }
     | undefined;
 }
@@ -41,7 +43,7 @@ export interface KafkaSinkCounters {
   upstream_auth_failed: boolean;
 }
 
-/** librdkafka's settings for our producer, from the config (secrets resolved here, never logged). */
+/** librdkafka's settings for our producer, from the config (holds the secrets: never logged). */
 export function producerConfig(kafka: KafkaSinkConfig): ProducerGlobalConfig & ProducerTopicConfig {
   const tls = kafka.tls;
   const sasl = kafka.sasl;
@@ -74,17 +76,14 @@ export function producerConfig(kafka: KafkaSinkConfig): ProducerGlobalConfig & P
   if (tls.enabled) {
     conf['enable.ssl.certificate.verification'] = tls.reject_unauthorized;
     conf['ssl.endpoint.identification.algorithm'] = tls.reject_unauthorized ? 'https' : 'none';
-    const ca = readPem(tls.ca);
-    const cert = readPem(tls.cert);
-    const key = readPem(tls.key);
-    if (ca !== undefined) conf['ssl.ca.pem'] = ca;
-    if (cert !== undefined) conf['ssl.certificate.pem'] = cert;
-    if (key !== undefined) conf['ssl.key.pem'] = key;
+    if (tls.ca !== undefined) conf['ssl.ca.pem'] = tls.ca;
+    if (tls.cert !== undefined) conf['ssl.certificate.pem'] = tls.cert;
+    if (tls.key !== undefined) conf['ssl.key.pem'] = tls.key;
   }
   if (sasl !== undefined) {
     conf['sasl.mechanisms'] = sasl.mechanism.toUpperCase();
     conf['sasl.username'] = sasl.username;
-    conf['sasl.password'] = readSecret(sasl.password);
+    conf['sasl.password'] = sasl.password;
   }
   return conf;
 }

@@ -1,16 +1,4 @@
-import { readFileSync } from 'node:fs';
-
-/** Bytes this process made the kernel write to storage so far (Linux /proc/self/io), or null elsewhere. */
-export function processWriteBytes(): number | null {
-  try {
-    const line = readFileSync('/proc/self/io', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('write_bytes:'));
-    return line === undefined ? null : Number(line.slice('write_bytes:'.length));
-  } catch {
-    return null;
-  }
-}
+export { processWriteBytes } from '../core/blockdev.js';
 
 export interface BacklogReport {
   readonly events: number;

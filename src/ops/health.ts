@@ -9,7 +9,8 @@
  *   succeeded since). /healthz answers 503.
  * degraded: data is safe but something needs attention: Kafka unreachable with
  *   events waiting, Kafka refusing our credentials, the buffer above its threshold, a loss counted recently,
- *   the disk low, a damaged store found at start (within the hour). 200.
+ *   the disk low, a damaged store found at start (within the hour), the flash
+ *   device near the end of its rated life at its current write rate. 200.
  */
 export type HealthStatus = 'ok' | 'degraded' | 'failing';
 
@@ -24,6 +25,7 @@ export const HEALTH_REASONS = {
   events_lost: 'degraded',
   disk_low: 'degraded',
   store_damaged: 'degraded',
+  flash_wear: 'degraded',
 } as const satisfies Record<string, Exclude<HealthStatus, 'ok'>>;
 
 export type HealthReason = keyof typeof HEALTH_REASONS;
@@ -53,12 +55,16 @@ export interface HealthInput {
   readonly upstreamAuthFailed?: boolean;
   /** ms since epoch of the last send Kafka did not fully confirm; 0: never */
   readonly upstreamUnconfirmedAt?: number;
+  /** days of flash life left at the current write rate (ops/flash.ts); null: not known */
+  readonly flashDaysLeft?: number | null;
 }
 
 export interface HealthRules {
   readonly bufferRatio: number;
   readonly diskMinFreeBytes: number;
   readonly lossWindowMs: number;
+  /** flash_wear below this many days left; 0 or absent: never */
+  readonly flashMinDays?: number;
 }
 
 const STORE_DAMAGED_MS = 3_600_000;
@@ -92,6 +98,12 @@ export function evaluateHealth(i: HealthInput, rules: HealthRules): Health {
     ]);
   if (i.storeDamagedAt > 0 && i.now - i.storeDamagedAt < STORE_DAMAGED_MS)
     found.push(['store_damaged', 'buffer database was damaged at start and moved aside']);
+  const daysLeft = i.flashDaysLeft ?? null;
+  if (daysLeft !== null && daysLeft < (rules.flashMinDays ?? 0))
+    found.push([
+      'flash_wear',
+      `the buffer's flash device has about ${daysLeft} days of rated life left at its current write rate (health.flash_min_days ${rules.flashMinDays})`,
+    ]);
   const failing = found.some(([code]) => HEALTH_REASONS[code] === 'failing');
   return {
     status: failing ? 'failing' : found.length > 0 ? 'degraded' : 'ok',

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { RouteUsage } from '../buffer/store.js';
 import { HEALTH_REASONS, type Health, type HealthReason } from './health.js';
 import { LOSS_REASONS, type Stats } from './stats.js';
+import type { FlashReport } from './flash.js';
 import type { DiskSample } from './system.js';
 
 /** What one scrape reads; built once per scrape by the observer (nothing is counted on the hot path for metrics). */
@@ -20,6 +21,8 @@ export interface OpsSnapshot {
   readonly disk: DiskSample | null;
   readonly cpuTemperature: number | null;
   readonly startedAt: number;
+  /** flash wear (ops/flash.ts); null before the first sample */
+  readonly flash?: FlashReport | null;
 }
 
 export interface StatMetric {
@@ -45,6 +48,7 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   sent_records_total: { help: 'Kafka records (CBOR batches) delivered' },
   sent_bytes_total: { help: 'record value bytes delivered to Kafka' },
   send_errors_total: { help: 'failed sends to Kafka (kept and retried)' },
+  store_read_errors_total: { help: 'failed reads or deletes of buffered events by the forwarder (kept and retried)' },
   upstream_unconfirmed_records_total: {
     help: 'records Kafka did not confirm with a partition and an offset (kept and sent again)',
   },
@@ -67,6 +71,10 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   store_damaged_total: { help: 'damaged buffer databases moved aside at start' },
   spilled_events_total: { help: 'durability: memory events written to disk because the uplink fell behind' },
   disk_written_bytes_total: { help: 'bytes this process made the kernel write to storage (/proc/self/io)' },
+  flash_paced_commits_total: {
+    help: 'group commits held back by the flash write budget (buffer.flash_budget_bytes_per_day)',
+  },
+  flash_paced_seconds_total: { help: 'time group commits were held back by the flash write budget, summed' },
   auth_failures_total: {
     help: 'MQTT logins refused (unknown user, wrong password, anonymous not allowed, certificate not a user)',
   },
@@ -93,6 +101,9 @@ export const STAT_METRICS: Readonly<Record<string, StatMetric | null>> = {
   },
   connection_errors_total: {
     help: 'connections closed for a client error (malformed packets, protocol violations, resets)',
+  },
+  http_auth_failures_total: {
+    help: 'logins to the HTTP endpoint refused (no or malformed credentials, wrong password, too many at once)',
   },
   upstream_auth_failures_total: { help: 'Kafka refused our SASL credentials' },
   upstream_auth_failed: { help: '1 while the last Kafka connect failed on authentication' },
@@ -318,6 +329,49 @@ export function createMetricsRegistry(
       if (t !== null) this.set({ sensor: 'cpu' }, t);
     },
   });
+  gauge(
+    'edgehaul_flash_process_bytes_per_day',
+    'bytes a day this process writes to storage at its rate over the last hour (/proc/self/io write_bytes)',
+    (s) => s.flash?.process_bytes_per_day ?? null,
+  );
+  gauge(
+    'edgehaul_flash_life_days_left',
+    "days of rated life the buffer's flash device has left at its current write rate (health.flash_endurance_bytes)",
+    (s) => s.flash?.days_left ?? null,
+  );
+  gauge('edgehaul_flash_endurance_bytes', 'health.flash_endurance_bytes: the rated writes of the flash device', (s) =>
+    s.flash === undefined || s.flash === null ? null : s.flash.endurance_bytes,
+  );
+  gauge(
+    'edgehaul_flash_budget_bytes_per_day',
+    'buffer.flash_budget_bytes_per_day (0: no budget)',
+    (s) => s.flash?.budget_bytes_per_day ?? 0,
+  );
+  // no series where the buffer is on no block device (tmpfs, overlay): there is no device to name
+  const perDevice = (name: string, help: string, pick: (f: FlashReport) => number | null): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['disk'],
+      registers: [registry],
+      async collect() {
+        const f = (await snap()).flash ?? null;
+        this.reset();
+        const v = f === null ? null : pick(f);
+        if (f?.device != null && v !== null) this.set({ disk: f.device.name }, v);
+      },
+    });
+  };
+  perDevice(
+    'edgehaul_flash_device_written_bytes',
+    "bytes written to the buffer's block device by everything since boot (/sys/block/<disk>/stat)",
+    (f) => f.device_written_bytes,
+  );
+  perDevice(
+    'edgehaul_flash_device_bytes_per_day',
+    "bytes a day written to the buffer's block device by everything, at the rate over the last hour",
+    (f) => f.device_bytes_per_day,
+  );
   gauge('edgehaul_uptime_seconds', 'seconds since the gateway started', (s) => (s.now - s.startedAt) / 1000);
 
   new Gauge({

@@ -4,8 +4,13 @@ import type { MessageSink } from '../core/event.js';
 import { Interval } from '../core/interval.js';
 import { LogThrottle, type Logger } from '../core/log.js';
 import { BacklogMeter, processWriteBytes } from './backlog.js';
+import { FlashMeter } from './flash.js';
 import { evaluateHealth, type Health } from './health.js';
+import type { DeadLetterRecord } from '../core/event.js';
+import { BasicAuth, isLoopbackHost } from '../security/basic-auth.js';
+import { RateHistory } from './history.js';
 import { OpsServer } from './http.js';
+import { RecentDeadLetters } from './recent-dead-letters.js';
 import { commitDurationHistogram, createMetricsRegistry, type OpsSnapshot } from './metrics.js';
 import { LOSS_REASONS, type Stats } from './stats.js';
 import { VERSION, type StatusReport } from './status.js';
@@ -32,16 +37,22 @@ export interface GatewayView {
   readonly accepting: boolean;
   /** the input handler, as a device's PUBLISH goes through it */
   readonly handleMessage: MessageSink;
+  /** the HTTP endpoint's certificate chain and key (PEM, read at config load); null without http.tls */
+  httpTls(): { cert: string; key: string } | null;
 }
 
 /** What one group commit reported. */
 export interface CommitObservation {
   readonly events: number;
   readonly durationMs: number;
+  /** how long the flash budget held the commit back, ms */
+  readonly pacedMs?: number;
 }
 
 /** How often the in/out rates of `edgehaul status` are sampled. */
 const RATE_INTERVAL_MS = 10_000;
+/** Dead letters /status lists (newest first). */
+const DEAD_LETTERS_SHOWN = 20;
 /** How often free disk space is sampled for the (synchronous) health rules. */
 const DISK_INTERVAL_MS = 10_000;
 
@@ -69,6 +80,10 @@ export class Observer {
     at: 0,
   };
   private readonly backlog = new BacklogMeter();
+  /** the last hour of rates, for the status page's chart */
+  private readonly history = new RateHistory(RATE_INTERVAL_MS / 1000);
+  /** the last dead letters, with payload previews, for the status page */
+  private readonly recentDeadLetters = new RecentDeadLetters(DEAD_LETTERS_SHOWN);
   private readonly statsTimer = new Interval(() => this.logStats());
   private readonly telemetryTimer = new Interval(
     () =>
@@ -81,7 +96,8 @@ export class Observer {
         );
       }),
   );
-  private readonly diskTimer = new Interval(() => void this.system.sampleDisk());
+  private readonly flash: FlashMeter;
+  private readonly diskTimer = new Interval(() => void this.sampleDisk());
   private readonly rateTimer = new Interval(() => this.sampleRates());
   private readonly throttle = new LogThrottle(10_000);
   private http: OpsServer | null = null;
@@ -96,6 +112,10 @@ export class Observer {
     private readonly log: Logger,
   ) {
     this.system = new SystemProbe(bufferDir);
+    this.flash = new FlashMeter(bufferDir, () => ({
+      enduranceBytes: this.view.config.health.flash_endurance_bytes,
+      budgetBytesPerDay: this.view.config.buffer.flash_budget_bytes_per_day,
+    }));
   }
 
   /** host:port of the HTTP endpoint; empty when it is off or not started. */
@@ -105,7 +125,7 @@ export class Observer {
 
   /** First disk sample, before the health rules are first read. */
   async sampleDisk(): Promise<void> {
-    await this.system.sampleDisk();
+    await Promise.all([this.system.sampleDisk(), this.flash.sample()]);
   }
 
   /** The samplers behind health, status and metrics, and the HTTP endpoint: once, when ingest runs. */
@@ -119,12 +139,43 @@ export class Observer {
       const registry = createMetricsRegistry(this.stats, () => this.snapshot(), { gatewayId, version: VERSION }, [
         this.commitSeconds,
       ]);
+      const httpLog = this.log.child({ stage: 'http' });
+      const login = !isLoopbackHost(config.http.host);
+      const tls = config.http.tls;
       this.http = new OpsServer(
-        { registry, health: () => this.health(), status: () => this.status() },
-        this.log.child({ stage: 'http' }),
+        {
+          registry,
+          health: () => this.health(),
+          status: () => this.status(),
+          history: () => this.history.report(),
+        },
+        httpLog,
+        {
+          // config validation refuses a host beyond loopback without users
+          auth: login ? new BasicAuth(config.http.auth.users) : null,
+          tls: this.view.httpTls(),
+          refused: (result, remote) => {
+            this.stats.http_auth_failures_total++;
+            if (result.why === 'missing') return; // a browser's first request before it asks the person: counted, not logged
+            this.throttle.run(`http-auth:${result.why}`, (suppressed) =>
+              httpLog.warn(
+                { code: 'EH_ERR_HTTP_AUTH', why: result.why, username: result.username, remote, suppressed },
+                'http login refused',
+              ),
+            );
+          },
+        },
       );
       this.httpBound = await this.http.listen(config.http.host, config.http.port);
-      this.log.info({ http: this.httpBound, paths: ['/metrics', '/healthz', '/status'] }, 'http listening');
+      this.log.info(
+        {
+          http: this.httpBound,
+          tls: tls.enabled,
+          login,
+          paths: ['/', '/status', '/status/history', '/metrics', '/healthz'],
+        },
+        'http listening',
+      );
     }
   }
 
@@ -138,6 +189,11 @@ export class Observer {
     this.telemetryTimer.every(ms);
   }
 
+  /** Dead letters the pipeline made (kept in memory for the status page). */
+  deadLetters(records: readonly DeadLetterRecord[]): void {
+    if (records.length > 0) this.recentDeadLetters.add(records);
+  }
+
   /** A group commit held. */
   committed(report: CommitObservation): void {
     this.stats.commits_total++;
@@ -145,6 +201,10 @@ export class Observer {
     this.commitSeconds.observe(report.durationMs / 1000);
     if (report.durationMs > this.commitMaxMs) this.commitMaxMs = report.durationMs;
     this.stats.committed_events_total += report.events;
+    if (report.pacedMs !== undefined && report.pacedMs > 0) {
+      this.stats.flash_paced_commits_total++;
+      this.stats.flash_paced_seconds_total += report.pacedMs / 1000;
+    }
   }
 
   /** A group commit failed. */
@@ -178,11 +238,13 @@ export class Observer {
         diskFreeBytes: this.system.lastDisk?.free_bytes ?? null,
         upstreamAuthFailed: this.stats.upstream_auth_failed,
         upstreamUnconfirmedAt: this.stats.upstream_unconfirmed_at,
+        flashDaysLeft: this.flash.report().days_left,
       },
       {
         bufferRatio: rules.buffer_ratio,
         diskMinFreeBytes: rules.disk_min_free_bytes,
         lossWindowMs: rules.loss_window_secs * 1000,
+        flashMinDays: rules.flash_min_days,
       },
     );
   }
@@ -224,6 +286,7 @@ export class Observer {
         max_bytes: config.buffer.max_bytes,
         oldest_age_secs: oldest,
         file_bytes: fileBytes,
+        drain_eta_secs: drainEtaSecs(buffer?.events ?? 0, this.rates),
         routes: Object.fromEntries(
           [...usage].map(([route, u]) => [
             route,
@@ -246,7 +309,12 @@ export class Observer {
         unrouted_messages: this.stats.dropped_unrouted_total,
         oversize_messages: this.stats.dropped_oversize_total,
       },
-      dead_letters: { total: byReason.dead_letter ?? 0, stored: this.deadLettersStored() },
+      dead_letters: {
+        total: byReason.dead_letter ?? 0,
+        stored: this.deadLettersStored(),
+        recent: this.recentDeadLetters.list(),
+      },
+      flash: this.flash.report(),
       system,
       stats: this.stats.snapshot(),
     };
@@ -383,6 +451,7 @@ export class Observer {
       disk: system?.disk ?? null,
       cpuTemperature: system?.cpu_temperature_celsius ?? null,
       startedAt: this.startedAt,
+      flash: this.flash.report(),
     };
   }
 
@@ -402,6 +471,14 @@ export class Observer {
       intervalSecs: prev === 0 ? 0 : Math.round((now - prev) / 1000),
       at: now,
     };
+    if (prev !== 0)
+      this.history.add({
+        at: now,
+        interval_secs: this.rates.intervalSecs,
+        in_events_per_sec: r.receive_rate,
+        out_events_per_sec: r.send_rate,
+        buffer_bytes: buffer.bytes,
+      });
   }
 
   private deadLettersStored(): number | null {
@@ -415,4 +492,11 @@ export class Observer {
 
 function ageSecs(receivedAt: number | null, now: number): number | null {
   return receivedAt === null ? null : Math.max(0, Math.round((now - receivedAt) / 100) / 10);
+}
+
+/** Seconds until the buffer is empty at the last interval's rates; 0 when empty; null when it is not shrinking. */
+export function drainEtaSecs(events: number, rates: { in: number; out: number; intervalSecs: number }): number | null {
+  if (events === 0) return 0;
+  if (rates.intervalSecs === 0 || rates.out <= rates.in) return null;
+  return Math.round(events / (rates.out - rates.in));
 }

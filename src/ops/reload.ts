@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { diffConfig, type ConfigDiff } from '../config/diff.js';
-import { ConfigError, formatProblem, loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem, loadResolvedConfig, type ResolvedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import type { SystemdNotifier } from './notify.js';
@@ -12,10 +12,13 @@ export interface ApplyReport {
   readonly restartRequired: readonly string[];
 }
 
-/** What the reloader needs of the gateway: the running config and a way to apply a diff (the Gateway satisfies it). */
+/**
+ * What the reloader needs of the gateway: the running config and a way to apply a diff with the
+ * secrets the new config uses, read at this load (the Gateway satisfies it).
+ */
 export interface ReloadTarget {
   readonly config: Readonly<Config>;
-  apply(diff: ConfigDiff): Promise<ApplyReport>;
+  apply(diff: ConfigDiff, secrets: ResolvedConfig['secrets']): Promise<ApplyReport>;
 }
 
 export type ReloadTrigger = 'SIGHUP' | 'watch';
@@ -27,9 +30,11 @@ export type ReloadOutcome =
 
 /**
  * Re-reads the config file on SIGHUP (and, with `reload.watch`, when the file
- * changes), validates it with the same schema as at start, and hands the diff
- * from the running config to `Gateway.apply`. An invalid file is rejected with
- * one log line per problem (key and line) and the running config stays.
+ * changes), validates it with the same schema as at start, reads the secrets it
+ * uses as at start, and hands the diff from the running config (as written: a
+ * secret whose file changed but whose spec did not is no change) to
+ * `Gateway.apply`. An invalid file or a missing secret is rejected with one log
+ * line per problem (key and line) and the running config stays.
  */
 export class ConfigReloader {
   private queue: Promise<unknown> = Promise.resolve();
@@ -107,8 +112,9 @@ export class ConfigReloader {
 
   private async load(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     let next: Config;
+    let secrets: ResolvedConfig['secrets'];
     try {
-      next = loadConfig(this.file).config;
+      ({ config: next, secrets } = loadResolvedConfig(this.file));
     } catch (err) {
       if (err instanceof ConfigError) {
         for (const p of err.problems) {
@@ -132,7 +138,7 @@ export class ConfigReloader {
     }
     let report: ApplyReport;
     try {
-      report = await this.gateway.apply(diff);
+      report = await this.gateway.apply(diff, secrets);
     } catch (err) {
       this.log.error(
         {

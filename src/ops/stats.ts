@@ -18,6 +18,7 @@ export class Stats {
   sent_records_total = 0;
   sent_bytes_total = 0;
   send_errors_total = 0;
+  store_read_errors_total = 0;
   /** records a send returned without a confirmation (partition and offset) from Kafka: kept and sent again */
   upstream_unconfirmed_records_total = 0;
   /** confirmed records written after an unconfirmed one of the same key (per-key order broken upstream) */
@@ -36,6 +37,10 @@ export class Stats {
   spilled_events_total = 0;
   /** bytes the daemon made the kernel write to storage since it started (/proc/self/io) */
   disk_written_bytes_total = 0;
+  /** group commits the flash budget held back (buffer.flash_budget_bytes_per_day) */
+  flash_paced_commits_total = 0;
+  /** time those commits were held back, summed */
+  flash_paced_seconds_total = 0;
   /** MQTT logins refused: unknown user, wrong password, anonymous while not allowed, certificate CN not a user */
   auth_failures_total = 0;
   /** publishes outside the client's acl (refused: the connection is closed, nothing is forwarded) */
@@ -54,6 +59,8 @@ export class Stats {
   tls_errors_total = 0;
   /** connections closed for a client error: malformed packets, protocol violations, resets */
   connection_errors_total = 0;
+  /** logins to the HTTP endpoint refused (no credentials, malformed, wrong, or too many at once): answered 401 (503 when busy) */
+  http_auth_failures_total = 0;
   /** Kafka refused our SASL credentials */
   upstream_auth_failures_total = 0;
   /** the last Kafka connect failed on authentication (cleared by a successful connect) */

@@ -1,6 +1,8 @@
 import { formatBytes as bytes } from '../core/format.js';
 import { readFileSync } from 'node:fs';
+import type { FlashReport } from './flash.js';
 import type { Health } from './health.js';
+import type { DeadLetterView } from './recent-dead-letters.js';
 import type { SystemSample } from './system.js';
 
 /** The package version (dist/src/ops/status.js -> package.json). */
@@ -35,6 +37,8 @@ export interface StatusReport {
     readonly max_bytes: number;
     readonly oldest_age_secs: number | null;
     readonly file_bytes: number | null;
+    /** seconds until empty at the last interval's rates; 0: empty; null: not shrinking (or not measured yet) */
+    readonly drain_eta_secs: number | null;
     readonly routes: Record<
       string,
       { readonly events: number; readonly bytes: number; readonly oldest_age_secs: number | null }
@@ -53,8 +57,14 @@ export interface StatusReport {
     readonly unrouted_messages: number;
     readonly oversize_messages: number;
   };
-  /** total: events sent to the dead-letter store since start; stored: held there now (null until the store exists) */
-  readonly dead_letters: { readonly total: number; readonly stored: number | null };
+  /** total: events sent to the dead-letter store since start; stored: held there now (null until the store exists); recent: the last few, newest first */
+  readonly dead_letters: {
+    readonly total: number;
+    readonly stored: number | null;
+    readonly recent: readonly DeadLetterView[];
+  };
+  /** flash wear: bytes written by edgehaul and by the buffer's whole device, per day, and days of life left */
+  readonly flash: FlashReport;
   readonly system: SystemSample;
   /** every counter of the gateway, as in the stats log line */
   readonly stats: Record<string, unknown>;
@@ -97,6 +107,7 @@ export function formatStatus(s: StatusReport): string {
     'dead letters',
     `${s.dead_letters.total}${s.dead_letters.stored !== null ? ` (${s.dead_letters.stored} stored)` : ''}`,
   ]);
+  rows.push(['flash', formatFlash(s.flash)]);
   rows.push([
     'cpu',
     `load ${sys.cpu_load_percent === null ? '-' : `${sys.cpu_load_percent}%`}, load avg ${sys.load_avg_1m}, temperature ${sys.cpu_temperature_celsius === null ? 'n/a' : `${sys.cpu_temperature_celsius} °C`}`,
@@ -115,6 +126,20 @@ export function formatStatus(s: StatusReport): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   const head = `edgehaul ${s.gateway_id} (${s.version}): ${s.health.status}${s.health.reasons.length > 0 ? `\n${s.health.reasons.map((r) => `  - ${r}`).join('\n')}` : ''}`;
   return `${head}\n${rows.map(([k, v]) => `${k.padEnd(width)}${v}`).join('\n')}\n`;
+}
+
+/** One line: who writes how much a day, and the days left ("-": not measured yet). */
+export function formatFlash(f: FlashReport | undefined): string {
+  if (f === undefined) return 'unknown (daemon too old)';
+  const perDay = (n: number | null): string => (n === null ? '-' : `${bytes(n)}/day`);
+  const dev =
+    f.device === null
+      ? `device unknown (${f.device_unknown_reason ?? '-'})`
+      : `device ${f.device.name}${f.device.partition !== null ? ` (${f.device.partition})` : ''} ${perDay(f.device_bytes_per_day)}, ${f.device_written_bytes === null ? '-' : bytes(f.device_written_bytes)} since boot`;
+  const life =
+    f.days_left === null ? 'life left: not known yet' : `life left ${f.days_left} days of ${bytes(f.endurance_bytes)}`;
+  const budget = f.budget_bytes_per_day === null ? 'no budget' : `budget ${bytes(f.budget_bytes_per_day)}/day`;
+  return `edgehaul ${perDay(f.process_bytes_per_day)}; ${dev}; ${life}; ${budget}`;
 }
 
 function duration(secs: number): string {

@@ -1,8 +1,14 @@
-import { readSecret, type Secret, type TlsClientSettings } from '../core/secret.js';
-
-/** PEM text of a configured secret (file, env or systemd credential), or undefined when not configured. */
-export function readPem(secret: Secret | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return secret === undefined ? undefined : readSecret(secret, env);
+/**
+ * TLS client settings as the stages read them: the PEM texts are values the config loader
+ * resolved (config/secrets.ts), never secret specs; the gateway fills them in.
+ */
+export interface TlsClientSettings {
+  readonly enabled: boolean;
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly servername?: string | undefined;
+  readonly reject_unauthorized: boolean;
 }
 
 export interface TlsClientOptions {
@@ -14,18 +20,12 @@ export interface TlsClientOptions {
 }
 
 /** Node TLS client options for mqtt.js; undefined when TLS is off. */
-export function tlsClientOptions(
-  cfg: TlsClientSettings,
-  env: NodeJS.ProcessEnv = process.env,
-): TlsClientOptions | undefined {
+export function tlsClientOptions(cfg: TlsClientSettings): TlsClientOptions | undefined {
   if (!cfg.enabled) return undefined;
   const out: TlsClientOptions = { rejectUnauthorized: cfg.reject_unauthorized };
-  const ca = readPem(cfg.ca, env);
-  const cert = readPem(cfg.cert, env);
-  const key = readPem(cfg.key, env);
-  if (ca !== undefined) out.ca = ca;
-  if (cert !== undefined) out.cert = cert;
-  if (key !== undefined) out.key = key;
+  if (cfg.ca !== undefined) out.ca = cfg.ca;
+  if (cfg.cert !== undefined) out.cert = cfg.cert;
+  if (cfg.key !== undefined) out.key = cfg.key;
   if (cfg.servername !== undefined) out.servername = cfg.servername;
   return out;
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Daemon, testConfig } from '../support/daemon.js';
+import { Daemon, testConfig, type LogLine } from '../support/daemon.js';
 import { runDevice } from '../support/devices.js';
 import { consumeUntil, eventCount, startKafka, type KafkaBroker } from '../support/kafka.js';
 import { latestStats } from '../support/stats.js';
@@ -105,5 +107,66 @@ test(
     const records = await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 50);
     assert.equal(eventCount(records), 50);
     assert.equal((await right.stop('SIGTERM')).code, 0, right.describe());
+  },
+);
+
+test(
+  'Kafka SASL password from a file: read at each load, used by the producer a reload makes; a reload while the file is missing is rejected and sending goes on',
+  { timeout: 180_000 },
+  async (t) => {
+    const topic = `it.sasl.file.${Date.now()}`;
+    const dir = Daemon.tempDir();
+    const pwFile = join(dir, 'kafka-password');
+    writeFileSync(pwFile, 'an-old-wrong-pw\n');
+    const config = (lingerMs: number): Record<string, unknown> =>
+      testConfig(kafka.saslBrokers, {
+        kafka: {
+          brokers: kafka.saslBrokers,
+          sasl: { mechanism: 'scram-sha-256', username: USER, password: { file: pwFile } },
+          retry: { initial_ms: 100, max_ms: 1000 },
+          connection_timeout_ms: 3000,
+          request_timeout_ms: 10_000,
+          linger_ms: lingerMs,
+        },
+        routes: [{ name: 'r', match: 'devices/+device/#', topic, key: '{device}' }],
+        log: { level: 'debug', stats_interval_secs: 0 },
+      });
+    const daemon = new Daemon(dir, config(10));
+    t.after(() => daemon.stop('SIGKILL').catch(() => undefined));
+    const url = await daemon.start();
+    const sighup = async (cfg: Record<string, unknown>, done: RegExp): Promise<LogLine[]> => {
+      const from = daemon.lines.length;
+      daemon.writeConfig(cfg);
+      daemon.kill('SIGHUP');
+      await waitFor(`a reload logged as ${done}`, () => daemon.lines.slice(from).some((l) => done.test(l.msg)), 30_000);
+      return daemon.lines.slice(from);
+    };
+
+    assert.equal((await runDevice(url, 'dev-f1', 20, { window: 5 })).acked.length, 20);
+    await waitFor('the auth error', () => daemon.lines.find((l) => l.code === 'EH_ERR_UPSTREAM_AUTH'), 30_000);
+
+    // the right password in the file: a reload of the same config text changes nothing (the config
+    // is compared as written) and keeps the running producer
+    writeFileSync(pwFile, `${PASSWORD}\n`);
+    await sighup(config(10), /^config reload: nothing changed$/);
+    // a reload that changes kafka makes a new producer with the password read at this load
+    await sighup(config(20), /^config reloaded$/);
+    await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 20);
+
+    // the file gone: the reload is rejected by key and file, the running producer keeps sending
+    rmSync(pwFile);
+    const rejected = await sighup(config(30), /^config reload (rejected|failed)/);
+    const line = rejected.find((l) => l.code === 'EH_ERR_CONFIG_RELOAD');
+    assert.ok(line !== undefined, 'an EH_ERR_CONFIG_RELOAD line');
+    assert.equal(line.reason, 'EH_ERR_CONFIG_SECRET', JSON.stringify(line));
+    assert.equal(line.key, 'kafka.sasl.password');
+    assert.match(line.msg, /^config reload rejected, running config kept: .*kafka-password cannot be read: ENOENT/);
+    assert.equal((await runDevice(url, 'dev-f2', 20, { window: 5 })).acked.length, 20);
+    const records = await consumeUntil(kafka.brokers, topic, (rs) => eventCount(rs) >= 40);
+    assert.equal(eventCount(records), 40);
+
+    assert.equal((await daemon.stop('SIGTERM')).code, 0, daemon.describe());
+    for (const secret of [PASSWORD, 'an-old-wrong-pw'])
+      assert.ok(!daemon.lines.some((l) => JSON.stringify(l).includes(secret)), 'no password in any log line');
   },
 );

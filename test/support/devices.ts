@@ -6,6 +6,16 @@ export interface DeviceRun {
   readonly acked: number[];
 }
 
+/** A device started by startStubbornDevice or startResendingDevice: publishing until told to stop. */
+export interface LiveDeviceHandle {
+  /** message numbers acknowledged so far (fills live) */
+  readonly acked: number[];
+  /** what was acknowledged once the device stopped */
+  readonly finished: Promise<DeviceRun>;
+  /** drops the connection at once and stops reconnecting (a test's cleanup after a failure) */
+  close(): void;
+}
+
 /**
  * One simulated device: a real mqtt.js client over TCP publishing `count`
  * JSON readings at QoS 1 to `topic(device)`, at most `window` in flight.
@@ -49,13 +59,15 @@ export function startStubbornDevice(
   device: string,
   stop: () => boolean,
   opts: { window?: number; payload?: (n: number) => string } = {},
-): { acked: number[]; finished: Promise<DeviceRun> } {
+): LiveDeviceHandle {
   const window = opts.window ?? 10;
   const payload = opts.payload ?? ((n: number) => JSON.stringify({ device, n }));
   const acked: number[] = [];
+  let closed = false;
+  let current: mqtt.MqttClient | null = null;
   const run = async (): Promise<DeviceRun> => {
     let next = 0;
-    while (!stop()) {
+    while (!stop() && !closed) {
       let client: mqtt.MqttClient;
       try {
         client = await mqtt.connectAsync(url, {
@@ -69,9 +81,11 @@ export function startStubbornDevice(
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
+      current = client;
+      if (closed) client.end(true);
       const lost = new Promise<void>((resolve) => client.once('close', () => resolve()));
       const worker = async (): Promise<void> => {
-        while (!stop() && client.connected) {
+        while (!stop() && !closed && client.connected) {
           const n = next++;
           await client.publishAsync(`devices/${device}/telemetry`, payload(n), { qos: 1 });
           acked.push(n);
@@ -82,7 +96,14 @@ export function startStubbornDevice(
     }
     return { device, acked: [...acked].sort((a, b) => a - b) };
   };
-  return { acked, finished: run() };
+  return {
+    acked,
+    finished: run(),
+    close: () => {
+      closed = true;
+      current?.end(true);
+    },
+  };
 }
 
 /**
@@ -99,11 +120,7 @@ export function startResendingDevice(
   device: string,
   stop: () => boolean,
   opts: { window?: number } = {},
-): {
-  acked: number[];
-  resent: () => number;
-  finished: Promise<DeviceRun>;
-} {
+): LiveDeviceHandle & { resent: () => number } {
   const window = opts.window ?? 20;
   const acked: number[] = [];
   let resent = 0;
@@ -123,15 +140,15 @@ export function startResendingDevice(
       return stream;
     }
   }
+  const client = mqtt.connect(url, {
+    clientId: device,
+    clean: false,
+    reconnectPeriod: 200,
+    connectTimeout: 2000,
+    outgoingStore: new DupStore(),
+  });
+  client.on('error', () => undefined);
   const run = async (): Promise<DeviceRun> => {
-    const client = mqtt.connect(url, {
-      clientId: device,
-      clean: false,
-      reconnectPeriod: 200,
-      connectTimeout: 2000,
-      outgoingStore: new DupStore(),
-    });
-    client.on('error', () => undefined);
     let next = 0;
     let inFlight = 0;
     await new Promise<void>((resolve) => {
@@ -153,5 +170,5 @@ export function startResendingDevice(
     await client.endAsync();
     return { device, acked: [...acked].sort((a, b) => a - b) };
   };
-  return { acked, resent: () => resent, finished: run() };
+  return { acked, resent: () => resent, finished: run(), close: () => client.end(true) };
 }

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { Daemon } from './daemon.js';
-import type { DeviceRun } from './devices.js';
+import type { DeviceRun, LiveDeviceHandle } from './devices.js';
 import { waitFor } from './poll.js';
 
 /** A device that publishes until told to stop (startStubbornDevice, startResendingDevice, startLoadDevice). */
-export interface LiveDevice {
-  /** message numbers acknowledged so far (fills live) */
-  readonly acked: number[];
-  readonly finished: Promise<DeviceRun>;
-}
+export type LiveDevice = LiveDeviceHandle;
 
 /**
  * The real daemon under load from devices that go on through its restarts:
@@ -32,6 +28,8 @@ export class LoadedDaemon<D extends LiveDevice> {
     this.daemon = new Daemon(dir, config);
     t.after(async () => {
       this.stopped = true;
+      // after a failure devices may still wait for acknowledgements: their connections would keep the test process alive
+      for (const d of this.devices) d.close();
       await this.daemon.stop('SIGKILL').catch(() => undefined);
     });
   }
@@ -77,9 +75,23 @@ export class LoadedDaemon<D extends LiveDevice> {
     await this.daemon.start();
   }
 
-  /** Tells the devices to stop; what each had acknowledged once it stopped. */
-  async finish(): Promise<DeviceRun[]> {
+  /**
+   * Tells the devices to stop; what each had acknowledged once it stopped
+   * (each waits for the acknowledgements it has in flight). Throws, naming the
+   * devices still waiting, after `timeoutMs`.
+   */
+  async finish(timeoutMs = 60_000): Promise<DeviceRun[]> {
     this.stopped = true;
+    const done = new Set<number>();
+    this.devices.forEach((d, i) => void d.finished.then(() => done.add(i)));
+    await waitFor(
+      `the devices to stop (still waiting for acknowledgements: ${this.devices.length - done.size} of ${this.devices.length})`,
+      () => done.size === this.devices.length,
+      timeoutMs,
+    ).catch((err: Error) => {
+      const pending = this.devices.flatMap((d, i) => (done.has(i) ? [] : [`#${i} (${d.acked.length} acked)`]));
+      throw new Error(`${err.message}; pending devices: ${pending.join(', ')}; daemon: ${this.daemon.describe()}`);
+    });
     return Promise.all(this.devices.map((d) => d.finished));
   }
 }

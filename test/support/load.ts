@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { startStubbornDevice, type DeviceRun } from './devices.js';
+import { startStubbornDevice, type LiveDeviceHandle } from './devices.js';
 
 /** `{"device":..,"n":..,"pad":"xxx"}` of about `bytes` bytes (at least the bare reading). */
 export function paddedReading(device: string, n: number, bytes: number): string {
@@ -25,7 +25,7 @@ export function startLoadDevice(
   device: string,
   stop: () => boolean,
   opts: { window?: number; payloadBytes?: number } = {},
-): { acked: number[]; finished: Promise<DeviceRun> } {
+): LiveDeviceHandle {
   const bytes = opts.payloadBytes ?? 0;
   return startStubbornDevice(url, device, stop, {
     window: opts.window ?? 10,

@@ -1,10 +1,19 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 
-/** A loopback port that was free a moment ago (for a daemon that must come back on the same port). */
+// plain JS beside this file, so that scripts/kafka/*.sh can run it before a build
+const { freePorts } = createRequire(import.meta.url)(
+  resolve(import.meta.dirname, '../../../test/support/free-ports.cjs'),
+) as {
+  freePorts: (n: number) => Promise<number[]>;
+};
+
+/**
+ * A loopback port that was free a moment ago, for a server that must come
+ * back on the same port after a restart: chosen below the kernel's ephemeral
+ * range, so that no outgoing connection takes it while the server is down
+ * (see free-ports.cjs).
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return (await freePorts(1))[0]!;
 }

@@ -23,10 +23,18 @@ function areaOf(path: string): string {
   return path.split('/')[0]!;
 }
 
+/**
+ * The modules that read secrets (env, files): config/ resolves every used secret once at load and
+ * the stages get the values. core/secret.ts is where the reader lived when the stages called it.
+ */
+const SECRET_READERS = ['config/secrets.ts', 'core/secret.ts'];
+
 /** The rule broken by `from` importing `to` (both relative to src/, posix), or null. */
 export function violation(from: string, to: string): string | null {
   const a = areaOf(from);
   const b = areaOf(to);
+  if (SECRET_READERS.includes(to) && a !== 'config')
+    return `${from.endsWith('gateway.ts') ? from : `${a}/`} reads secrets itself (config/ resolves them at load)`;
   if (a === b) return null;
   if (a === 'core') return 'core/ imports only core/';
   if (a === 'ops' && b === 'gateway.ts') return 'ops/ imports gateway.ts';
@@ -58,8 +66,22 @@ export function check(sources: ReadonlyMap<string, string>): string[] {
   return found.sort();
 }
 
-function sources(): Map<string, string> {
-  const src = join(ROOT, 'src');
+/** Imports from files under test/ (paths relative to the checkout, posix) into scripts/: tests never import scripts. */
+export function testsImportingScripts(sources: ReadonlyMap<string, string>): string[] {
+  const found: string[] = [];
+  for (const [file, text] of sources) {
+    if (!file.startsWith('test/')) continue;
+    for (const spec of importsOf(file, text)) {
+      if (!spec.startsWith('.')) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), spec));
+      if (target.startsWith('scripts/')) found.push(`${file} -> ${spec}`);
+    }
+  }
+  return found.sort();
+}
+
+function sources(dir = 'src'): Map<string, string> {
+  const src = join(ROOT, dir);
   const walk = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
@@ -84,13 +106,25 @@ test('the checker sees every kind of import and flags a known violation', () => 
     ['transform/p.ts', "import type { S } from '../buffer/store.js';"],
     ['security/t.ts', "import { readSecret } from '../config/load.js';"],
     ['ops/r.ts', "import { Gateway } from '../gateway.js';\nimport { K } from '../forward/kafka.js';"],
+    ['forward/k.ts', "import { readSecret } from '../core/secret.js';"],
+    ['security/s.ts', "import type { Secret } from '../core/secret.js';"],
+    [
+      'gateway.ts',
+      "import { readSecret } from './config/secrets.js';\nimport { withPem } from './config/resolved.js';",
+    ],
+    ['ops/s.ts', "import { readSecret } from '../config/secrets.js';"],
+    ['config/load.ts', "import { readSecret } from './secrets.js';"],
   ]);
   assert.deepEqual(check(fake), [
     'core/a.ts -> ../buffer/store.js (core/ imports only core/)',
+    'forward/k.ts -> ../core/secret.js (forward/ reads secrets itself (config/ resolves them at load))',
     'forward/x.ts -> ../config/load.js (forward/ imports config/)',
     'forward/x.ts -> ../gateway.js (forward/ imports gateway.ts)',
     'forward/x.ts -> ../ops/stats.js (forward/ imports ops/)',
+    'gateway.ts -> ./config/secrets.js (gateway.ts reads secrets itself (config/ resolves them at load))',
     'ops/r.ts -> ../gateway.js (ops/ imports gateway.ts)',
+    'ops/s.ts -> ../config/secrets.js (ops/ reads secrets itself (config/ resolves them at load))',
+    'security/s.ts -> ../core/secret.js (security/ reads secrets itself (config/ resolves them at load))',
     'security/t.ts -> ../config/load.js (security/ imports config/)',
     'transform/p.ts -> ../buffer/store.js (transform/ imports the later stage buffer/)',
   ]);
@@ -108,7 +142,26 @@ test('the sources under src/ are found and parsed', () => {
   assert.ok(imports > 100, `only ${imports} imports found`);
 });
 
-test('imports point one way: stages and security -> core, core -> nothing, no stage imports a later one, ops/ not the gateway', () => {
+test('imports point one way: stages and security -> core, core -> nothing, no stage imports a later one, ops/ not the gateway, only config/ reads secrets', () => {
   const found = check(sources());
   assert.deepEqual(found, [], `imports against the flow:\n${found.join('\n')}`);
+});
+
+test('nothing under test/ imports scripts/: the benchmark and the tools use test/support, never the other way', () => {
+  const fake = new Map([
+    [
+      'test/unit/x.test.ts',
+      "import { best } from '../../scripts/bench/step-rules.js';\nimport { p } from '../support/poll.js';",
+    ],
+    ['test/support/y.ts', "export { main } from '../../scripts/vectors.js';"],
+    ['scripts/bench/test/z.test.ts', "import { best } from '../step-rules.js';"],
+  ]);
+  assert.deepEqual(testsImportingScripts(fake), [
+    'test/support/y.ts -> ../../scripts/vectors.js',
+    'test/unit/x.test.ts -> ../../scripts/bench/step-rules.js',
+  ]);
+  const tests = new Map([...sources('test')].map(([f, t]) => [`test/${f}`, t]));
+  assert.ok(tests.size > 50, `only ${tests.size} sources under test/`);
+  const found = testsImportingScripts(tests);
+  assert.deepEqual(found, [], `tests importing scripts/:\n${found.join('\n')}`);
 });

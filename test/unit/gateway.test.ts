@@ -1,18 +1,27 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { diffConfig } from '../../src/config/diff.js';
-import { deepFreeze, parseConfig, type LoadedConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import {
+  deepFreeze,
+  loadResolvedConfig,
+  parseConfig,
+  resolveSecrets,
+  type ResolvedConfig,
+} from '../../src/config/load.js';
 import { createLogger } from '../../src/core/log.js';
 import { decodeBatch } from '../../src/forward/format.js';
 import type { Confirmation, OutRecord, RecordSink } from '../../src/forward/sink.js';
-import { Gateway, type RecordSinkFactory } from '../../src/gateway.js';
+import { Gateway, type RecordSinkFactory, type ResolvedKafkaConfig } from '../../src/gateway.js';
+import { SystemdNotifier } from '../../src/ops/notify.js';
+import { ConfigReloader } from '../../src/ops/reload.js';
 import { waitFor } from '../support/poll.js';
+import { makePki } from '../support/tls.js';
 
 /**
  * The Gateway in-process with a fake RecordSink (the seam for running without
@@ -22,7 +31,7 @@ import { waitFor } from '../support/poll.js';
 
 interface FakeSink extends RecordSink {
   readonly generation: number;
-  readonly kafka: Config['kafka'];
+  readonly kafka: ResolvedKafkaConfig;
   readonly records: OutRecord[];
   closed: boolean;
 }
@@ -65,14 +74,18 @@ function fakeSinks(
   return { factory, made };
 }
 
-function loaded(dir: string, yaml: string): LoadedConfig {
+/** The config as the daemon loads it, secrets read (from `env` for `{ env }` ones). */
+function loaded(dir: string, yaml: string, env: NodeJS.ProcessEnv = {}): ResolvedConfig {
   const config = parseConfig(yaml, 'gateway-test.yaml');
-  return Object.freeze({
-    config: deepFreeze(config),
-    file: join(dir, 'edgehaul.yaml'),
-    gatewayId: 'gw-test',
-    bufferPath: join(dir, 'buffer.db'),
-  });
+  return resolveSecrets(
+    {
+      config: deepFreeze(config),
+      file: join(dir, 'edgehaul.yaml'),
+      gatewayId: 'gw-test',
+      bufferPath: join(dir, 'buffer.db'),
+    },
+    env,
+  );
 }
 
 const BASE = `
@@ -120,15 +133,15 @@ routes:
   assert.deepEqual(sentEvents(made[0]!.records), ['ta:a/1:one']);
 
   const address = gateway.address;
-  const next = parseConfig(
+  const next = loaded(
+    dir,
     `${BASE.replace('linger_ms: 0', 'linger_ms: 1').replace('port: 0, auth', 'port: 1, auth')}
 routes:
   - { name: a, match: "a/#", topic: ta }
   - { name: b, match: "b/#", topic: tb }
 `,
-    'gateway-test.yaml',
   );
-  const report = await gateway.apply(diffConfig(gateway.config, next));
+  const report = await gateway.apply(diffConfig(gateway.config, next.config), next.secrets);
 
   assert.deepEqual([...report.applied].sort(), ['kafka.linger_ms', 'routes']);
   assert.deepEqual(report.restartRequired, ['ingest.embedded.port']);
@@ -220,4 +233,114 @@ routes:
   assert.deepEqual(sentEvents(made[0]!.records), ['ta:a/1:last']);
   assert.deepEqual(report, { buffered: 0, timedOut: false });
   assert.equal(gateway.stats.acked_messages_total, 1);
+});
+
+test('secrets inline, from the environment and from a file reach the stages resolved, and appear in no log line, /status, /metrics or reload message', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgehaul-gateway-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = makePki();
+  t.after(() => rmSync(pki.dir, { recursive: true, force: true }));
+  const tag = randomBytes(6).toString('hex');
+  const saslPassword = `sasl-pw-${tag}`;
+  const inlineCa = `inline-ca-${tag}`;
+  process.env.EH_TEST_GW_SASL = saslPassword;
+  t.after(() => delete process.env.EH_TEST_GW_SASL);
+  // the listener's private key from a file: its PEM body is the file secret to look for
+  const keyFile = join(dir, 'server.key');
+  copyFileSync(pki.serverKey, keyFile);
+  const keyLines = readFileSync(keyFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.length >= 16 && !l.startsWith('-----'));
+  assert.ok(keyLines.length > 0);
+  const secrets = [saslPassword, inlineCa, ...keyLines];
+
+  const file = join(dir, 'edgehaul.yaml');
+  const yaml = (lingerMs: number): string => `
+gateway: { id: gw-test }
+ingest:
+  embedded:
+    host: 127.0.0.1
+    port: 0
+    auth: { allow_anonymous: true }
+    tls: { enabled: true, host: 127.0.0.1, port: 0, cert: { file: ${pki.serverCert} }, key: { file: ${keyFile} } }
+buffer: { path: ${join(dir, 'buffer.db')} }
+http: { enabled: true, host: 127.0.0.1, port: 0 }
+log: { level: debug, stats_interval_secs: 1 }
+kafka:
+  brokers: ["127.0.0.1:9"]
+  linger_ms: ${lingerMs}
+  tls: { enabled: true, ca: { value: ${inlineCa} } }
+  sasl: { mechanism: plain, username: gw, password: { env: EH_TEST_GW_SASL } }
+routes:
+  - { name: a, match: "a/#", topic: ta }
+`;
+  writeFileSync(file, yaml(0));
+
+  let logText = '';
+  const out = new PassThrough();
+  out.on('data', (chunk: Buffer) => (logText += chunk.toString()));
+  const log = createLogger('debug', out);
+  const events: string[] = [];
+  const { factory, made } = fakeSinks(events);
+  const gateway = new Gateway(loadResolvedConfig(file), log, factory);
+  await gateway.start();
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) await gateway.stop(Date.now() + 5000);
+  });
+  const reloader = new ConfigReloader(file, gateway, log, SystemdNotifier.fromEnv(log, {}));
+  t.after(() => reloader.close());
+
+  // the stages got the values: the sink its SASL password and CA, the TLS listener its key and certificate
+  assert.equal(made[0]!.kafka.sasl?.password, saslPassword);
+  assert.equal(made[0]!.kafka.tls.ca, inlineCa);
+  const tlsLine = await waitFor('the TLS listener', () =>
+    logText
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { msg: string; transport?: string; port?: number })
+      .find((l) => l.msg === 'mqtt listener ready' && l.transport === 'tls'),
+  );
+  const client = await mqtt.connectAsync(`mqtts://127.0.0.1:${tlsLine.port}`, {
+    clientId: 'dev-tls',
+    reconnectPeriod: 0,
+    ca: pki.pem(pki.caCert),
+    servername: 'localhost',
+  });
+  t.after(() => client.endAsync(true));
+  await client.publishAsync('a/1', 'one', { qos: 1 });
+  await waitFor('a/1 sent', () => sentEvents(made[0]!.records).length === 1);
+  await waitFor('a stats line', () => logText.includes('"msg":"stats"'));
+  const status = await (await fetch(`http://${gateway.httpAddress}/status`)).text();
+  const metrics = await (await fetch(`http://${gateway.httpAddress}/metrics`)).text();
+  assert.match(status, /"gateway_id"/);
+  assert.match(metrics, /edgehaul_/);
+
+  // a reload that changes kafka: a new producer with the secrets read at this load
+  writeFileSync(file, yaml(1));
+  assert.equal((await reloader.reload('SIGHUP')).status, 'applied');
+  assert.equal(made.length, 2);
+  assert.equal(made[1]!.kafka.sasl?.password, saslPassword);
+  // a missing secret file, then a missing variable: rejected by key and name, the running config kept
+  rmSync(keyFile);
+  writeFileSync(file, yaml(2));
+  assert.equal((await reloader.reload('SIGHUP')).status, 'rejected');
+  copyFileSync(pki.serverKey, keyFile);
+  delete process.env.EH_TEST_GW_SASL;
+  assert.equal((await reloader.reload('SIGHUP')).status, 'rejected');
+  assert.equal(made.length, 2);
+  assert.equal(gateway.config.kafka.linger_ms, 1);
+  assert.match(logText, /ingest\.embedded\.tls\.key: secret file .*server\.key cannot be read: ENOENT/);
+  assert.match(logText, /kafka\.sasl\.password: environment variable EH_TEST_GW_SASL is not set/);
+
+  // the gateway logs its last stats line when it stops
+  const before = logText.length;
+  await gateway.stop(Date.now() + 5000);
+  stopped = true;
+  assert.match(logText.slice(before), /"msg":"stats"/);
+  for (const secret of secrets) {
+    assert.ok(!logText.includes(secret), `a secret in the log: ${secret.slice(0, 12)}...`);
+    assert.ok(!status.includes(secret), 'a secret in /status');
+    assert.ok(!metrics.includes(secret), 'a secret in /metrics');
+  }
 });

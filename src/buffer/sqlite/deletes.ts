@@ -33,6 +33,8 @@ export class DeferredDeletes {
   private since = 0;
   private timer: NodeJS.Timeout | null = null;
   private retryMs = DELETE_FLUSH_MS;
+  /** how long delivered rows wait for a commit to carry them before a transaction of their own */
+  aloneAfterMs = DELETE_FLUSH_MS;
   private readonly deleteById: Database.Statement<[number]>;
   private readonly alone: () => number;
 
@@ -83,7 +85,7 @@ export class DeferredDeletes {
   }
 
   /** Writes them on their own after `ms` unless a commit takes them first. */
-  schedule(ms: number = DELETE_FLUSH_MS): void {
+  schedule(ms: number = this.aloneAfterMs): void {
     if (this.timer !== null || this.pending.size === 0) return;
     this.timer = setTimeout(() => this.flush(), ms);
     this.timer.unref();

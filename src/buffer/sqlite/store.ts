@@ -306,6 +306,10 @@ class SqliteStore implements SqliteBufferStore {
     return this.rows.expiredRows(route, cutoffMs).filter((r) => !isHidden(r.id));
   }
 
+  setDeleteDelay(ms: number): void {
+    this.deletes.aloneAfterMs = Math.max(DELETE_FLUSH_MS, ms);
+  }
+
   remove(ids: readonly number[]): RemovedRow[] {
     const removed: RemovedRow[] = [];
     for (const id of ids) {
@@ -317,7 +321,7 @@ class SqliteStore implements SqliteBufferStore {
       removed.push({ id, ...row });
     }
     // an idle link still gets its deletes written soon
-    this.deletes.schedule(DELETE_FLUSH_MS);
+    this.deletes.schedule();
     return removed;
   }
 

@@ -3,7 +3,8 @@ import { TLSSocket } from 'node:tls';
 import type { Client } from 'aedes';
 import type { TokenBucket } from 'limiter';
 import { compileAcl, type Acl, type AclRule } from '../../security/acl.js';
-import { hashPassword, parseHash, verifyPassword, type ParsedHash } from '../../security/password.js';
+import { hashPassword, parseHash, type ParsedHash } from '../../security/password.js';
+import { Slots, verifyInSlot } from '../../security/slots.js';
 import type { Connection, Warn } from './connection.js';
 
 /** scrypt runs on libuv's pool (4 threads by default): at most this many logins hash at once, the rest wait in line. */
@@ -39,30 +40,6 @@ type Refusal = Error & { returnCode: never };
 
 function refusal(returnCode: number, message: string): Refusal {
   return Object.assign(new Error(message), { returnCode }) as Refusal;
-}
-
-/** A small counting semaphore: scrypt logins take turns instead of filling libuv's thread pool. */
-class Slots {
-  private busy = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(
-    private readonly size: number,
-    private readonly maxWaiting: number,
-  ) {}
-  /** Resolves with a release function, or null when too many already wait. */
-  acquire(): Promise<(() => void) | null> {
-    const release = (): void => {
-      const next = this.waiting.shift();
-      if (next !== undefined) next();
-      else this.busy--;
-    };
-    if (this.busy < this.size) {
-      this.busy++;
-      return Promise.resolve(release);
-    }
-    if (this.waiting.length >= this.maxWaiting) return Promise.resolve(null);
-    return new Promise((resolve) => this.waiting.push(() => resolve(release)));
-  }
 }
 
 export interface AuthDeps {
@@ -183,17 +160,9 @@ export class BrokerAuth {
         known === null ? 'user logs in with a certificate only' : 'wrong username or password',
       );
     }
-    void this.slots.acquire().then(async (release) => {
-      if (release === null) return fail(CONNACK.UNAVAILABLE, 'too many logins at once');
-      let ok: boolean;
-      try {
-        ok = await verifyPassword(password, target);
-      } catch {
-        ok = false;
-      } finally {
-        release();
-      }
-      if (ok && known !== undefined) succeed(username);
+    void verifyInSlot(this.slots, password, target).then((ok) => {
+      if (ok === 'busy') fail(CONNACK.UNAVAILABLE, 'too many logins at once');
+      else if (ok && known !== undefined) succeed(username);
       else fail(CONNACK.BAD_CREDENTIALS, 'wrong username or password');
     });
   };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { unitRuntime } from '../../../scripts/bench/daemon.js';
+import { unitRuntime } from '../../support/unit-runtime.js';
 
 const ROOT = join(import.meta.dirname, '../../../..');
 

@@ -296,3 +296,31 @@ test('pause (a Kafka reconfiguration) lets the batch in flight finish and leaves
   await next.stop(Date.now() + 1000);
   store.close();
 });
+
+test('a store that fails under the forwarder (read or delete) is counted and retried; the loop lives on and delivers everything once', async () => {
+  const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'edgehaul-fwd-')), 'b.db'), { synchronous: 'normal' });
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 1), ev('a', 2)] }]);
+  store.commit([{ route: 'r', priority: 0, events: [ev('a', 3)] }]);
+  let readFailures = 2;
+  let removeFailures = 1;
+  const failing: typeof store = Object.create(store) as typeof store;
+  failing.readNext = (...args) => {
+    if (readFailures-- > 0) throw new Error('SQLITE_IOERR: disk I/O error');
+    return store.readNext(...args);
+  };
+  failing.remove = (ids) => {
+    if (removeFailures-- > 0) throw new Error('SQLITE_IOERR: disk I/O error');
+    return store.remove(ids);
+  };
+  const sink = new FakeSink(0);
+  const stats = new Stats();
+  const fwd = new Forwarder(failing, sink, options, stats, silent);
+  fwd.start();
+  await waitFor('delivery', () => store.stats().events === 0, 5000);
+  assert.equal(stats.store_read_errors_total, 3);
+  // the send whose delete failed is sent again with the same sequence numbers: duplicates a consumer drops
+  const seen = sink.accepted.flatMap((r) => decodeBatch(r.value).events.map((e) => `${e.seq}:${e.payload.toString()}`));
+  assert.deepEqual([...new Set(seen)], ['1:1', '2:2', '3:3']);
+  assert.equal(await fwd.stop(Date.now() + 1000), 0);
+  store.close();
+});

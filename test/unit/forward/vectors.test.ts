@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { isInteger, parse } from 'lossless-json';
 import { EdgehaulError } from '../../../src/core/errors.js';
 import { decodeBatch, HEADERS } from '../../../src/forward/format.js';
-import { buildCorpus, VECTORS_DIR } from '../../../scripts/vectors.js';
+import { buildCorpus, VECTORS_DIR } from '../../support/vectors.js';
 
 interface Manifest {
   vectors: Array<{

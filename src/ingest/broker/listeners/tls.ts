@@ -1,18 +1,15 @@
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from '../../../core/log.js';
-import { readPem } from '../../../security/tls.js';
 import type { Warn } from '../connection.js';
 import { closeServer, listenOn, type Accept, type Listener } from './listener.js';
 
-type Pem = Parameters<typeof readPem>[0];
-
-/** ingest.embedded.tls */
+/** ingest.embedded.tls, with the PEM texts the config loader read (the gateway fills them in). */
 export interface TlsSettings {
   readonly host: string;
   readonly port: number;
-  readonly cert?: Pem;
-  readonly key?: Pem;
-  readonly ca?: Pem;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly ca?: string | undefined;
   readonly require_client_cert: boolean;
 }
 
@@ -28,11 +25,11 @@ export function tlsListener(
   stats: TlsCounters | undefined,
   warn: Warn,
 ): Listener {
-  const ca = readPem(tls.ca);
+  const ca = tls.ca;
   const server = createTlsServer(
     {
-      cert: readPem(tls.cert),
-      key: readPem(tls.key),
+      cert: tls.cert,
+      key: tls.key,
       ...(ca !== undefined ? { ca } : {}),
       requestCert: ca !== undefined,
       rejectUnauthorized: tls.require_client_cert,

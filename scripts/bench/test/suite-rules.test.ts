@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { best, stopReason, type StepFigures } from '../../../scripts/bench/step-rules.js';
-import { lineChart } from '../../../scripts/bench/svg-chart.js';
+import { best, stopReason, type StepFigures } from '../step-rules.js';
+import { lineChart } from '../svg-chart.js';
 
 const step = (offered: number | null, sustainedPerSec: number, p99: number | null): StepFigures => ({
   offered,
