@@ -160,6 +160,10 @@ test(
 
     // losses by route and reason: the one dead letter
     assert.equal(await page.textContent('#losses tr[data-route="sensors"][data-reason="dead_letter"] td.num'), '1');
+    // flash wear in words: who writes, the device, the life left, the budget (none configured here)
+    const flash = (await page.textContent('#flash')) ?? '';
+    for (const label of ['edgehaul a day', 'life left', 'write budget']) assert.ok(flash.includes(label), flash);
+    assert.ok(!flash.includes('null'), flash);
 
     // the dead letter: topic, step and reason shown, the markup as literal text, nothing of it run
     const row = page.locator('#dead-letters tr').first();
