@@ -24,9 +24,12 @@ export const DEFAULT_BUCKET_MS = 60_000;
 const MAX_DOUBLINGS = 16;
 /**
  * What one downsampling pass reads, about, unless more is missing: it runs
- * inside a group commit, whose acknowledgements wait for it.
+ * inside a group commit, whose acknowledgements wait for it. Ahead of need a
+ * slice; when a commit is over the bound, passes of up to CONDENSE_MAX_BYTES
+ * (a slice of many keys' aggregates can gain too little to keep up).
  */
-const CONDENSE_SLICE_BYTES = 64 << 10;
+const CONDENSE_SLICE_BYTES = 32 << 10;
+const CONDENSE_MAX_BYTES = 1 << 20;
 const CONDENSE_MAX_ROWS = 512;
 /** Passes (condensations) and runs tried per route and commit at most. */
 const MAX_PASSES = 64;
@@ -247,9 +250,9 @@ export class AdmissionPlan {
    * readings too far apart) is passed over for the next run, not the whole
    * level. When no run of one level gains, the oldest rows next to each other
    * whatever their levels are merged at the coarsest of their bucket lengths,
-   * doubled until that gains (mixedRun). A pass reads at most about
-   * CONDENSE_SLICE_BYTES (or 4x what is missing), so its cost does not grow
-   * with the backlog. Rows before (or among) the rows being sent are left
+   * doubled until that gains. A pass reads at most about `budget.slice`, or
+   * else an eighth of the bound up to CONDENSE_MAX_BYTES (or 4x what is
+   * missing), so its cost does not grow with the backlog. Rows before (or among) the rows being sent are left
    * alone: the aggregates take the places (row ids) of the rows they replace
    * and the sequence number of the newest event each replaces, so they must
    * not overtake a row they did not replace.
@@ -266,7 +269,7 @@ export class AdmissionPlan {
     if (readRows === undefined || sizeOf === undefined) return;
     const baseMs = limits.downsample?.bucketMs ?? DEFAULT_BUCKET_MS;
     const maxWidth = baseMs * 2 ** MAX_DOUBLINGS;
-    const target = Math.min(CONDENSE_SLICE_BYTES, Math.max(bound / 8, 0));
+    const target = Math.min(CONDENSE_MAX_BYTES, Math.max(bound / 8, 0));
     // runs (level and first row) that gained nothing in this plan
     const tried = new Set<string>();
     let attempts = 0;
