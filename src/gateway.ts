@@ -322,6 +322,15 @@ export class Gateway {
             );
           });
         },
+        onDownsampled: (route, events) => {
+          this.stats.loss('downsampled', route, events);
+          this.throttle.run(`full:${route}:downsampled`, (suppressed) => {
+            this.log.warn(
+              { code: 'EH_ERR_BUFFER_FULL', route, events, how: 'downsampled', suppressed, ...this.bufferBounds() },
+              'buffer full: oldest events replaced by aggregates',
+            );
+          });
+        },
         onHeld: (routes, messages) => {
           for (const route of routes) {
             this.throttle.run(`full:${route}:held`, (suppressed) => {
@@ -622,7 +631,13 @@ export function bufferLimits(config: Config): BufferLimits {
   const routes = new Map<string, RouteLimits>(
     effectiveRoutes(config).map((r) => [
       r.name,
-      { priority: r.priority, whenFull: r.when_full, maxBytes: r.max_bytes ?? null, durability: r.durability },
+      {
+        priority: r.priority,
+        whenFull: r.when_full,
+        maxBytes: r.max_bytes ?? null,
+        durability: r.durability,
+        downsample: { bucketMs: r.downsample.bucket_secs * 1000 },
+      },
     ]),
   );
   // dead letters wait below every route and make room first

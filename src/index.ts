@@ -6,6 +6,7 @@ export {
   batchToJsonLines,
   batchHeaders,
   CONTENT_TYPE,
+  AGGREGATE_FORMAT_VERSION,
   FORMAT_VERSION,
   HEADERS,
   READ_VERSIONS,

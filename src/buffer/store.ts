@@ -74,6 +74,8 @@ export interface RowInfo {
   readonly priority: number;
   readonly events: number;
   readonly bytes: number;
+  /** A row of aggregates (when_full: downsample): their bucket length, ms; 0 or absent: events as they came. */
+  readonly bucketMs?: number;
 }
 
 // declared in core/ (transform/ writes them, the buffer stores them); re-exported for the buffer's users
@@ -87,6 +89,27 @@ export interface CommitExtras {
   readonly states?: readonly StateRecord[];
   /** QoS 1/2 publishes whose events this commit stores: their re-sends are recognised (isResend) once it is durable. */
   readonly publishes?: readonly PublishId[];
+  /** Rows replaced by their aggregates (when_full: downsample), removed and inserted in the same transaction. */
+  readonly condense?: readonly Condensation[];
+}
+
+/** Rows of one route replaced by rows of aggregates (policy.ts). */
+export interface Condensation {
+  readonly remove: readonly number[];
+  readonly rows: readonly CondensedRow[];
+}
+
+/**
+ * A row of aggregates: it takes the id of one of the rows it replaces, so it
+ * is read (sent) where they were, and its events keep their own sequence numbers.
+ */
+export interface CondensedRow {
+  readonly id: number;
+  readonly route: string;
+  readonly priority: number;
+  readonly events: readonly SequencedEvent[];
+  /** the length of the aggregates' time buckets, ms */
+  readonly bucketMs: number;
 }
 
 /** What identifies a device's PUBLISH for re-send recognition. */
@@ -144,6 +167,10 @@ export interface BufferStore {
    * With `minPriority`, only rows of at least that priority (upload windows: what may go while closed).
    */
   readNext(maxEvents: number, maxBytes: number, skip?: ReadonlySet<number>, minPriority?: number): StoredCommit[];
+  /** These rows with their events (those that exist and are not removed), in id order: what downsampling reads. */
+  readRows(ids: readonly number[]): StoredCommit[];
+  /** Stored bytes a row of aggregates with these events would take. */
+  condensedBytes(events: readonly SequencedEvent[]): number;
   /** Oldest rows of a route (or of all routes below a priority), without bodies: candidates for eviction. */
   oldestRows(
     filter: { route: string } | { belowPriority: number },

@@ -74,7 +74,8 @@ export class TieredStore implements BufferStore {
     const evictedFromMemory = this.removeMemory(evict.filter((id) => id < 0));
     const diskEvict = evict.filter((id) => id > 0);
     const hasExtras =
-      extras !== undefined && ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0);
+      extras !== undefined &&
+      ((extras.deadLetters?.length ?? 0) > 0 || (extras.states?.length ?? 0) > 0 || (extras.condense?.length ?? 0) > 0);
     const toDisk = diskGroups.length > 0 || diskEvict.length > 0 || hasExtras;
     const result = toDisk ? this.disk.commit(diskGroups, diskEvict, extras) : { evicted: [], ranges: [] };
     // no disk commit to carry them: the publishes are remembered in memory, like their events
@@ -137,6 +138,15 @@ export class TieredStore implements BufferStore {
       bytes += c.bytes;
     }
     return out;
+  }
+
+  /** Rows of disk routes only: memory routes cannot downsample (the config refuses it). */
+  readRows(ids: readonly number[]): StoredCommit[] {
+    return this.disk.readRows(ids.filter((id) => id > 0));
+  }
+
+  condensedBytes(events: readonly SequencedEvent[]): number {
+    return this.disk.condensedBytes(events);
   }
 
   oldestRows(

@@ -45,6 +45,8 @@ export interface WriterHooks {
   onError(err: Error, messages: number): void;
   /** Events that left the buffer (evicted) or never entered it (dropped new) because the buffer was full. */
   onFull(route: string, events: number, how: 'evicted_oldest' | 'dropped_newest'): void;
+  /** Original events replaced by aggregates (when_full: downsample): they arrive only as part of those. */
+  onDownsampled?(route: string, events: number): void;
   /** Messages whose acknowledgement is held because these `block` routes are full; called at every try while held. */
   onHeld?(routes: readonly string[], messages: number): void;
   /**
@@ -185,6 +187,8 @@ export class GroupCommitWriter {
         bytesOf: (route) => this.store.bytes(route),
         totalBytes: () => this.store.bytes(),
         oldestRows: (filter, limit, skip) => this.store.oldestRows(filter, limit, skip),
+        readRows: (ids) => this.store.readRows(ids),
+        condensedBytes: (events) => this.store.condensedBytes(events),
       },
       this.leased(),
     );
@@ -207,6 +211,7 @@ export class GroupCommitWriter {
           states,
           keepDeadLetters: this.options.keepDeadLetters,
           publishes,
+          condense: plan.condense,
         }).evicted;
         pacer?.committed(writtenBefore);
       } catch (err) {
@@ -219,6 +224,7 @@ export class GroupCommitWriter {
     } else {
       for (const row of evicted) this.hooks.onFull(row.route, row.events, 'evicted_oldest');
       for (const [route, n] of plan.droppedNewest) this.hooks.onFull(route, n, 'dropped_newest');
+      for (const [route, n] of plan.downsampled) if (n > 0) this.hooks.onDownsampled?.(route, n);
       const stored = [...plan.groups.values()].reduce((n, l) => n + l.length, 0);
       if (taken.length > 0)
         this.hooks.onCommit({

@@ -122,8 +122,17 @@ export const routeSchema = z.strictObject({
   key: z.string().min(1).default('{client_id}'),
   /** Higher first: sent before, and evicts the data of, lower-priority routes. */
   priority: z.number().int().min(-1000).max(1000).default(0),
-  /** When the buffer (or this route's max_bytes) is full: hold acks, drop the oldest, or drop the new events. */
-  when_full: z.enum(['block', 'drop_oldest', 'drop_newest']).default('block'),
+  /**
+   * When the buffer (or this route's max_bytes) is full: hold acks, drop the oldest, drop the new events,
+   * or replace the oldest by aggregates per key and time bucket (downsample).
+   */
+  when_full: z.enum(['block', 'drop_oldest', 'drop_newest', 'downsample']).default('block'),
+  /** when_full: downsample: the first bucket length; it doubles while the route stays full. */
+  downsample: z
+    .strictObject({
+      bucket_secs: z.number().int().min(1).max(86_400).default(60),
+    })
+    .prefault({}),
   /** This route's share of the buffer at most; unset: only buffer.max_bytes applies. */
   max_bytes: z.number().int().min(4096).optional(),
   /** Events older than this are dropped (counted as expired); unset: buffer.ttl_secs. */
@@ -349,6 +358,7 @@ export const configSchema = z
           key: '{client_id}',
           priority: 0,
           when_full: 'block' as const,
+          downsample: { bucket_secs: 60 },
           durability: 'disk' as const,
           steps: [],
         },
@@ -472,6 +482,13 @@ export const configSchema = z
       });
     }
     cfg.routes.forEach((r, i) => {
+      if (r.when_full === 'downsample' && r.durability === 'memory') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'when_full'],
+          message: 'downsample needs durability: disk (aggregates replace rows of the SQLite buffer)',
+        });
+      }
       if (r.max_bytes !== undefined && r.max_bytes > cfg.buffer.max_bytes) {
         ctx.addIssue({
           code: 'custom',

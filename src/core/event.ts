@@ -29,6 +29,11 @@ export interface RoutedEvent {
   readonly captures?: Readonly<Record<string, string>>;
   /** Send and eviction priority when a transform chose one; else the route's. */
   readonly priority?: number;
+  /**
+   * Set on an aggregate made by `when_full: downsample`: the number of
+   * original events it stands for (`payload` is then its CBOR value).
+   */
+  readonly aggregate?: number;
 }
 
 /** A stored event: a routed event with its gateway-wide sequence number. */

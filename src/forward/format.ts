@@ -41,8 +41,20 @@ import { narrowInteger, wideIntegers } from '../core/numbers.js';
  * without `inc` and `caps`, with integers above 2^32 (`t0`) as float64.
  */
 export const FORMAT_VERSION = 4;
+/**
+ * Format 5 is format 4 whose events may have a fifth element: the number of
+ * events an aggregate (when_full: downsample) stands for. Only a record that
+ * holds an aggregate is written as 5, so consumers that read 4 keep reading
+ * everything else, and fail on an aggregate instead of taking it for a reading.
+ */
+export const AGGREGATE_FORMAT_VERSION = 5;
 /** Versions decodeBatch reads. */
-export const READ_VERSIONS = [1, 2, 3, 4] as const;
+export const READ_VERSIONS = [1, 2, 3, 4, 5] as const;
+
+/** The version a record of these events is written as. */
+export function formatVersionOf(events: readonly SequencedEvent[]): number {
+  return events.some((e) => e.aggregate !== undefined) ? AGGREGATE_FORMAT_VERSION : FORMAT_VERSION;
+}
 /** RFC 8949 "encoded CBOR data item" */
 const TAG_ENCODED_CBOR = 24;
 export const CONTENT_TYPE = 'application/vnd.edgehaul.batch+cbor';
@@ -79,6 +91,11 @@ export interface BatchEvent {
    * strings Buffers.
    */
   readonly value?: unknown;
+  /**
+   * Format 5: this event is an aggregate (when_full: downsample) standing for
+   * this many original events; `value` holds its statistics.
+   */
+  readonly aggregate?: number;
 }
 
 export interface Batch {
@@ -154,6 +171,7 @@ export function encodeBatch(
 ): Buffer {
   if (events.length === 0) throw new Error('a batch needs at least one event');
   const { gatewayId, incarnation } = source;
+  const version = formatVersionOf(events);
   const s0 = events[0]!.seq;
   let t0 = events[0]!.receivedAt;
   for (const e of events) if (e.receivedAt < t0) t0 = e.receivedAt;
@@ -169,7 +187,7 @@ export function encodeBatch(
   let size =
     headSize(11) /* the map's head, for 9 to 11 fields */ +
     FIELD_NAME_BYTES +
-    intSize(FORMAT_VERSION) +
+    intSize(version) +
     textSize(gatewayId) +
     textSize(incarnation) +
     textSize(route) +
@@ -193,6 +211,7 @@ export function encodeBatch(
     }
     topicOf[i] = ti;
     size += 1 + intSize(e.seq - s0) + intSize(e.receivedAt - t0) + headSize(ti);
+    if (e.aggregate !== undefined) size += headSize(e.aggregate);
     const len = e.payload.length;
     if (e.encoded !== true) {
       size += headSize(len) + len;
@@ -226,7 +245,7 @@ export function encodeBatch(
   const w = new CborWriter(size);
   w.head(MAJOR_MAP, 9 + (anyCaps ? 1 : 0) + (shaped === null ? 0 : 1));
   w.text('v');
-  w.int(FORMAT_VERSION);
+  w.int(version);
   w.text('gw');
   w.text(gatewayId);
   w.text('inc');
@@ -262,7 +281,7 @@ export function encodeBatch(
   w.head(MAJOR_ARRAY, events.length);
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
-    w.head(MAJOR_ARRAY, 4);
+    w.head(MAJOR_ARRAY, e.aggregate !== undefined ? 5 : 4);
     w.int(e.seq - s0);
     w.int(e.receivedAt - t0);
     w.head(MAJOR_UINT, topicOf[i]!);
@@ -276,6 +295,7 @@ export function encodeBatch(
       if (e.encoded === true) w.head(MAJOR_TAG, TAG_ENCODED_CBOR);
       w.bytes(e.payload);
     }
+    if (e.aggregate !== undefined) w.head(MAJOR_UINT, e.aggregate);
   }
   return w.done();
 }
@@ -287,7 +307,7 @@ export function batchHeaders(
 ): Record<string, string> {
   return {
     [HEADERS.contentType]: CONTENT_TYPE,
-    [HEADERS.format]: String(FORMAT_VERSION),
+    [HEADERS.format]: String(formatVersionOf(events)),
     [HEADERS.gateway]: source.gatewayId,
     [HEADERS.incarnation]: source.incarnation,
     [HEADERS.route]: route,
@@ -300,7 +320,7 @@ export function batchHeaders(
 const NO_CAPTURES: Captures = Object.freeze({});
 
 /**
- * Decodes a record value of format version 1 to 4. Throws EH_ERR_DECODE_FORMAT
+ * Decodes a record value of format version 1 to 5. Throws EH_ERR_DECODE_FORMAT
  * naming the field (and event index) that is wrong; never returns part of a batch.
  */
 export function decodeBatch(value: Uint8Array): Batch {
@@ -315,7 +335,7 @@ export function decodeBatch(value: Uint8Array): Batch {
   if (!(wire instanceof Map)) throw formatError('the value is not a CBOR map');
   const w = wire as Map<unknown, unknown>;
   const v = w.get('v');
-  if (v !== 1 && v !== 2 && v !== 3 && v !== 4)
+  if (v !== 1 && v !== 2 && v !== 3 && v !== 4 && v !== 5)
     throw formatError(
       `field v: unsupported format version ${describeItem(v)} (this decoder reads ${READ_VERSIONS.join(', ')})`,
     );
@@ -345,8 +365,13 @@ export function decodeBatch(value: Uint8Array): Batch {
   const caps = v >= 4 ? readCaptures(w.get('caps'), topics.length) : null;
   const shapes = v >= 3 && w.get('shapes') !== undefined ? readShapes(w.get('shapes')) : [];
   const events = ev.map((e: unknown, i): BatchEvent => {
-    if (!Array.isArray(e) || e.length !== 4) throw formatError(`ev[${i}]: expected a 4-array, got ${describeItem(e)}`);
-    const [ds, dt, ti, data] = e as unknown[];
+    if (!Array.isArray(e) || (e.length !== 4 && !(v >= 5 && e.length === 5)))
+      throw formatError(`ev[${i}]: expected a 4-array${v >= 5 ? ' or 5-array' : ''}, got ${describeItem(e)}`);
+    const [ds, dt, ti, data, n] = e as unknown[];
+    const agg = e.length === 5 ? wireInt(n, `ev[${i}][4] (aggregate count)`) : undefined;
+    if (agg !== undefined && agg < 1)
+      throw formatError(`ev[${i}][4] (aggregate count): expected a positive integer, got ${agg}`);
+    const withAgg = <T extends BatchEvent>(x: T): T => (agg === undefined ? x : { ...x, aggregate: agg });
     const dSeq = wireInt(ds, `ev[${i}][0] (seq - s0)`);
     const dTime = wireInt(dt, `ev[${i}][1] (received_at - t0)`);
     const topic = typeof ti === 'number' ? topics[ti] : undefined;
@@ -355,7 +380,7 @@ export function decodeBatch(value: Uint8Array): Batch {
     const seq = s0 + dSeq;
     const receivedAt = t0 + dTime;
     const captures = caps === null ? NO_CAPTURES : Array.isArray(caps) ? caps[ti as number]! : caps;
-    if (data instanceof Uint8Array) return { seq, receivedAt, topic, captures, payload: asBuffer(data) };
+    if (data instanceof Uint8Array) return withAgg({ seq, receivedAt, topic, captures, payload: asBuffer(data) });
     if (data instanceof Tag && data.tag === TAG_ENCODED_CBOR && data.value instanceof Uint8Array) {
       const payload = asBuffer(data.value);
       let value: unknown;
@@ -364,14 +389,14 @@ export function decodeBatch(value: Uint8Array): Batch {
       } catch (err) {
         throw formatError(`ev[${i}][3]: the embedded CBOR item (tag 24) does not decode: ${(err as Error).message}`);
       }
-      return { seq, receivedAt, topic, captures, payload, value };
+      return withAgg({ seq, receivedAt, topic, captures, payload, value });
     }
     if (!Array.isArray(data) || v < 3)
       throw formatError(
         `ev[${i}][3]: expected a byte string, tag 24${v >= 3 ? ' or a shaped array' : ''}, got ${describeItem(data)}`,
       );
     const value = rebuild(data, shapes, i);
-    return { seq, receivedAt, topic, captures, payload: encoder.encode(wideIntegers(value)), value };
+    return withAgg({ seq, receivedAt, topic, captures, payload: encoder.encode(wideIntegers(value)), value });
   });
   return { version: v, gatewayId: gw as string, incarnation, route: route as string, key: key as string, events };
 }
@@ -501,6 +526,7 @@ export function batchToJsonLines(batch: Batch): string[] {
         received_at: new Date(e.receivedAt).toISOString(),
         topic: e.topic,
         captures: e.captures,
+        ...(e.aggregate !== undefined ? { aggregate: e.aggregate } : {}),
         ...('value' in e
           ? { value: e.value }
           : text !== null

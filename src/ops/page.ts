@@ -123,17 +123,21 @@ function render(s) {
   $('updated').textContent = new Date().toLocaleTimeString();
   $('updated').dataset.uptime = String(s.uptime_secs);
 }
-/** whatever /status reports under "flash" (older daemons: nothing), beside the bytes this process wrote */
+/** flash wear (/status "flash"): who writes how much a day, the days of rated life left, the budget */
 function renderFlash(s) {
   const dl = $('flash');
   const items = [['written by edgehaul since start', bytes(s.stats ? s.stats.disk_written_bytes_total : undefined)]];
   const f = s.flash;
   if (f && typeof f === 'object') {
-    for (const [k, v] of Object.entries(f)) {
-      if (v !== null && typeof v === 'object') continue;
-      const name = k.replace(/_/g, ' ');
-      items.push([name, typeof v === 'number' && /bytes/.test(k) ? bytes(v) : typeof v === 'number' && /secs/.test(k) ? duration(v) : String(v)]);
+    const perDay = (n) => (typeof n === 'number' ? bytes(n) + '/day' : 'measuring');
+    items.push(['edgehaul a day', perDay(f.process_bytes_per_day)]);
+    items.push(['device', f.device ? f.device.name + (f.device.partition ? ' (' + f.device.partition + ')' : '') : 'unknown: ' + (f.device_unknown_reason || '-')]);
+    if (f.device) {
+      items.push(['device a day', perDay(f.device_bytes_per_day)]);
+      items.push(['device since boot', typeof f.device_written_bytes === 'number' ? bytes(f.device_written_bytes) : '-']);
     }
+    items.push(['life left', typeof f.days_left === 'number' ? f.days_left + ' days of ' + bytes(f.endurance_bytes) : 'not known yet']);
+    items.push(['write budget', typeof f.budget_bytes_per_day === 'number' ? bytes(f.budget_bytes_per_day) + '/day' : 'none']);
   }
   dl.replaceChildren(...items.flatMap(([k, v]) => [text('dt', k), text('dd', v)]));
 }

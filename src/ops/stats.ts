@@ -1,5 +1,5 @@
 /** Every way an event can leave other than delivery. */
-export const LOSS_REASONS = ['dropped_full', 'expired', 'rejected', 'corrupt', 'dead_letter'] as const;
+export const LOSS_REASONS = ['dropped_full', 'expired', 'rejected', 'corrupt', 'dead_letter', 'downsampled'] as const;
 export type LossReason = (typeof LOSS_REASONS)[number];
 
 /**
@@ -72,6 +72,7 @@ export class Stats {
     rejected: {},
     corrupt: {},
     dead_letter: {},
+    downsampled: {},
   };
   /** Events a transform step took out on purpose (filter, deadband, dedupe, absorbed by a window): `<route>/<index>:<step>` -> count. */
   readonly transform_dropped_total: Record<string, number> = {};

@@ -25,6 +25,7 @@ export function effectiveRoutes(config: Config): RouteConfig[] {
       priority: config.telemetry.priority,
       // a record newer than the one it evicts says more about the box
       when_full: 'drop_oldest',
+      downsample: { bucket_secs: 60 },
       durability: 'disk',
       steps: [],
     });

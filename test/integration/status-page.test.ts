@@ -160,6 +160,10 @@ test(
 
     // losses by route and reason: the one dead letter
     assert.equal(await page.textContent('#losses tr[data-route="sensors"][data-reason="dead_letter"] td.num'), '1');
+    // flash wear in words: who writes, the device, the life left, the budget (none configured here)
+    const flash = (await page.textContent('#flash')) ?? '';
+    for (const label of ['edgehaul a day', 'life left', 'write budget']) assert.ok(flash.includes(label), flash);
+    assert.ok(!flash.includes('null'), flash);
 
     // the dead letter: topic, step and reason shown, the markup as literal text, nothing of it run
     const row = page.locator('#dead-letters tr').first();
@@ -190,6 +194,28 @@ test(
     assert.ok(statSync(shot).size > 10_000);
     assert.deepEqual(readFileSync(shot).subarray(1, 4).toString(), 'PNG');
     if (process.env.UPDATE_SCREENSHOT === '1') copyFileSync(shot, join(ROOT, 'docs/status-page.png'));
+
+    // readings replaced by aggregates (when_full: downsample) are a loss reason like the others: the page
+    // lists every reason /status has, this one from the daemon's own report with such a loss added
+    // (filling a downsample route needs Kafka away, which the numbers checked above must not see)
+    const other = await browser.newPage();
+    problems.push(...watch(other));
+    await other.route('**/status', async (r) => {
+      const real = (await (await r.fetch()).json()) as StatusReport;
+      const lost = real.stats.lost_events_total as Record<string, Record<string, number>>;
+      lost.downsampled = { ...lost.downsampled, meters: 1142 };
+      await r.fulfill({ json: real });
+    });
+    await other.goto(`${base}/`);
+    await waitFor(
+      'the downsampled loss listed',
+      async () =>
+        (await other.locator('#losses tr[data-route="meters"][data-reason="downsampled"] td.num').count()) === 1,
+      10_000,
+      100,
+    );
+    assert.equal(await other.textContent('#losses tr[data-route="meters"][data-reason="downsampled"] td.num'), '1142');
+    assert.equal(await other.textContent('#losses tr[data-route="sensors"][data-reason="dead_letter"] td.num'), '1');
 
     assert.deepEqual(problems, []);
   },

@@ -25,6 +25,8 @@ export interface StatsLine {
   readonly stats: DaemonStats;
   readonly buffer: { events: number; bytes: number; commits: number; oldestReceivedAt: number | null } | null;
   readonly health: { status: 'ok' | 'degraded' | 'failing'; reasons: string[] };
+  /** the longest commit since the line before */
+  readonly commit?: { max_ms: number };
 }
 
 function toStats(line: LogLine, index: number): StatsLine {
@@ -33,6 +35,7 @@ function toStats(line: LogLine, index: number): StatsLine {
     stats: line.stats as DaemonStats,
     buffer: (line.buffer ?? null) as StatsLine['buffer'],
     health: line.health as StatsLine['health'],
+    ...(line.commit !== undefined ? { commit: line.commit as { max_ms: number } } : {}),
   };
 }
 

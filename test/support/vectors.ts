@@ -1,8 +1,8 @@
 /**
  * The test/vectors corpus: Kafka record values with their keys and headers,
  * the events each must decode to, and invalid records with the text their
- * error must contain (docs/record-format.md, "Test vectors"). Format 4 records
- * come from the real encoder (encodeBatch, batchHeaders); formats 1 to 3 are
+ * error must contain (docs/record-format.md, "Test vectors"). Format 4 and 5
+ * records come from the real encoder (encodeBatch, batchHeaders); formats 1 to 3 are
  * written as their encoders wrote them (cbor-x over the wire map).
  * scripts/vectors.ts writes it (`npm run vectors`); test/unit/forward/vectors.test.ts
  * checks the checked-in files against it.
@@ -140,6 +140,8 @@ interface Ev {
   readonly payload?: Buffer;
   /** ... or a transformed value */
   readonly value?: Model;
+  /** format 5: an aggregate standing for this many events (value: its aggregate-value) */
+  readonly aggregate?: number;
 }
 
 interface Valid {
@@ -379,6 +381,74 @@ export const VALID: Valid[] = [
     events: [{ seq: 99, receivedAt: T, topic: '$edgehaul/health', payload: health }],
   },
   {
+    name: 'v5-aggregate',
+    version: 5,
+    route: 'telemetry',
+    key: 'dev-7',
+    description:
+      'format 5 (when_full: downsample): a reading, an aggregate of three map readings (fields with count/min/max/sum/mean/last and times) and an aggregate of two raw payloads (count and last payload only)',
+    events: [
+      {
+        seq: 40,
+        receivedAt: T,
+        topic: 'site/s1/dev-7/telemetry',
+        captures: { site: 's1', device: 'dev-7' },
+        value: { temp: new Float(20.5), state: 'idle' },
+      },
+      {
+        seq: 47,
+        receivedAt: T + 60_000,
+        topic: 'site/s1/dev-7/telemetry',
+        captures: { site: 's1', device: 'dev-7' },
+        aggregate: 3,
+        value: {
+          count: 3,
+          first_at: T + 60_000,
+          last_at: T + 61_500,
+          bucket_ms: 120_000,
+          fields: {
+            temp: {
+              count: 3,
+              min: new Float(21.5),
+              max: new Float(23.5),
+              sum: new Float(67.5),
+              mean: new Float(22.5),
+              last: new Float(23.5),
+              first_at: T + 60_000,
+              last_at: T + 61_500,
+            },
+            n: {
+              count: 2,
+              min: 4,
+              max: 9,
+              sum: 13,
+              mean: new Float(6.5),
+              last: 9,
+              first_at: T + 60_000,
+              last_at: T + 61_500,
+            },
+          },
+          last: { temp: new Float(23.5), n: 9, state: 'run' },
+        },
+      },
+      {
+        seq: 52,
+        receivedAt: T + 120_000,
+        topic: 'site/s1/dev-7/raw',
+        captures: { site: 's1', device: 'dev-7' },
+        aggregate: 2,
+        value: {
+          count: 2,
+          first_at: T + 120_000,
+          last_at: T + 120_900,
+          bucket_ms: 120_000,
+          fields: {},
+          last: Buffer.from('{"t":19.0}'),
+        },
+      },
+    ],
+  },
+  {
     name: 'v3-shaped',
     version: 3,
     route: 'telemetry',
@@ -490,7 +560,7 @@ class RawItems {
 }
 
 function value(v: Valid): Buffer {
-  if (v.version !== 4) return legacyValue(v);
+  if (v.version < 4) return legacyValue(v);
   return encodeBatch({ gatewayId: GW, incarnation: INC }, v.route, v.key, v.events.map(sequenced(v)));
 }
 
@@ -503,12 +573,13 @@ function sequenced(v: Valid) {
     topic: e.topic,
     receivedAt: e.receivedAt,
     ...(e.captures !== undefined ? { captures: e.captures } : {}),
+    ...(e.aggregate !== undefined ? { aggregate: e.aggregate } : {}),
     ...(e.payload !== undefined ? { payload: e.payload } : { payload: encodeModel(e.value!), encoded: true }),
   });
 }
 
 function headers(v: Valid): Record<string, string> {
-  if (v.version === 4) return batchHeaders({ gatewayId: GW, incarnation: INC }, v.route, v.events.map(sequenced(v)));
+  if (v.version >= 4) return batchHeaders({ gatewayId: GW, incarnation: INC }, v.route, v.events.map(sequenced(v)));
   return {
     [HEADERS.contentType]: CONTENT_TYPE,
     [HEADERS.format]: String(v.version),
@@ -523,16 +594,17 @@ function headers(v: Valid): Record<string, string> {
 function expectedLines(v: Valid): string {
   return v.events
     .map((e) => {
-      const captures = v.version === 4 ? (e.captures ?? {}) : {};
+      const captures = v.version >= 4 ? (e.captures ?? {}) : {};
       const fields = [
         `"gateway":${JSON.stringify(GW)}`,
-        `"incarnation":${v.version === 4 ? JSON.stringify(INC) : 'null'}`,
+        `"incarnation":${v.version >= 4 ? JSON.stringify(INC) : 'null'}`,
         `"route":${JSON.stringify(v.route)}`,
         `"key":${JSON.stringify(v.key)}`,
         `"seq":${e.seq}`,
         `"received_at":${e.receivedAt}`,
         `"topic":${JSON.stringify(e.topic)}`,
         `"captures":${expectedJson(captures)}`,
+        ...(e.aggregate !== undefined ? [`"aggregate":${e.aggregate}`] : []),
         e.payload !== undefined ? `"payload":${expectedJson(e.payload)}` : `"value":${expectedJson(e.value!)}`,
       ];
       return `{${fields.join(',')}}\n`;
@@ -605,6 +677,18 @@ export const INVALID: Invalid[] = [
     description: 'format 4 without the incarnation',
     error: 'inc',
     value: () => legacyEncoder.encode({ v: 4, gw: GW, route: 'r', key: 'k', s0: 1, t0: 1000, topics: ['t'], ev: [] }),
+  },
+  {
+    name: 'bad-aggregate-count',
+    description: 'format 5: ev[0][4], the aggregate count, is 0',
+    error: 'ev[0][4]',
+    value: () => wireV4({ v: 5, ev: [[0, 0, 0, new Tag(encodeModel({ count: 0 }), 24), 0]] }),
+  },
+  {
+    name: 'bad-five-in-v4',
+    description: 'format 4 has no fifth event element (aggregates are format 5)',
+    error: 'ev[0]',
+    value: () => wireV4({ ev: [[0, 0, 0, Buffer.from('x'), 2]] }),
   },
   {
     name: 'bad-not-map',

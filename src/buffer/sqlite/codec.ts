@@ -5,14 +5,18 @@ import type { RoutedEvent, SequencedEvent } from '../../core/event.js';
 // Stored tuples rather than maps: the field names would otherwise be repeated per event on flash.
 // Route and Kafka topic are the same for every event of a row, so they live in the row's columns.
 // A fifth element 1 marks a payload that is a CBOR-encoded value (a transform's output); a sixth
-// (with the fifth 0 or 1) holds the route's topic captures.
+// (with the fifth 0 or 1) holds the route's topic captures. Rows made by downsampling hold events
+// whose numbers are not contiguous: each of their tuples has eight elements, the seventh its own
+// sequence number and the eighth the number of events an aggregate stands for (or null).
 type StoredTuple = [
   key: string,
   topic: string,
   payload: Uint8Array,
   receivedAt: number,
   encoded?: 0 | 1,
-  captures?: Record<string, string>,
+  captures?: Record<string, string> | null,
+  seq?: number,
+  aggregate?: number | null,
 ];
 /** Rows written by schema version 1 carried route and Kafka topic in every tuple. */
 type LegacyTuple = [
@@ -35,8 +39,20 @@ export interface RowHead {
 export class RowCodec {
   private readonly encoder = new Encoder({ useRecords: false, tagUint8Array: false });
 
-  encode(events: readonly RoutedEvent[]): Buffer {
+  /** `explicit`: the events keep their own sequence numbers (a downsampled row), not first_seq + index. */
+  encode(events: readonly RoutedEvent[], explicit = false): Buffer {
     const tuples: StoredTuple[] = events.map((e): StoredTuple => {
+      if (explicit)
+        return [
+          e.key,
+          e.topic,
+          e.payload,
+          e.receivedAt,
+          e.encoded === true ? 1 : 0,
+          e.captures ?? null,
+          (e as SequencedEvent).seq,
+          e.aggregate ?? null,
+        ];
       if (e.captures !== undefined)
         return [e.key, e.topic, e.payload, e.receivedAt, e.encoded === true ? 1 : 0, e.captures];
       return e.encoded === true
@@ -58,9 +74,11 @@ export class RowCodec {
         const [route, kafkaTopic, key, topic, payload, receivedAt] = t as LegacyTuple;
         return { seq: row.first_seq + i, route, kafkaTopic, key, topic, payload: asBuffer(payload), receivedAt };
       }
-      const [key, topic, payload, receivedAt, encoded, captures] = t as StoredTuple;
+      const [key, topic, payload, receivedAt, encoded, caps, seq, aggregate] = t as StoredTuple;
+      const captures = caps ?? undefined;
       const e: SequencedEvent = {
-        seq: row.first_seq + i,
+        seq: seq ?? row.first_seq + i,
+        ...(aggregate !== undefined && aggregate !== null ? { aggregate } : {}),
         route: row.route,
         kafkaTopic: row.kafka_topic,
         key,

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { RowInfo, SequencedRow } from '../store.js';
+import type { CondensedRow, RowInfo, SequencedRow } from '../store.js';
 import type { RowCodec } from './codec.js';
 import type { RowSize } from './deletes.js';
 
@@ -13,11 +13,15 @@ export interface BodyRow {
   readonly body: Buffer;
 }
 
-const INFO_COLUMNS = 'id, route, priority, event_count AS events, length(body) AS bytes';
+const INFO_COLUMNS = 'id, route, priority, event_count AS events, length(body) AS bytes, bucket_ms AS bucketMs';
 
 /** The `commits` table: one row per route per group commit. */
 export class CommitRows {
   private readonly insertRow: Database.Statement<[string, string, number, number, number, number, number, Buffer]>;
+  private readonly insertWithId: Database.Statement<
+    [number, string, string, number, number, number, number, number, Buffer, number]
+  >;
+  private readonly selectById: Database.Statement<[number], BodyRow>;
   private readonly selectNext: Database.Statement<[number, number, number, number], BodyRow>;
   private readonly selectOldestOfRoute: Database.Statement<[string, number, number], RowInfo>;
   private readonly selectOldestBelow: Database.Statement<[number, number, number, number], RowInfo>;
@@ -33,6 +37,12 @@ export class CommitRows {
   ) {
     this.insertRow = db.prepare(
       'INSERT INTO commits (route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.insertWithId = db.prepare(
+      'INSERT INTO commits (id, route, kafka_topic, priority, first_seq, event_count, oldest_ms, newest_ms, body, bucket_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.selectById = db.prepare(
+      'SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits WHERE id = ?',
     );
     this.selectNext = db.prepare(
       `SELECT id, route, kafka_topic, priority, first_seq, event_count, body FROM commits
@@ -77,6 +87,42 @@ export class CommitRows {
       body,
     );
     return { id: Number(info.lastInsertRowid), bytes: body.length };
+  }
+
+  /** Inserts a row of aggregates under a given id (one it replaces, deleted in the same transaction). */
+  insertCondensed(r: CondensedRow): { id: number; bytes: number } {
+    const body = this.codec.encode(r.events, true);
+    let oldest = Number.POSITIVE_INFINITY;
+    let newest = 0;
+    let firstSeq = Number.POSITIVE_INFINITY;
+    for (const e of r.events) {
+      oldest = Math.min(oldest, e.receivedAt);
+      newest = Math.max(newest, e.receivedAt);
+      firstSeq = Math.min(firstSeq, e.seq);
+    }
+    this.insertWithId.run(
+      r.id,
+      r.route,
+      r.events[0]?.kafkaTopic ?? '',
+      r.priority,
+      firstSeq,
+      r.events.length,
+      oldest,
+      newest,
+      body,
+      r.bucketMs,
+    );
+    return { id: r.id, bytes: body.length };
+  }
+
+  /** Reads rows by id (for downsampling), in id order. */
+  byIds(ids: readonly number[]): BodyRow[] {
+    const out: BodyRow[] = [];
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const row = this.selectById.get(id);
+      if (row !== undefined) out.push(row);
+    }
+    return out;
   }
 
   /** Deletes a row now (an eviction); the caller owns the transaction. */

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqliteStoreOptions } from './store.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /**
  * Opens (or creates) the buffer file with its pragmas and brings the schema
@@ -43,7 +43,7 @@ function migrate(db: Database.Database, firstSeq: number): void {
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
     if (version >= 2) {
-      // version 2 lacked the dead letters and transform checkpoints only
+      // version 2 lacked the dead letters and transform checkpoints, version 3 the bucket_ms column
     } else if (version === 0) {
       db.exec(`
         CREATE TABLE commits (
@@ -55,7 +55,8 @@ function migrate(db: Database.Database, firstSeq: number): void {
           event_count INTEGER NOT NULL,
           oldest_ms INTEGER NOT NULL,
           newest_ms INTEGER NOT NULL,
-          body BLOB NOT NULL
+          body BLOB NOT NULL,
+          bucket_ms INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         INSERT INTO meta (key, value) VALUES ('next_seq', ${Math.floor(firstSeq)});
       `);
@@ -69,6 +70,11 @@ function migrate(db: Database.Database, firstSeq: number): void {
         UPDATE commits SET newest_ms = oldest_ms;
       `);
     }
+    // a row of aggregates (when_full: downsample) holds the length of its time buckets; 0: events as they came.
+    // Version 4 also keeps an older edgehaul from reading such rows (their events carry their own seqs).
+    const columns = db.pragma('table_info(commits)') as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'bucket_ms'))
+      db.exec('ALTER TABLE commits ADD COLUMN bucket_ms INTEGER NOT NULL DEFAULT 0');
     db.exec(`
       CREATE TABLE IF NOT EXISTS dead_letters (
         id INTEGER PRIMARY KEY,

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
+import type { SequencedEvent } from '../../core/event.js';
 import { EdgehaulError } from '../../core/errors.js';
 import type {
   BufferStats,
@@ -72,6 +73,8 @@ interface Inserted {
   readonly lastSeq: number;
   readonly events: number;
   readonly bytes: number;
+  /** a row of aggregates (its numbers were handed out before) */
+  readonly condensed?: boolean;
 }
 
 class SqliteStore implements SqliteBufferStore {
@@ -88,7 +91,7 @@ class SqliteStore implements SqliteBufferStore {
     evict: readonly number[],
     withDeletes: boolean,
     extras: CommitExtras | undefined,
-  ) => { evicted: RemovedRow[]; inserted: Inserted[]; nextSeq: number; ceiling: number };
+  ) => { evicted: RemovedRow[]; condensed: RemovedRow[]; inserted: Inserted[]; nextSeq: number; ceiling: number };
   private readonly insertSequencedTx: (
     rows: readonly SequencedRow[],
   ) => Array<{ id: number; bytes: number; route: string; events: number }>;
@@ -120,8 +123,27 @@ class SqliteStore implements SqliteBufferStore {
           const row = this.rows.delete(id);
           if (row !== undefined) evicted.push({ id, ...row });
         }
-        let seq = this.seq.next;
         const inserted: Inserted[] = [];
+        const condensed: RemovedRow[] = [];
+        for (const c of extras?.condense ?? []) {
+          for (const id of c.remove) {
+            const row = this.rows.delete(id);
+            if (row !== undefined) condensed.push({ id, ...row });
+          }
+          for (const r of c.rows) {
+            const { bytes } = this.rows.insertCondensed(r);
+            const seqs = r.events.map((e) => e.seq);
+            inserted.push({
+              route: r.route,
+              firstSeq: Math.min(...seqs),
+              lastSeq: Math.max(...seqs),
+              events: r.events.length,
+              bytes,
+              condensed: true,
+            });
+          }
+        }
+        let seq = this.seq.next;
         for (const g of groups) {
           const { bytes } = this.rows.insert({ ...g, firstSeq: seq });
           inserted.push({
@@ -134,9 +156,9 @@ class SqliteStore implements SqliteBufferStore {
           seq += g.events.length;
         }
         // rows that go take their evidence of the numbers handed out with them: write it down
-        const deleting = withDeletes || evict.length > 0;
+        const deleting = withDeletes || evict.length > 0 || condensed.length > 0;
         const ceiling = deleting ? this.seq.persist(seq) : this.seq.persisted;
-        return { evicted, inserted, nextSeq: seq, ceiling };
+        return { evicted, condensed, inserted, nextSeq: seq, ceiling };
       },
     );
     this.insertSequencedTx = db.transaction((rows: readonly SequencedRow[]) =>
@@ -189,11 +211,14 @@ class SqliteStore implements SqliteBufferStore {
     this.seq.settle(result.nextSeq, result.ceiling);
     if (extras?.publishes !== undefined) this.publishes.remember(extras.publishes);
     if (withDeletes) this.deletes.done();
-    for (const r of result.evicted) this.usageCounts.account(r.route, -1, -r.events, -r.bytes);
+    for (const r of [...result.evicted, ...result.condensed])
+      this.usageCounts.account(r.route, -1, -r.events, -r.bytes);
     for (const r of result.inserted) this.usageCounts.account(r.route, 1, r.events, r.bytes);
     return {
       evicted: result.evicted,
-      ranges: result.inserted.map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })),
+      ranges: result.inserted
+        .filter((r) => r.condensed !== true)
+        .map(({ route, firstSeq, lastSeq }) => ({ route, firstSeq, lastSeq })),
     };
   }
 
@@ -230,6 +255,23 @@ class SqliteStore implements SqliteBufferStore {
       }
     }
     return out;
+  }
+
+  readRows(ids: readonly number[]): StoredCommit[] {
+    return this.rows.byIds(ids.filter((id) => !this.deletes.has(id))).map((row) => {
+      const raw = this.codec.raw(row.body);
+      return {
+        id: row.id,
+        route: row.route,
+        priority: row.priority,
+        events: this.codec.decode(raw, row),
+        bytes: raw.length,
+      };
+    });
+  }
+
+  condensedBytes(events: readonly SequencedEvent[]): number {
+    return this.codec.encode(events, true).length;
   }
 
   oldestRows(

@@ -238,6 +238,24 @@ ${extra}`;
   assert.deepEqual(problems(steps('      - filter: "temp > 20"\n')), [], 'a good one passes');
 });
 
+test('when_full downsample: bucket_secs defaults to 60, is bounded, and needs durability disk', () => {
+  const ok = parseConfig('routes:\n  - { name: a, match: "#", topic: t, when_full: downsample }\n', 'ok.yaml');
+  assert.equal(ok.routes[0]!.when_full, 'downsample');
+  assert.equal(ok.routes[0]!.downsample.bucket_secs, 60);
+  const set = parseConfig(
+    'routes:\n  - { name: a, match: "#", topic: t, when_full: downsample, downsample: { bucket_secs: 5 } }\n',
+    'set.yaml',
+  );
+  assert.equal(set.routes[0]!.downsample.bucket_secs, 5);
+  assert.match(
+    problems('routes:\n  - { name: a, match: "#", topic: t, downsample: { bucket_secs: 0 } }\n')[0]!.key,
+    /routes\[0\]\.downsample\.bucket_secs/,
+  );
+  const [p] = problems('routes:\n  - { name: a, match: "#", topic: t, when_full: downsample, durability: memory }\n');
+  assert.match(p!.key, /routes\[0\]/);
+  assert.match(p!.message, /downsample needs durability: disk/);
+});
+
 test('http.host beyond loopback without http.auth.users: EH_ERR_CONFIG_HTTP_OPEN, naming the key and line', () => {
   const yaml = 'http:\n  host: 0.0.0.0\n';
   assert.throws(

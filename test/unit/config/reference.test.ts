@@ -46,3 +46,14 @@ test('docs/configuration.md documents every setting of the schema (checked again
     `settings missing from the config reference (docs/configuration.md): ${missing.join(', ')}`,
   );
 });
+
+test('docs/durability.md documents every route setting (checked against a parsed route)', async () => {
+  const { routeSchema } = await import('../../../src/config/schema.js');
+  const text = readFileSync(join(ROOT, 'docs/durability.md'), 'utf8');
+  const table = text.slice(text.indexOf('| route key |'));
+  const keys = documented(table.slice(0, table.indexOf('\n\n')));
+  const route = routeSchema.parse({ name: 'r', match: '#', topic: 't' }) as Record<string, unknown>;
+  const all = leaves({ ...route, max_bytes: 1, ttl_secs: 1 });
+  const missing = all.filter((path) => !keys.has(path));
+  assert.deepEqual(missing, [], `route settings missing from docs/durability.md: ${missing.join(', ')}`);
+});

@@ -50,7 +50,7 @@ test('every vector decodes to its expected events', () => {
   assert.ok(manifest.vectors.length >= 10);
   assert.deepEqual(
     [...new Set(manifest.vectors.map((v) => v.format))].sort(),
-    [1, 2, 3, 4],
+    [1, 2, 3, 4, 5],
     'every format version still read',
   );
   for (const v of manifest.vectors) {
@@ -71,6 +71,7 @@ test('every vector decodes to its expected events', () => {
       received_at: e.receivedAt,
       topic: e.topic,
       captures: { ...e.captures },
+      ...(e.aggregate !== undefined ? { aggregate: e.aggregate } : {}),
       ...('value' in e ? { value: e.value } : { payload: e.payload }),
     }));
     assert.equal(got.length, expected.length, v.name);

@@ -14,7 +14,7 @@ import cbor2
 
 __all__ = ["Deduper", "RecordError", "events", "READ_VERSIONS", "CONTENT_TYPE", "HEADERS"]
 
-READ_VERSIONS = (1, 2, 3, 4)
+READ_VERSIONS = (1, 2, 3, 4, 5)
 CONTENT_TYPE = "application/vnd.edgehaul.batch+cbor"
 HEADERS = {
     "content_type": "content-type",
@@ -139,8 +139,8 @@ def _decode(value: bytes) -> Tuple[int, List[Dict[str, Any]]]:
 
     out: List[Dict[str, Any]] = []
     for i, e in enumerate(evs):
-        if not isinstance(e, list) or len(e) != 4:
-            raise _fail(f"ev[{i}]: expected a 4-array, got {_describe(e)}")
+        if not isinstance(e, list) or not (len(e) == 4 or (v >= 5 and len(e) == 5)):
+            raise _fail(f"ev[{i}]: expected a 4-array{' or 5-array' if v >= 5 else ''}, got {_describe(e)}")
         ds = _int(e[0], f"ev[{i}][0] (seq - s0)")
         dt = _int(e[1], f"ev[{i}][1] (received_at - t0)")
         ti = e[2]
@@ -156,6 +156,12 @@ def _decode(value: bytes) -> Tuple[int, List[Dict[str, Any]]]:
             "topic": topics[ti],
             "captures": dict(caps[ti] if isinstance(caps, list) else caps or {}),
         }
+        if len(e) == 5:
+            # format 5: an aggregate (when_full: downsample) standing for this many events
+            n = _int(e[4], f"ev[{i}][4] (aggregate count)")
+            if n < 1:
+                raise _fail(f"ev[{i}][4] (aggregate count): expected a positive integer, got {n}")
+            event["aggregate"] = n
         data = e[3]
         if isinstance(data, (bytes, bytearray)):
             event["payload"] = bytes(data)

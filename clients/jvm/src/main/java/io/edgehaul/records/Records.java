@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Decodes edgehaul's Kafka records (format versions 1 to 4; the spec is
+ * Decodes edgehaul's Kafka records (format versions 1 to 5; the spec is
  * docs/record-format.md) into plain events, one map per event:
  * {@code {gateway, incarnation, route, key, seq, received_at, topic, captures, value | payload}}.
  *
@@ -25,7 +25,7 @@ import java.util.Map;
  */
 public final class Records {
   public static final String CONTENT_TYPE = "application/vnd.edgehaul.batch+cbor";
-  public static final List<Integer> READ_VERSIONS = List.of(1, 2, 3, 4);
+  public static final List<Integer> READ_VERSIONS = List.of(1, 2, 3, 4, 5);
   private static final CBORFactory FACTORY = new CBORFactory();
 
   private Records() {}
@@ -54,7 +54,8 @@ public final class Records {
   }
 
   /** One event's data before the shapes table is known (map keys may come in any order). */
-  private record RawEvent(long ds, long dt, int ti, Object data, boolean embedded) {}
+  /** aggregate: format 5, the number of events an aggregate stands for; null on other events */
+  private record RawEvent(long ds, long dt, int ti, Object data, boolean embedded, Long aggregate) {}
 
   private static final class Wire {
     Integer v;
@@ -66,7 +67,7 @@ public final class Records {
     List<RawEvent> ev;
 
     List<Map<String, Object>> events() {
-      if (v == null || !READ_VERSIONS.contains(v)) throw new RecordException("field v: unsupported format version " + v + " (this decoder reads 1, 2, 3, 4)");
+      if (v == null || !READ_VERSIONS.contains(v)) throw new RecordException("field v: unsupported format version " + v + " (this decoder reads 1, 2, 3, 4, 5)");
       require(gw, "gw");
       require(route, "route");
       require(key, "key");
@@ -92,6 +93,11 @@ public final class Records {
         @SuppressWarnings("unchecked")
         Map<String, String> captures = c == null ? Map.of() : (Map<String, String>) c;
         m.put("captures", Collections.unmodifiableMap(new LinkedHashMap<>(captures)));
+        if (e.aggregate != null) {
+          if (v < 5) throw new RecordException("ev[" + i + "]: expected a 4-array (aggregates are format 5), got 5 items");
+          if (e.aggregate < 1) throw new RecordException("ev[" + i + "][4] (aggregate count): expected a positive integer, got " + e.aggregate);
+          m.put("aggregate", e.aggregate);
+        }
         if (e.data instanceof byte[] bytes && !e.embedded) m.put("payload", bytes);
         else if (e.data instanceof byte[] inner) {
           if (v < 2) throw new RecordException("ev[" + i + "][3]: tag 24 before format 2");
@@ -202,7 +208,7 @@ public final class Records {
     List<RawEvent> out = new ArrayList<>();
     for (JsonToken x = p.nextToken(); x != JsonToken.END_ARRAY; x = p.nextToken()) {
       String at = "ev[" + out.size() + "]";
-      if (x != JsonToken.START_ARRAY) throw new RecordException(at + ": expected a 4-array, got " + x);
+      if (x != JsonToken.START_ARRAY) throw new RecordException(at + ": expected a 4-array (5 for an aggregate), got " + x);
       long ds = integer(p, p.nextToken(), at + "[0] (seq - s0)");
       long dt = integer(p, p.nextToken(), at + "[1] (received_at - t0)");
       JsonToken ti = p.nextToken();
@@ -224,8 +230,13 @@ public final class Records {
       } else {
         throw new RecordException(at + "[3]: expected a byte string, tag 24 or a shaped array, got " + d);
       }
-      if (p.nextToken() != JsonToken.END_ARRAY) throw new RecordException(at + ": more than 4 items");
-      out.add(new RawEvent(ds, dt, topic, data, embedded));
+      Long aggregate = null;
+      JsonToken next = p.nextToken();
+      if (next != JsonToken.END_ARRAY) {
+        aggregate = integer(p, next, at + "[4] (aggregate count)");
+        if (p.nextToken() != JsonToken.END_ARRAY) throw new RecordException(at + ": more than 5 items");
+      }
+      out.add(new RawEvent(ds, dt, topic, data, embedded, aggregate));
     }
     return out;
   }

@@ -19,7 +19,8 @@ import java.util.Map;
 
 /**
  * One decoded event as the JSON value of its output record:
- * {gateway, incarnation, route, key, seq, received_at, topic, captures, value, encoding}.
+ * {gateway, incarnation, route, key, seq, received_at, topic, captures, aggregate?, value, encoding}
+ * (aggregate: format 5, the number of events an aggregate stands for).
  * encoding says what value holds: "json" (a transformed value), "text" (a raw
  * payload that is valid UTF-8) or "base64" (any other raw payload).
  */
@@ -46,6 +47,7 @@ final class EventJson {
       g.writeObjectFieldStart("captures");
       for (Map.Entry<String, String> c : ((Map<String, String>) e.get("captures")).entrySet()) g.writeStringField(c.getKey(), c.getValue());
       g.writeEndObject();
+      if (e.get("aggregate") != null) g.writeNumberField("aggregate", (Long) e.get("aggregate"));
       if (e.containsKey("value")) {
         g.writeFieldName("value");
         value(g, e.get("value"));

@@ -39,6 +39,17 @@ class EventJsonTest {
   }
 
   @Test
+  void anAggregateSaysHowManyEventsItStandsFor() {
+    Map<String, Object> e = event();
+    e.put("aggregate", 12L);
+    Map<String, Object> v = new LinkedHashMap<>();
+    v.put("count", 12L);
+    e.put("value", v);
+    String j = json(e);
+    assertEquals(true, j.endsWith("\"captures\":{\"device\":\"dev-7\"},\"aggregate\":12,\"value\":{\"count\":12},\"encoding\":\"json\"}"), j);
+  }
+
+  @Test
   void rawBinaryPayloadIsBase64() {
     Map<String, Object> e = event();
     e.put("payload", new byte[] {(byte) 0xff, 0x00, 0x41});
