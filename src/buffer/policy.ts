@@ -202,6 +202,8 @@ export class AdmissionPlan {
       size += storedSize(e);
     }
     const limits = this.limitsOf(route);
+    // a downsample route condenses ahead of need, within its headroom: place() decides that
+    if (limits.whenFull === 'downsample') return false;
     const bound = Math.min(this.limits.totalBytes, this.limits.diskBytes ?? Number.POSITIVE_INFINITY);
     if (this.view.totalBytes() + this.addedTotal - this.removedTotal + size > bound) return false;
     if (limits.maxBytes !== null && this.routeBytes(route) + size > limits.maxBytes) return false;
