@@ -304,7 +304,20 @@ export class TieredStore implements BufferStore {
 }
 
 function sequenced(r: MemoryRow): SequencedEvent[] {
-  return r.events.map((e, i) => ({ ...e, seq: r.firstSeq + i }));
+  // the shape RowCodec.decode gives (one shape for the forwarder's hot paths, whichever tier the rows come from)
+  return r.events.map((e, i) => ({
+    seq: r.firstSeq + i,
+    route: e.route,
+    kafkaTopic: e.kafkaTopic,
+    key: e.key,
+    topic: e.topic,
+    payload: e.payload,
+    receivedAt: e.receivedAt,
+    encoded: e.encoded,
+    captures: e.captures,
+    aggregate: e.aggregate,
+    priority: e.priority,
+  }));
 }
 
 function info(r: MemoryRow): RowInfo {

@@ -141,8 +141,11 @@ export class Pipeline {
           topic: message.topic,
           payload: message.payload,
           receivedAt: message.receivedAt,
+          encoded: undefined,
+          captures: m.captures,
+          priority: undefined,
         };
-        out.events.push(m.captures !== undefined ? { ...e, captures: m.captures } : e);
+        out.events.push(e);
         continue;
       }
       const ev = startWorking(message, m, route.priority);
@@ -277,7 +280,8 @@ export class Pipeline {
       payload: valueEncoder.encode(value),
       receivedAt: ev.receivedAt,
       encoded: true,
-      ...withCaptures(ev.vars),
+      captures: capturesOf(ev.vars),
+      priority: undefined,
     });
   }
 }
@@ -299,23 +303,28 @@ function startWorking(message: InboundMessage, m: RouteMatch, priority: number):
 
 /** No decode step: the payload as received; `raw`: the bytes; anything else: its CBOR encoding. */
 function toRouted(route: string, ev: Working): RoutedEvent {
-  const base = {
+  const encoded = ev.value !== undefined && !Buffer.isBuffer(ev.value);
+  return {
     route,
     kafkaTopic: ev.kafkaTopic,
     key: ev.key,
     topic: ev.topic,
+    payload:
+      ev.value === undefined
+        ? ev.payload
+        : Buffer.isBuffer(ev.value)
+          ? ev.value
+          : valueEncoder.encode(wideIntegers(ev.value)),
     receivedAt: ev.receivedAt,
+    encoded: encoded ? true : undefined,
+    captures: capturesOf(ev.vars),
     priority: ev.priority,
-    ...withCaptures(ev.vars),
   };
-  if (ev.value === undefined) return { ...base, payload: ev.payload };
-  if (Buffer.isBuffer(ev.value)) return { ...base, payload: ev.value };
-  return { ...base, payload: valueEncoder.encode(wideIntegers(ev.value)), encoded: true };
 }
 
 /** The topic captures of an event's vars (all but the built-in client_id and topic); one object per vars object. */
-const capturesByVars = new WeakMap<object, { captures?: Readonly<Record<string, string>> }>();
-function withCaptures(vars: Readonly<Record<string, string>>): { captures?: Readonly<Record<string, string>> } {
+const capturesByVars = new WeakMap<object, { captures: Readonly<Record<string, string>> | undefined }>();
+function capturesOf(vars: Readonly<Record<string, string>>): Readonly<Record<string, string>> | undefined {
   let hit = capturesByVars.get(vars);
   if (hit === undefined) {
     const captures: Record<string, string> = {};
@@ -325,8 +334,8 @@ function withCaptures(vars: Readonly<Record<string, string>>): { captures?: Read
       setOwn(captures, k, v);
       n++;
     }
-    hit = n > 0 ? { captures: Object.freeze(captures) } : {};
+    hit = { captures: n > 0 ? Object.freeze(captures) : undefined };
     capturesByVars.set(vars, hit);
   }
-  return hit;
+  return hit.captures;
 }

@@ -76,18 +76,21 @@ export class RowCodec {
       }
       const [key, topic, payload, receivedAt, encoded, caps, seq, aggregate] = t as StoredTuple;
       const captures = caps ?? undefined;
-      const e: SequencedEvent = {
+      // one object shape whatever the tuple held (absent fields undefined): the forwarder's hot paths
+      // (toRecords, encodeBatch) stay monomorphic; spreads made a shape per combination
+      return {
         seq: seq ?? row.first_seq + i,
-        ...(aggregate !== undefined && aggregate !== null ? { aggregate } : {}),
         route: row.route,
         kafkaTopic: row.kafka_topic,
         key,
         topic,
         payload: asBuffer(payload),
         receivedAt,
+        encoded: encoded === 1 ? true : undefined,
+        captures,
+        aggregate: aggregate ?? undefined,
+        priority: undefined,
       };
-      if (captures !== undefined) return encoded === 1 ? { ...e, encoded: true, captures } : { ...e, captures };
-      return encoded === 1 ? { ...e, encoded: true } : e;
     });
   }
 }
