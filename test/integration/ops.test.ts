@@ -141,7 +141,14 @@ test(
     assert.equal(report.health.status, 'ok');
     assert.equal(report.stats.received_messages_total, N + 1);
     assert.equal(report.buffer.events, 0);
-    assert.deepEqual(report.drops.by_reason, { dropped_full: 0, expired: 0, rejected: 0, corrupt: 0, dead_letter: 0 });
+    assert.deepEqual(report.drops.by_reason, {
+      dropped_full: 0,
+      expired: 0,
+      rejected: 0,
+      corrupt: 0,
+      dead_letter: 0,
+      downsampled: 0,
+    });
     assert.equal(report.drops.unrouted_messages, 1);
     assert.deepEqual(report.dead_letters, { total: 0, stored: 0, recent: [] });
     assert.equal(report.upstream.connected, true);
